@@ -1,0 +1,136 @@
+"""The QRNN step-circuit specification and its Qiskit construction (the single PQC definition)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Sequence, Union
+
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+from qiskit.quantum_info import SparsePauliOp
+
+Entangler = Literal["cx_ring", "cz_ring", "cx_ladder"]
+ENTANGLERS: tuple[str, ...] = ("cx_ring", "cz_ring", "cx_ladder")
+READOUT_SETS: tuple[str, ...] = ("xyz", "z", "zz")
+MAX_QUBITS = 24
+
+_PAULI_LABEL = re.compile(r"^[IXYZ]+$")
+
+
+@dataclass(frozen=True)
+class QRNNSpec:
+    """Shape of one QRNN step circuit U(θ).
+
+    ``layers`` repetitions of [RY on every qubit, RZ on every qubit, entangler]; P = 2·n·layers angles.
+    ``readouts`` is ``"xyz"`` (⟨X_q⟩ for all q, then ⟨Y_q⟩, then ⟨Z_q⟩: 3n values), ``"z"`` (n values),
+    ``"zz"`` (⟨Z_q⟩ then neighbour correlators ⟨Z_q Z_{q+1}⟩ along the entangler's edges) or a tuple of
+    Pauli labels of length n (Qiskit order: the rightmost character acts on qubit 0).
+    """
+
+    n_qubits: int
+    layers: int = 2
+    entangler: str = "cx_ring"
+    readouts: Union[str, tuple[str, ...]] = "xyz"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_qubits, bool) or not isinstance(self.n_qubits, int) or not 1 <= self.n_qubits <= MAX_QUBITS:
+            raise ValueError(f"n_qubits must be an integer in 1..{MAX_QUBITS}, got {self.n_qubits!r}")
+        if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1:
+            raise ValueError(f"layers must be an integer >= 1, got {self.layers!r}")
+        if self.entangler not in ENTANGLERS:
+            raise ValueError(f"entangler must be one of {', '.join(ENTANGLERS)}; got {self.entangler!r}")
+        readouts = self.readouts
+        if isinstance(readouts, str):
+            if readouts not in READOUT_SETS:
+                raise ValueError(
+                    f"readouts must be one of {', '.join(READOUT_SETS)} or a list of Pauli strings; got {readouts!r}"
+                )
+        else:
+            labels = tuple(readouts)
+            if not labels:
+                raise ValueError("readouts: an explicit list of Pauli strings must not be empty")
+            for label in labels:
+                if not isinstance(label, str) or not _PAULI_LABEL.match(label) or len(label) != self.n_qubits:
+                    raise ValueError(
+                        f"readouts: {label!r} is not a Pauli string of length n_qubits={self.n_qubits} over I, X, Y, Z"
+                    )
+            object.__setattr__(self, "readouts", labels)
+
+    @property
+    def n_params(self) -> int:
+        """Number of circuit angles P = 2·n·layers."""
+        return 2 * self.n_qubits * self.layers
+
+    @property
+    def n_readouts(self) -> int:
+        return len(readout_labels(self))
+
+    def edges(self) -> list[tuple[int, int]]:
+        """(control, target) pairs of the entangler, in application order."""
+        n = self.n_qubits
+        ladder = [(q, q + 1) for q in range(n - 1)]
+        if self.entangler == "cx_ladder" or n <= 2:
+            return ladder
+        return ladder + [(n - 1, 0)]
+
+    def to_dict(self) -> dict:
+        readouts = self.readouts if isinstance(self.readouts, str) else list(self.readouts)
+        return {"n_qubits": self.n_qubits, "layers": self.layers, "entangler": self.entangler, "readouts": readouts}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "QRNNSpec":
+        readouts = d.get("readouts", "xyz")
+        return cls(
+            n_qubits=int(d["n_qubits"]),
+            layers=int(d.get("layers", 2)),
+            entangler=d.get("entangler", "cx_ring"),
+            readouts=readouts if isinstance(readouts, str) else tuple(readouts),
+        )
+
+
+def step_circuit(spec: QRNNSpec, name: str = "θ") -> QuantumCircuit:
+    """One QRNN step U(θ) with a ``ParameterVector`` of length ``spec.n_params``.
+
+    Angle order (equal to ``circuit.parameters`` order): for each layer, RY angles of qubits 0..n-1,
+    then RZ angles of qubits 0..n-1.
+    """
+    n = spec.n_qubits
+    theta = ParameterVector(name, spec.n_params)
+    qc = QuantumCircuit(n, name="qrnn_step")
+    gate = "cz" if spec.entangler == "cz_ring" else "cx"
+    k = 0
+    for _ in range(spec.layers):
+        for q in range(n):
+            qc.ry(theta[k + q], q)
+        for q in range(n):
+            qc.rz(theta[k + n + q], q)
+        k += 2 * n
+        for control, target in spec.edges():
+            getattr(qc, gate)(control, target)
+    return qc
+
+
+def readout_labels(spec: QRNNSpec) -> list[str]:
+    """Pauli labels (Qiskit order, rightmost character = qubit 0) of the readout observables."""
+    n = spec.n_qubits
+
+    def single(pauli: str, qubits: Sequence[int]) -> str:
+        chars = ["I"] * n
+        for q in qubits:
+            chars[n - 1 - q] = pauli
+        return "".join(chars)
+
+    if not isinstance(spec.readouts, str):
+        return list(spec.readouts)
+    if spec.readouts == "xyz":
+        return [single(p, [q]) for p in "XYZ" for q in range(n)]
+    if spec.readouts == "z":
+        return [single("Z", [q]) for q in range(n)]
+    # "zz": single-qubit Z plus neighbour correlators on the entangler's edges
+    return [single("Z", [q]) for q in range(n)] + [single("Z", [a, b]) for a, b in spec.edges()]
+
+
+def readout_observables(spec: QRNNSpec) -> list[SparsePauliOp]:
+    """The readout observables as ``SparsePauliOp`` s, in readout order."""
+    return [SparsePauliOp(label) for label in readout_labels(spec)]

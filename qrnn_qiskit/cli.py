@@ -1,0 +1,129 @@
+"""Command-line interface: a thin layer over the Python API. Errors print one line and exit with code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import MISSING, fields, replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .errors import QRNNError
+
+_HELP = {
+    "task": "task to train (copying)",
+    "model": "qrnn or a classical baseline: rnn, lstm, gru",
+    "delay": "copying: number of blanks T between the symbols and the marker",
+    "qubits": "QRNN register size n",
+    "layers": "QRNN step-circuit layers L (P = 2·n·L angles)",
+    "entangler": "cx_ring, cz_ring or cx_ladder",
+    "readouts": "xyz (3n values), z (n) or zz (n + neighbour correlators)",
+    "width": "controller hidden width",
+    "depth": "controller hidden layers (0: linear map)",
+    "activation": "controller nonlinearity: linear, relu, gelu, glu, leaky_relu, tanh",
+    "dropout": "controller dropout",
+    "angle_map": "identity (raw angles) or tanh (π·tanh)",
+    "init_scale": "scale of the controller's last-layer initial weights",
+    "feedback": "feed the previous readouts z_{t-1} to the controller",
+    "dtype": "statevector precision: complex64 or complex128",
+    "hidden": "classical baselines: hidden size (default: matched to the QRNN these flags describe)",
+    "embed_dim": "input embedding size",
+    "steps": "training iterations",
+    "batch_size": "batch size",
+    "lr": "Adam learning rate",
+    "clip": "gradient-norm clipping (0 disables)",
+    "seed": "random seed (data, initialisation, dropout)",
+    "eval_every": "evaluate, log and checkpoint every N steps",
+    "eval_size": "evaluation set size",
+    "max_minutes": "stop training after this many minutes (0: no limit)",
+    "threads": "torch CPU threads (0: torch default)",
+    "progress": "show a progress bar",
+}
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    from .training import TrainConfig
+
+    for f in fields(TrainConfig):
+        if f.name == "match_params":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=_HELP.get(f.name))
+        else:
+            kind = type(default) if default is not None else int
+            parser.add_argument(flag, type=kind, default=default, help=f"{_HELP.get(f.name, '')} (default: {default})")
+    parser.add_argument("--match-params", metavar="RUN_DIR",
+                        help="classical baselines: match the parameter count of an existing run")
+
+
+def _config_from_args(args: argparse.Namespace):
+    from .models import count_parameters
+    from .training import TrainConfig, load_run
+
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "match_params"}
+    config = TrainConfig(**values)
+    if args.match_params:
+        if config.model == "qrnn":
+            raise QRNNError("--match-params sizes classical baselines; it does not apply to --model qrnn")
+        _, reference, _ = load_run(args.match_params)
+        config = replace(config, match_params=count_parameters(reference))
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import Trainer
+
+    config = _config_from_args(args)
+    run_dir = Path(args.run_dir or f"runs/{config.task}-{config.model}")
+    trainer = Trainer(config, run_dir, resume=args.resume, argv=sys.argv)
+    print(f"run directory: {run_dir}  parameters: {sum(p.numel() for p in trainer.model.parameters())}")
+    result = trainer.fit()
+    print(f"{config.task}/{config.model} after {result.steps} steps, {result.seconds:.0f} s: {result.summary}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(minutes=args.minutes, root=Path(args.run_root) if args.run_root else None, progress=args.progress)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qrnn", description="Quantum recurrent neural networks on Qiskit circuits.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a QRNN or a classical baseline on a task")
+    _add_config_arguments(train)
+    train.add_argument("--run-dir", help="run directory (default: runs/TASK-MODEL)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    train.set_defaults(func=cmd_train)
+
+    demo = sub.add_parser("demo", help="train a small QRNN and a same-size LSTM on copying memory and compare")
+    demo.add_argument("--minutes", type=float, default=None, help="override the total training budget")
+    demo.add_argument("--run-root", help="folder for the demo's runs (default: runs/demo-TIMESTAMP)")
+    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        code = args.func(args)
+    except QRNNError as exc:
+        print(f"qrnn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"qrnn: interrupted after {time.perf_counter() - started:.0f} s; the last checkpoint is kept", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""QRNN and classical sequence models."""
+
+from .qrnn import ACTIVATIONS, ANGLE_MAPS, Controller, ControllerConfig, QRNNConfig, QRNNCore
+from .sequence import (
+    MODELS,
+    ClassicalCore,
+    InputSpec,
+    SequenceModel,
+    build_model,
+    count_parameters,
+    match_hidden_size,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "ANGLE_MAPS",
+    "MODELS",
+    "ClassicalCore",
+    "Controller",
+    "ControllerConfig",
+    "InputSpec",
+    "QRNNConfig",
+    "QRNNCore",
+    "SequenceModel",
+    "build_model",
+    "count_parameters",
+    "match_hidden_size",
+]

@@ -1,0 +1,131 @@
+"""Sequence models: input embedding → recurrent core (QRNN or classical) → head; and size matching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal, Optional
+
+import torch
+from torch import nn
+
+from ..backends import StatevectorEngine
+from ..circuits import QRNNSpec, readout_observables, step_circuit
+from .qrnn import ControllerConfig, QRNNConfig, QRNNCore
+
+MODELS: tuple[str, ...] = ("qrnn", "rnn", "lstm", "gru")
+CLASSICAL = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class ClassicalCore(nn.Module):
+    """A single-layer ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` with the same interface as ``QRNNCore``."""
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        if kind not in CLASSICAL:
+            raise ValueError(f"classical model must be one of {', '.join(CLASSICAL)}; got {kind!r}")
+        self.kind = kind
+        self.hidden_size = hidden_size
+        self.rnn = CLASSICAL[kind](input_size, hidden_size, batch_first=True)
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    def forward(self, x: torch.Tensor, state=None):
+        return self.rnn(x, state)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Token inputs (``vocab`` > 0, embedded to ``embed_dim``) or real features (``features`` > 0)."""
+
+    vocab: int = 0
+    features: int = 0
+    embed_dim: int = 16
+
+    def __post_init__(self) -> None:
+        if (self.vocab > 0) == (self.features > 0):
+            raise ValueError("exactly one of vocab (token inputs) or features (real-valued inputs) must be > 0")
+
+
+class SequenceModel(nn.Module):
+    """Embedding (nn.Embedding for tokens, nn.Linear for reals) → core → linear head.
+
+    ``head="last"`` classifies from the last step (or from ``lengths - 1`` when sequences are padded);
+    ``head="all"`` predicts at every step.
+    """
+
+    def __init__(self, inputs: InputSpec, core: nn.Module, n_outputs: int, head: Literal["last", "all"] = "all"):
+        super().__init__()
+        if head not in ("last", "all"):
+            raise ValueError(f"head must be 'last' or 'all', got {head!r}")
+        self.inputs = inputs
+        if inputs.vocab:
+            self.embed: nn.Module = nn.Embedding(inputs.vocab, inputs.embed_dim)
+        else:
+            self.embed = nn.Linear(inputs.features, inputs.embed_dim)
+        self.core = core
+        self.head_mode = head
+        self.head = nn.Linear(core.output_size, n_outputs)
+
+    def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.inputs.vocab:
+            if x.dim() != 2 or x.dtype not in (torch.long, torch.int32, torch.int64):
+                raise ValueError(f"token inputs must be an integer tensor [batch, time], got {x.dtype} {tuple(x.shape)}")
+        elif x.dim() != 3 or x.shape[-1] != self.inputs.features:
+            raise ValueError(f"real inputs must be [batch, time, {self.inputs.features}], got {tuple(x.shape)}")
+        return self._forward(x, lengths)
+
+    def _forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
+        hidden, _ = self.core(self.embed(x))
+        if self.head_mode == "all":
+            return self.head(hidden)
+        if lengths is None:
+            return self.head(hidden[:, -1])
+        index = (lengths.to(hidden.device) - 1).clamp(min=0)
+        return self.head(hidden[torch.arange(hidden.shape[0], device=hidden.device), index])
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_model(
+    kind: str,
+    inputs: InputSpec,
+    n_outputs: int,
+    head: Literal["last", "all"] = "all",
+    *,
+    qrnn: Optional[QRNNConfig] = None,
+    hidden_size: int = 64,
+    dtype: torch.dtype = torch.complex64,
+) -> SequenceModel:
+    """Build a ``SequenceModel`` of the given kind (``qrnn``, ``rnn``, ``lstm``, ``gru``)."""
+    if kind not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {kind!r}")
+    if kind == "qrnn":
+        config = qrnn or QRNNConfig(QRNNSpec(8))
+        engine = StatevectorEngine(step_circuit(config.spec), readout_observables(config.spec), dtype=dtype)
+        core: nn.Module = QRNNCore(inputs.embed_dim, config, engine)
+    else:
+        if hidden_size < 1:
+            raise ValueError(f"hidden size must be >= 1, got {hidden_size}")
+        core = ClassicalCore(kind, inputs.embed_dim, hidden_size)
+    return SequenceModel(inputs, core, n_outputs, head)
+
+
+def match_hidden_size(build: Callable[[int], nn.Module], target: int, low: int = 1, high: int = 4096) -> int:
+    """Hidden size h in [low, high] whose model ``build(h)`` has the parameter count closest to ``target``."""
+    if target < 1:
+        raise ValueError(f"target parameter count must be >= 1, got {target}")
+    lo, hi = low, high
+    while lo < hi:  # smallest h with count >= target (counts grow with h)
+        mid = (lo + hi) // 2
+        if count_parameters(build(mid)) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    candidates = [h for h in (lo - 1, lo) if low <= h <= high]
+    return min(candidates, key=lambda h: abs(count_parameters(build(h)) - target))
+
+

@@ -1,0 +1,238 @@
+"""A model-agnostic trainer with run directories, atomic checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import QRNNError
+from ..models import SequenceModel, count_parameters
+from .config import TrainConfig
+from .tasks import Task, make_task
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``); malformed files are a clear error."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise QRNNError(f"no checkpoint at {path}; train first with 'qrnn train ... --run-dir {path.parent}'")
+    except Exception as exc:  # pickle/zip errors carry long messages; keep the first line
+        raise QRNNError(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0][:200]})") from None
+    missing = {"model", "optimizer", "step", "config"} - set(state) if isinstance(state, dict) else {"everything"}
+    if missing:
+        raise QRNNError(f"{path} is not a qrnn-qiskit checkpoint (missing {', '.join(sorted(missing))})")
+    return state
+
+
+@dataclass
+class RunResult:
+    """What a finished (or time-limited) run reports."""
+
+    run_dir: Path
+    config: TrainConfig
+    steps: int
+    seconds: float
+    parameters: int
+    metrics: dict[str, float]
+    summary: str
+
+
+def load_run(run_dir: Union[str, Path]) -> tuple[TrainConfig, SequenceModel, dict[str, Any]]:
+    """Rebuild a run's model from its config.json and checkpoint (evaluation, export, resume)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG
+    if not config_path.exists():
+        raise QRNNError(f"{run_dir} is not a run directory (no {CONFIG})")
+    try:
+        config = TrainConfig.from_dict(json.loads(config_path.read_text())["config"])
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise QRNNError(f"{config_path} is malformed ({exc})") from None
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    if state["config"] != json.dumps(config.to_dict(), sort_keys=True):
+        saved = TrainConfig.from_dict(json.loads(state["config"]))
+        if config.differences(saved):
+            raise QRNNError(f"{run_dir}: checkpoint was written by another config ({', '.join(config.differences(saved))})")
+    model = make_task(config).build_model(config)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise QRNNError(f"{run_dir}: checkpoint does not fit the model ({str(exc).splitlines()[0]})") from None
+    return config, model, state
+
+
+class Trainer:
+    """Trains any ``SequenceModel`` on any ``Task``; knows nothing about either beyond their interfaces."""
+
+    def __init__(self, config: TrainConfig, run_dir: Union[str, Path], *, resume: bool = False,
+                 argv: Optional[Sequence[str]] = None) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.argv = list(argv) if argv is not None else list(sys.argv)
+        self._prepare_run_dir()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.task: Task = make_task(config)
+        self.model = self.task.build_model(config)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.step = 0
+        self.elapsed = 0.0
+        self.best: dict[str, float] = {}
+        if resume and (self.run_dir / CHECKPOINT).exists():
+            self._restore(load_checkpoint(self.run_dir / CHECKPOINT))
+
+    def _prepare_run_dir(self) -> None:
+        config_path = self.run_dir / CONFIG
+        if config_path.exists() and not self.resume:
+            raise QRNNError(
+                f"run directory {self.run_dir} already exists; pass --resume to continue it or choose another --run-dir"
+            )
+        if self.resume:
+            if not config_path.exists():
+                raise QRNNError(f"cannot resume: {self.run_dir} has no {CONFIG}; start a new run without --resume")
+            saved = TrainConfig.from_dict(json.loads(config_path.read_text())["config"])
+            diff = self.config.differences(saved)
+            if diff:
+                raise QRNNError(
+                    f"cannot resume {self.run_dir}: its config differs in {', '.join(diff)}; use the same flags or a new --run-dir"
+                )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        record = {"config": self.config.to_dict(), "argv": self.argv, "torch": torch.__version__}
+        atomic_write_json(config_path, record)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        saved = TrainConfig.from_dict(json.loads(state["config"]))
+        diff = self.config.differences(saved)
+        if diff:
+            raise QRNNError(f"cannot resume {self.run_dir}: the checkpoint was written by another config ({', '.join(diff)})")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise QRNNError(f"cannot resume {self.run_dir}: checkpoint does not fit the model ({str(exc).splitlines()[0]})") from None
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        self.best = dict(state.get("best", {}))
+        torch.set_rng_state(state["torch_rng"])
+
+    def _checkpoint(self) -> None:
+        save_checkpoint(
+            self.run_dir / CHECKPOINT,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "elapsed": self.elapsed,
+                "best": self.best,
+                "torch_rng": torch.get_rng_state(),
+                "config": json.dumps(self.config.to_dict(), sort_keys=True),
+            },
+        )
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on the task's fixed evaluation set (averaged over its batches, weighted by size)."""
+        self.model.eval()
+        totals: dict[str, float] = {}
+        count = 0
+        for x, y in self.task.eval_batches():
+            metrics = self.task.metrics(self.model(x), y)
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + value * len(x)
+            count += len(x)
+        self.model.train()
+        return {key: value / count for key, value in totals.items()}
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / METRICS, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def fit(self) -> RunResult:
+        """Train until ``config.steps`` or ``config.max_minutes``; evaluate, log and checkpoint on the way."""
+        cfg = self.config
+        limit = cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
+        self.model.train()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc=f"{cfg.task}/{cfg.model}",
+                   dynamic_ncols=True, file=sys.stderr)
+        running = None
+        while self.step < cfg.steps and self.elapsed < limit:
+            started = time.perf_counter()
+            x, y = self.task.train_batch(self.step)
+            loss = self.task.loss(self.model(x), y)
+            if not torch.isfinite(loss):
+                raise QRNNError(f"training diverged at step {self.step} (loss {loss.item()}); lower --lr or set --clip")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+            self.optimizer.step()
+            self.step += 1
+            self.elapsed += time.perf_counter() - started
+            value = loss.item()
+            running = value if running is None else 0.95 * running + 0.05 * value
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}", refresh=False)
+            if self.step % cfg.eval_every == 0 or self.step == cfg.steps or self.elapsed >= limit:
+                metrics = self.evaluate()
+                self.best = {k: max(v, self.best.get(k, v)) if k == "accuracy" else min(v, self.best.get(k, v))
+                             for k, v in metrics.items()}
+                self._log({"step": self.step, "seconds": round(self.elapsed, 3), "train_loss": running, **metrics})
+                bar.set_postfix(loss=f"{running:.4f}", **{f"val_{k}": f"{v:.4f}" for k, v in metrics.items()})
+                self._checkpoint()
+        bar.close()
+        metrics = self.evaluate()
+        return RunResult(self.run_dir, cfg, self.step, self.elapsed, count_parameters(self.model), metrics,
+                         self.task.describe(metrics))
+
+
+def read_metrics(run_dir: Union[str, Path]) -> list[dict[str, Any]]:
+    """The run's metrics.jsonl records (empty when it has none yet)."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
