@@ -107,7 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--run-root", help="folder for the demo's runs (default: runs/demo-TIMESTAMP)")
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     demo.set_defaults(func=cmd_demo)
+
+    for register in _subcommand_modules():
+        register(sub)
     return parser
+
+
+def _subcommand_modules():
+    """``register(subparsers)`` functions of the other command groups (each lives next to its code)."""
+    return []
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -132,6 +132,14 @@ class QRNNCore(nn.Module):
         psi = self.engine.initial_state(batch)
         return psi, self.engine.readouts(psi)
 
+    def step_angles(self, x_t: torch.Tensor, z_prev: torch.Tensor) -> torch.Tensor:
+        """Circuit angles θ_t [B, P] from step features x_t [B, F] and previous readouts z_{t-1} [B, R].
+
+        This is the host-side half of one step; hardware protocols call it between circuit executions.
+        """
+        features = torch.cat([x_t, z_prev.to(x_t.dtype)], dim=-1) if self.config.feedback else x_t
+        return self.controller(features)
+
     def forward(
         self, x: torch.Tensor, state: Optional[tuple[torch.Tensor, torch.Tensor]] = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
@@ -143,8 +151,7 @@ class QRNNCore(nn.Module):
         z = z.to(x.dtype)
         outputs = []
         for t in range(steps):
-            features = torch.cat([x[:, t], z], dim=-1) if self.config.feedback else x[:, t]
-            angles = self.controller(features)
+            angles = self.step_angles(x[:, t], z)
             psi = self.engine.step(psi, angles)
             z = self.engine.readouts(psi).to(x.dtype)
             outputs.append(z)

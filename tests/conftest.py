@@ -1,0 +1,16 @@
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same seeds; tests that need other randomness make their own generators."""
+    torch.manual_seed(1234)
+    np.random.seed(1234)
+    yield
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261122)
