@@ -1,0 +1,97 @@
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from qrnn_qiskit.cli import main
+from qrnn_qiskit.errors import QRNNError
+from qrnn_qiskit.training import TrainConfig, Trainer, load_run, read_metrics
+
+TINY = TrainConfig(delay=2, qubits=3, layers=1, width=8, steps=6, eval_every=3, eval_size=16, batch_size=4,
+                   lr=1e-2, progress=False)
+
+
+def test_tiny_copying_run_writes_a_complete_run_directory(tmp_path):
+    result = Trainer(TINY, tmp_path / "run", argv=["qrnn", "train"]).fit()
+    assert result.steps == 6 and 0 <= result.metrics["accuracy"] <= 1
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["argv"] == ["qrnn", "train"] and record["config"]["qubits"] == 3
+    assert [r["step"] for r in read_metrics(tmp_path / "run")] == [3, 6]
+    config, model, state = load_run(tmp_path / "run")
+    assert config == TINY and state["step"] == 6
+    assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("model", ["qrnn", "lstm"])
+def test_same_seed_same_result_and_resume_is_exact(tmp_path, model):
+    config = replace(TINY, model=model, dropout=0.2 if model == "qrnn" else 0.0)
+    straight = Trainer(config, tmp_path / "a").fit()
+    Trainer(replace(config, steps=3), tmp_path / "b").fit()
+    resumed = Trainer(config, tmp_path / "b", resume=True).fit()
+    again = Trainer(config, tmp_path / "c").fit()
+    assert resumed.steps == 6
+    assert straight.metrics == resumed.metrics == again.metrics
+    a, b = load_run(tmp_path / "a")[1], load_run(tmp_path / "b")[1]
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
+
+
+def test_baseline_is_matched_to_the_qrnn_flags(tmp_path):
+    qrnn = Trainer(TINY, tmp_path / "q")
+    lstm = Trainer(replace(TINY, model="lstm"), tmp_path / "l")
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert abs(count(lstm.model) - count(qrnn.model)) < 0.1 * count(qrnn.model)
+
+
+def test_existing_run_dir_needs_resume_and_resume_needs_same_config(tmp_path):
+    Trainer(TINY, tmp_path / "run").fit()
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(QRNNError, match="already exists; pass --resume"):
+        Trainer(TINY, tmp_path / "run")
+    with pytest.raises(QRNNError, match="differs in qubits"):
+        Trainer(replace(TINY, qubits=4), tmp_path / "run", resume=True)
+    with pytest.raises(QRNNError, match="has no config.json"):
+        Trainer(TINY, tmp_path / "nothing", resume=True)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
+def test_malformed_checkpoint_is_a_clear_error(tmp_path):
+    Trainer(TINY, tmp_path / "run").fit()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(QRNNError, match="not a readable checkpoint"):
+        load_run(tmp_path / "run")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--task", "imagenet"], "unknown task"), (["--model", "transformer"], "unknown model"),
+    (["--entangler", "swap"], "unknown entangler"), (["--activation", "swish"], "unknown activation"),
+    (["--qubits", "0"], "--qubits must be in 1..24"), (["--qubits", "30"], "--qubits"),
+    (["--delay", "0"], "--delay must be >= 1"), (["--batch-size", "0"], "--batch-size must be >= 1"),
+])
+def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
+    code = main(["train", "--run-dir", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_train_and_resume_end_to_end(tmp_path, capsys):
+    args = ["train", "--run-dir", str(tmp_path / "r"), "--delay", "2", "--qubits", "2", "--layers", "1",
+            "--width", "4", "--steps", "4", "--eval-every", "2", "--eval-size", "8", "--batch-size", "4", "--no-progress"]
+    assert main(args) == 0
+    assert "recalled-symbol accuracy" in capsys.readouterr().out
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(args + ["--steps", "6", "--resume"]) == 0
+    assert read_metrics(tmp_path / "r")[-1]["step"] == 6
+    lstm = ["train", "--run-dir", str(tmp_path / "l"), "--model", "lstm", "--match-params", str(tmp_path / "r"),
+            "--delay", "2", "--steps", "2", "--eval-size", "8", "--batch-size", "4", "--no-progress"]
+    assert main(lstm) == 0
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "qrnn_qiskit.cli", "train", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--qubits" in out.stdout
