@@ -39,6 +39,9 @@ _HELP = {
     "max_minutes": "stop training after this many minutes (0: no limit)",
     "threads": "torch CPU threads (0: torch default)",
     "progress": "show a progress bar",
+    "backend": "where the QRNN's circuits run: statevector (fast torch engine) or aer (exact Aer via "
+               "EstimatorQNN + TorchConnector; slow: O(T³·P) circuits per sample)",
+    "force": "run --backend aer plans estimated to take longer than an hour",
 }
 
 

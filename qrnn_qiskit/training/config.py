@@ -14,7 +14,9 @@ from ..models import ACTIVATIONS, ANGLE_MAPS, MODELS, ControllerConfig, QRNNConf
 DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 
 # fields that may change when a run is resumed (how long / how it reports), all others must match
-RESUMABLE_FIELDS = ("steps", "max_minutes", "eval_every", "progress", "threads")
+# "backend"/"force" too: the statevector and aer backends compute the same model (identical state_dicts)
+RESUMABLE_FIELDS = ("steps", "max_minutes", "eval_every", "progress", "threads", "backend", "force")
+BACKENDS: tuple[str, ...] = ("statevector", "aer")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class TrainConfig:
     max_minutes: float = 0.0  # 0: no time limit
     threads: int = 0  # 0: torch default
     progress: bool = True
+    # where the QRNN's quantum half runs: the torch engine, or Aer through EstimatorQNN + TorchConnector
+    backend: str = "statevector"
+    force: bool = False  # run aer configurations estimated to take longer than an hour
 
     def __post_init__(self) -> None:
         from .tasks import TASKS
@@ -86,6 +91,9 @@ class TrainConfig:
         check(self.eval_size >= 1, f"--eval-size must be >= 1, got {self.eval_size}")
         check(self.max_minutes >= 0, f"--max-minutes must be >= 0, got {self.max_minutes}")
         check(self.threads >= 0, f"--threads must be >= 0, got {self.threads}")
+        check(self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
+        check(self.backend == "statevector" or self.model == "qrnn",
+              f"--backend {self.backend} runs the QRNN's quantum circuit; --model {self.model} is classical (drop --backend)")
 
     @property
     def qrnn(self) -> QRNNConfig:

@@ -38,6 +38,8 @@ class Task(Protocol):
 def build_for_task(config: "TrainConfig", inputs: InputSpec, n_outputs: int, head: str) -> SequenceModel:
     """The model ``config.model`` for a task; classical baselines are sized by --hidden, --match-params or,
     by default, to the parameter count of the QRNN that the same flags describe."""
+    if config.model == "qrnn" and config.backend == "aer":
+        return _build_aer_qrnn(config, inputs, n_outputs, head)
     if config.model == "qrnn":
         return build_model("qrnn", inputs, n_outputs, head, qrnn=config.qrnn, dtype=config.torch_dtype)
     hidden = config.hidden
@@ -47,6 +49,19 @@ def build_for_task(config: "TrainConfig", inputs: InputSpec, n_outputs: int, hea
             target = count_parameters(build_model("qrnn", inputs, n_outputs, head, qrnn=config.qrnn))
         hidden = match_hidden_size(lambda h: build_model(config.model, inputs, n_outputs, head, hidden_size=h), target)
     return build_model(config.model, inputs, n_outputs, head, hidden_size=hidden)
+
+
+def _build_aer_qrnn(config: "TrainConfig", inputs: InputSpec, n_outputs: int, head: str) -> SequenceModel:
+    """The same QRNN with its quantum half on Aer (EstimatorQNN + TorchConnector); refuses, before any
+    simulation, specs too large for memory and (at the first batch) plans estimated to take over an hour."""
+    from ..backends.aer import check_memory
+    from ..models.aer_core import AerQRNNCore
+
+    check_memory(config.qubits, max(config.batch_size, min(config.eval_size, 256)), what="--backend aer")
+    evaluations = -(-config.steps // config.eval_every) + 1
+    core = AerQRNNCore(inputs.embed_dim, config.qrnn, planned_steps=config.steps,
+                       planned_eval_samples=evaluations * config.eval_size, force=config.force)
+    return SequenceModel(inputs, core, n_outputs, head)
 
 
 class CopyingTask:
