@@ -12,9 +12,13 @@ from typing import Optional, Sequence
 from .errors import QRNNError
 
 _HELP = {
-    "task": "task to train (copying)",
-    "model": "qrnn or a classical baseline: rnn, lstm, gru",
+    "task": "task to train: copying, smnist (pixels, T=784), smnist-rows (T=28), pmnist (permuted pixels), imdb",
+    "model": "qrnn or a classical baseline: rnn, lstm, gru, orthogonal (expRNN-style)",
     "delay": "copying: number of blanks T between the symbols and the marker",
+    "val_fraction": "smnist/smnist-rows/pmnist/imdb: fraction of the training split held out for validation",
+    "permutation_seed": "pmnist: seed of the one fixed pixel permutation (recorded in config.json)",
+    "vocab_size": "imdb: vocabulary size including padding and unknown (most frequent training words)",
+    "max_len": "imdb: keep the last MAX_LEN words of each review",
     "qubits": "QRNN register size n",
     "layers": "QRNN step-circuit layers L (P = 2·n·L angles)",
     "entangler": "cx_ring, cz_ring or cx_ladder",
@@ -73,6 +77,10 @@ def _config_from_args(args: argparse.Namespace):
             raise QRNNError("--match-params sizes classical baselines; it does not apply to --model qrnn")
         _, reference, _ = load_run(args.match_params)
         config = replace(config, match_params=count_parameters(reference))
+    if getattr(args, "epochs", None) is not None:
+        from .training.tasks_paper import steps_for_epochs
+
+        config = replace(config, steps=steps_for_epochs(config, args.epochs))
     return config
 
 
@@ -103,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(train)
     train.add_argument("--run-dir", help="run directory (default: runs/TASK-MODEL)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    train.add_argument("--epochs", type=float, help="smnist/smnist-rows/pmnist/imdb: train this many passes over "
+                       "the training split (sets --steps)")
     train.set_defaults(func=cmd_train)
 
     demo = sub.add_parser("demo", help="train a small QRNN and a same-size LSTM on copying memory and compare")
@@ -118,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _subcommand_modules():
     """``register(subparsers)`` functions of the other command groups (each lives next to its code)."""
-    return []
+    from .data.cli import register as register_data
+    from .evaluation.report import register as register_report
+
+    return [register_data, register_report]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -10,9 +10,10 @@ from torch import nn
 
 from ..backends import StatevectorEngine
 from ..circuits import QRNNSpec, readout_observables, step_circuit
+from .orthogonal import OrthogonalCore
 from .qrnn import ControllerConfig, QRNNConfig, QRNNCore
 
-MODELS: tuple[str, ...] = ("qrnn", "rnn", "lstm", "gru")
+MODELS: tuple[str, ...] = ("qrnn", "rnn", "lstm", "gru", "orthogonal")
 CLASSICAL = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -37,15 +38,22 @@ class ClassicalCore(nn.Module):
 
 @dataclass(frozen=True)
 class InputSpec:
-    """Token inputs (``vocab`` > 0, embedded to ``embed_dim``) or real features (``features`` > 0)."""
+    """Token inputs (``vocab`` > 0, embedded to ``embed_dim``) or real features (``features`` > 0).
+
+    ``pad_id``: token inputs padded at the end with this id; a ``head="last"`` model then reads each
+    sequence's last non-padding step when no explicit ``lengths`` are given.
+    """
 
     vocab: int = 0
     features: int = 0
     embed_dim: int = 16
+    pad_id: Optional[int] = None
 
     def __post_init__(self) -> None:
         if (self.vocab > 0) == (self.features > 0):
             raise ValueError("exactly one of vocab (token inputs) or features (real-valued inputs) must be > 0")
+        if self.pad_id is not None and not 0 <= self.pad_id < self.vocab:
+            raise ValueError(f"pad_id must be a token id in 0..{self.vocab - 1}, got {self.pad_id}")
 
 
 class SequenceModel(nn.Module):
@@ -61,7 +69,7 @@ class SequenceModel(nn.Module):
             raise ValueError(f"head must be 'last' or 'all', got {head!r}")
         self.inputs = inputs
         if inputs.vocab:
-            self.embed: nn.Module = nn.Embedding(inputs.vocab, inputs.embed_dim)
+            self.embed: nn.Module = nn.Embedding(inputs.vocab, inputs.embed_dim, padding_idx=inputs.pad_id)
         else:
             self.embed = nn.Linear(inputs.features, inputs.embed_dim)
         self.core = core
@@ -80,6 +88,8 @@ class SequenceModel(nn.Module):
         hidden, _ = self.core(self.embed(x))
         if self.head_mode == "all":
             return self.head(hidden)
+        if lengths is None and self.inputs.pad_id is not None:
+            lengths = (x != self.inputs.pad_id).sum(dim=1)
         if lengths is None:
             return self.head(hidden[:, -1])
         index = (lengths.to(hidden.device) - 1).clamp(min=0)
@@ -100,7 +110,7 @@ def build_model(
     hidden_size: int = 64,
     dtype: torch.dtype = torch.complex64,
 ) -> SequenceModel:
-    """Build a ``SequenceModel`` of the given kind (``qrnn``, ``rnn``, ``lstm``, ``gru``)."""
+    """Build a ``SequenceModel`` of the given kind (``qrnn``, ``rnn``, ``lstm``, ``gru``, ``orthogonal``)."""
     if kind not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {kind!r}")
     if kind == "qrnn":
@@ -110,7 +120,8 @@ def build_model(
     else:
         if hidden_size < 1:
             raise ValueError(f"hidden size must be >= 1, got {hidden_size}")
-        core = ClassicalCore(kind, inputs.embed_dim, hidden_size)
+        core = (OrthogonalCore(inputs.embed_dim, hidden_size) if kind == "orthogonal"
+                else ClassicalCore(kind, inputs.embed_dim, hidden_size))
     return SequenceModel(inputs, core, n_outputs, head)
 
 

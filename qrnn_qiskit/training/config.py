@@ -27,6 +27,10 @@ class TrainConfig:
     model: str = "qrnn"
     # task options
     delay: int = 20
+    val_fraction: float = 0.1  # smnist/pmnist/imdb: validation carved from the training split
+    permutation_seed: int = 0  # pmnist: seed of the fixed pixel permutation
+    vocab_size: int = 10000  # imdb: word ids incl. padding and unknown
+    max_len: int = 200  # imdb: keep the last max_len words of each review
     # QRNN
     qubits: int = 8
     layers: int = 2
@@ -70,6 +74,10 @@ class TrainConfig:
         check(self.task in TASKS, f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)}")
         check(self.model in MODELS, f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
         check(self.delay >= 1, f"--delay must be >= 1, got {self.delay}")
+        check(0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        check(self.permutation_seed >= 0, f"--permutation-seed must be >= 0, got {self.permutation_seed}")
+        check(self.vocab_size >= 3, f"--vocab-size must be >= 3 (padding, unknown, one word), got {self.vocab_size}")
+        check(self.max_len >= 1, f"--max-len must be >= 1, got {self.max_len}")
         check(1 <= self.qubits <= MAX_QUBITS, f"--qubits must be in 1..{MAX_QUBITS}, got {self.qubits}")
         check(self.layers >= 1, f"--layers must be >= 1, got {self.layers}")
         check(self.entangler in ENTANGLERS, f"unknown entangler {self.entangler!r}; choose one of: {', '.join(ENTANGLERS)}")

@@ -110,6 +110,12 @@ class CopyingTask:
 
 TASKS: dict[str, Callable[["TrainConfig"], Task]] = {"copying": CopyingTask}
 
+# the paper's tasks on real datasets (smnist, smnist-rows, pmnist, imdb); imported here, after the names
+# tasks_paper needs from this module exist, so that every user of TASKS sees them
+from .tasks_paper import PAPER_TASKS  # noqa: E402
+
+TASKS.update(PAPER_TASKS)
+
 
 def make_task(config: "TrainConfig") -> Task:
     return TASKS[config.task](config)
