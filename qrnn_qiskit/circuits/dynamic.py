@@ -1,0 +1,136 @@
+"""Dynamic (hardware-native) form of a QRNN sequence: one circuit per input sequence and setting.
+
+Every step t applies the step circuit U(θ̄_t) with *precomputed* angles, then couples each data qubit's
+``setting`` basis to a fresh ancilla, measures the ancilla mid-circuit into clbit ``mid[t·n + q]`` and resets
+it. The next step's angles are corrected in real time: for selected (angle k, measured qubit q) pairs the
+circuit applies ``if_test(mid[(t-1)·n + q])`` → rotation by ``δ₁`` on angle k's gate, else ``δ₀``.
+Only constructs IBM runtime accepts today are used: if/else on a single measured bit, no switch, no
+nesting, no measurement or reset inside a branch.
+
+Coupling of data qubit q (basis rotated onto Z) to its ancilla a:
+  * ``"cnot"``: CX(q, a), a projective measurement; the ±1 outcome s has E[s] = ⟨B_q⟩.
+  * a float α in (0, π/2): RY(π/2 − α) on a, then CRY(2α)(q → a): a weak measurement with
+    E[s] = sin(α)·⟨B_q⟩ and less back-action on the data qubit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import numpy as np
+from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
+
+from .replay import append_basis_change
+from .spec import QRNNSpec, step_circuit
+
+MID_REGISTER = "mid"
+Coupling = Union[str, float]
+
+
+@dataclass(frozen=True)
+class Correction:
+    """At step ``step`` (0-based, ≥ 1) add ``delta_one`` to angle ``angle`` if bit mid[(step-1)·n + qubit] is 1,
+    else ``delta_zero``."""
+
+    step: int
+    angle: int
+    qubit: int
+    delta_one: float
+    delta_zero: float
+
+
+def validate_coupling(coupling: Coupling) -> Coupling:
+    """``"cnot"`` or a weak-coupling angle α in (0, π/2]; α = π/2 is returned as ``"cnot"``."""
+    if isinstance(coupling, str):
+        if coupling == "cnot":
+            return coupling
+        try:
+            coupling = float(coupling)
+        except ValueError:
+            raise ValueError(f"coupling must be 'cnot' or an angle in (0, π/2], got {coupling!r}") from None
+    if not 0.0 < float(coupling) <= math.pi / 2 + 1e-12:
+        raise ValueError(f"weak coupling angle must be in (0, π/2], got {coupling}")
+    return "cnot" if abs(float(coupling) - math.pi / 2) < 1e-12 else float(coupling)
+
+
+def coupling_gain(coupling: Coupling) -> float:
+    """κ with E[s] = κ·⟨B_q⟩ for the measured ±1 outcome s."""
+    coupling = validate_coupling(coupling)
+    return 1.0 if coupling == "cnot" else math.sin(float(coupling))
+
+
+def _gate_angle_index(instruction, parameters: dict) -> int:
+    params = instruction.operation.params
+    if len(params) != 1 or params[0] not in parameters:
+        return -1
+    return parameters[params[0]]
+
+
+def dynamic_circuit(
+    spec: QRNNSpec,
+    angles: np.ndarray,
+    setting: str,
+    coupling: Coupling = "cnot",
+    corrections: Sequence[Correction] = (),
+    name: str = "qrnn_dynamic",
+) -> QuantumCircuit:
+    """The bound dynamic circuit for one input sequence: ``angles`` [T, P] are the precomputed θ̄_t."""
+    angles = np.asarray(angles, dtype=float)
+    n, p = spec.n_qubits, spec.n_params
+    if angles.ndim != 2 or angles.shape[1] != p or angles.shape[0] < 1:
+        raise ValueError(f"angles must be [T >= 1, P={p}], got {angles.shape}")
+    if len(setting) != n or set(setting) - set("XYZ"):
+        raise ValueError(f"setting must be {n} characters over X, Y, Z, got {setting!r}")
+    coupling = validate_coupling(coupling)
+    steps = angles.shape[0]
+    by_step: dict[tuple[int, int], list[Correction]] = {}
+    for c in corrections:
+        if not 1 <= c.step < steps or not 0 <= c.angle < p or not 0 <= c.qubit < n:
+            raise ValueError(f"correction {c} is out of range (steps {steps}, P {p}, n {n})")
+        by_step.setdefault((c.step, c.angle), []).append(c)
+
+    data, anc = QuantumRegister(n, "q"), QuantumRegister(n, "anc")
+    mid = ClassicalRegister(steps * n, MID_REGISTER)
+    circuit = QuantumCircuit(data, anc, mid, name=name)
+    step = step_circuit(spec)
+    index = {param: k for k, param in enumerate(step.parameters)}
+    for t in range(steps):
+        for instruction in step.data:
+            qubits = [data[step.find_bit(q).index] for q in instruction.qubits]
+            k = _gate_angle_index(instruction, index)
+            if k < 0:
+                circuit.append(instruction.operation, qubits)
+                continue
+            gate = instruction.operation.name  # "ry" or "rz"
+            getattr(circuit, gate)(float(angles[t, k]), qubits[0])
+            for c in by_step.get((t, k), []):
+                with circuit.if_test((mid[(t - 1) * n + c.qubit], 1)) as otherwise:
+                    getattr(circuit, gate)(c.delta_one, qubits[0])
+                with otherwise:
+                    getattr(circuit, gate)(c.delta_zero, qubits[0])
+        append_basis_change(circuit, data, setting)
+        for q in range(n):
+            if coupling == "cnot":
+                circuit.cx(data[q], anc[q])
+            else:
+                alpha = float(coupling)
+                circuit.ry(math.pi / 2 - alpha, anc[q])
+                circuit.cry(2 * alpha, data[q], anc[q])
+        append_basis_change(circuit, data, setting, inverse=True)
+        for q in range(n):
+            circuit.measure(anc[q], mid[t * n + q])
+        for q in range(n):
+            circuit.reset(anc[q])
+    return circuit
+
+
+def step_bits(counts: dict, steps: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(outcome signs [outcomes, T, n] with s = 1 − 2·bit, weights [outcomes]) from counts of register ``mid``."""
+    keys = list(counts)
+    bits = np.array([[int(ch) for ch in key.replace(" ", "")[::-1][: steps * n]] for key in keys], dtype=np.int8)
+    if bits.shape[1] != steps * n:
+        raise ValueError(f"counts have {bits.shape[1]} bits, expected {steps * n}")
+    weights = np.array([counts[k] for k in keys], dtype=float)
+    return (1 - 2 * bits).reshape(len(keys), steps, n).astype(float), weights / weights.sum()

@@ -1,0 +1,80 @@
+"""``qrnn export``: the bound circuits of one input sequence in replay or dynamic form, as QPY or OpenQASM 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+
+from ..errors import QRNNError
+from ..training import load_run, make_task
+from .protocols import DynamicProtocol, ReplayProtocol
+
+FORMATS = ("qpy", "qasm3")
+
+
+def parse_input(text: str, run_dir: Union[str, Path]) -> torch.Tensor:
+    """``eval:I`` (sequence I of the task's evaluation set) or comma-separated tokens → inputs [1, T]."""
+    config, model, _ = load_run(run_dir)
+    text = text.strip()
+    if text.startswith("eval:"):
+        try:
+            index = int(text[5:])
+        except ValueError:
+            raise QRNNError(f"--input {text!r}: write eval:<index>, e.g. eval:0") from None
+        seen = 0
+        for x, _ in make_task(config).eval_batches():
+            if index < seen + len(x):
+                return x[index - seen:index - seen + 1]
+            seen += len(x)
+        raise QRNNError(f"--input {text!r}: the evaluation set has {seen} sequences")
+    vocab = getattr(model.inputs, "vocab", 0)
+    if not vocab:
+        raise QRNNError("this task has real-valued inputs; choose one with --input eval:<index>")
+    try:
+        tokens = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise QRNNError(f"--input {text!r}: write comma-separated token ids or eval:<index>") from None
+    if not tokens or min(tokens) < 0 or max(tokens) >= vocab:
+        raise QRNNError(f"--input tokens must be ids in 0..{vocab - 1}")
+    return torch.tensor([tokens], dtype=torch.long)
+
+
+def export_circuits(run_dir: Union[str, Path], x: torch.Tensor, protocol: str, fmt: str, out: Union[str, Path],
+                    coupling: str = "cnot", corrections: int = 8) -> list[Path]:
+    """Write the bound circuits (replay: the noiseless trajectory's prefixes) and return the written paths."""
+    if fmt not in FORMATS:
+        raise QRNNError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    _, model, _ = load_run(run_dir)
+    model.eval()
+    if protocol == "replay":
+        replay = ReplayProtocol(model, x)
+        z_exact = replay.exact.to(replay.features.dtype)
+        circuits = []
+        for r in range(replay.steps):
+            for index, values in replay.round_pubs(r):
+                circuits.append(replay.templates[index].assign_parameters(np.asarray(values)[0]))
+            replay.absorb_exact(z_exact[:, r])
+    elif protocol == "dynamic":
+        circuits = DynamicProtocol(model, x, coupling, corrections).templates
+    else:
+        raise QRNNError(f"unknown protocol {protocol!r}; choose replay or dynamic")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "qpy":
+        from qiskit import qpy
+
+        path = out / f"{protocol}.qpy"
+        with open(path, "wb") as handle:
+            qpy.dump(circuits, handle)
+        return [path]
+    from qiskit import qasm3
+
+    paths = []
+    for i, circuit in enumerate(circuits):
+        path = out / f"{protocol}_{i:04d}_{circuit.name}.qasm"
+        path.write_text(qasm3.dumps(circuit))
+        paths.append(path)
+    return paths

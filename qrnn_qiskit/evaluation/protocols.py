@@ -1,0 +1,256 @@
+"""Hardware protocols for a trained QRNN: replay (faithful) and dynamic (hardware-native).
+
+A protocol turns a model and K input sequences into circuit *templates* and, round by round, PUBs
+``(template index, parameter rows)``; it absorbs each round's counts and finally yields readouts [K, T, R].
+Both run through the same round loop on every target (``runner``), so a replay on IBM hardware can be
+submitted, interrupted and collected round by round.
+
+* replay: round t runs the prefixes U(θ_t)…U(θ_1)|0⟩ in every measurement setting; θ_t comes from the
+  controller fed with the readouts *estimated* at round t−1. This is the trained model, up to shot and
+  device noise.
+* dynamic: one round, one circuit per (sequence, setting) with mid-circuit ancilla measurements and
+  if/else feedforward (``circuits.dynamic``). The angles θ̄_t are those of the noiseless trajectory; the
+  controller is linearised around it: a measured ±1 outcome s_r of readout r shifts angle k by
+  J_kr·(s_r − z̄_r), J = ∂θ_t/∂z_{t−1}, for the ``corrections`` largest |J_kr| per step. This is a
+  different (stochastic, measured) recurrent model; its readouts are estimated from the mid-circuit bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..backends.noisy import Counts
+from ..circuits.dynamic import Correction, coupling_gain, dynamic_circuit, step_bits, validate_coupling
+from ..circuits.replay import label_support, measurement_settings, prefix_circuit, readouts_from_counts
+from ..circuits.spec import readout_labels
+from ..errors import QRNNError
+from ..models import SequenceModel
+
+PROTOCOLS = ("replay", "dynamic")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How a trained run is evaluated on a target (saved with every evaluation)."""
+
+    target: str = "statevector"
+    protocol: str = "replay"
+    shots: int = 4000
+    samples: int = 8
+    max_steps: int = 0  # 0: whole sequences; otherwise only the first max_steps steps (no task metric)
+    seed: int = 0
+    optimization_level: int = 1
+    coupling: str = "cnot"  # dynamic: "cnot" or a weak-coupling angle in radians
+    corrections: int = 8  # dynamic: feedforward corrections per step and setting
+    readout_error: float = 0.0  # aer-noisy:depolarizing targets
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                raise QRNNError(message)
+
+        check(self.protocol in PROTOCOLS, f"unknown protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+        check(self.shots >= 1, f"--shots must be >= 1, got {self.shots}")
+        check(self.samples >= 1, f"--samples must be >= 1, got {self.samples}")
+        check(self.max_steps >= 0, f"--max-steps must be >= 0, got {self.max_steps}")
+        check(self.optimization_level in (0, 1, 2, 3), f"--optimization-level must be 0..3, got {self.optimization_level}")
+        check(self.corrections >= 0, f"--corrections must be >= 0, got {self.corrections}")
+        check(0.0 <= self.readout_error <= 0.5, f"--readout-error must be in [0, 0.5], got {self.readout_error}")
+        try:
+            validate_coupling(self.coupling)
+        except ValueError as exc:
+            raise QRNNError(f"--coupling: {exc}") from None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def head_outputs(model: SequenceModel, readouts: torch.Tensor) -> torch.Tensor:
+    """The model's head applied to readouts [K, T, R] the way ``SequenceModel`` does it."""
+    readouts = readouts.to(next(model.head.parameters()).dtype)
+    return model.head(readouts) if model.head_mode == "all" else model.head(readouts[:, -1])
+
+
+class Protocol:
+    """Rounds of PUBs over circuit templates; subclasses fill ``templates`` and implement the rounds."""
+
+    name = ""
+    dynamic = False
+
+    def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
+        core = model.core
+        if not hasattr(core, "engine"):
+            raise QRNNError("only QRNN runs have circuits to evaluate on hardware (this run is a classical model)")
+        self.model = model
+        self.core = core
+        self.spec = core.config.spec
+        self.settings, self.assignment = measurement_settings(self.spec)
+        self.labels = readout_labels(self.spec)
+        with torch.no_grad():
+            self.features = model.embed(x)  # [K, T, E]
+            self.exact, _ = core(self.features)  # noiseless readouts [K, T, R]
+        self.samples, self.steps = x.shape[0], x.shape[1]
+        self.templates: list = []
+
+    @property
+    def n_rounds(self) -> int:
+        raise NotImplementedError
+
+    def schedule(self) -> list[list[tuple[int, int]]]:
+        """Per round, the (template index, number of parameter rows) it will run — known before running."""
+        raise NotImplementedError
+
+    def round_pubs(self, r: int) -> list[tuple[int, Optional[np.ndarray]]]:
+        raise NotImplementedError
+
+    def absorb(self, r: int, counts: Sequence[Sequence[Counts]]) -> None:
+        raise NotImplementedError
+
+    def readouts(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ReplayProtocol(Protocol):
+    """Prefix circuits re-prepared each step; θ_t from the readouts estimated at step t−1."""
+
+    name = "replay"
+
+    def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
+        super().__init__(model, x)
+        self.templates = [prefix_circuit(self.spec, t, s) for t in range(1, self.steps + 1) for s in self.settings]
+        with torch.no_grad():
+            _, z0 = self.core.initial_state(self.samples)
+        self.z = [z0.to(self.features.dtype)]
+        self.angles: list[torch.Tensor] = []
+        self.estimates: list[np.ndarray] = []
+
+    @property
+    def n_rounds(self) -> int:
+        return self.steps
+
+    def template_index(self, step: int, setting: int) -> int:
+        return (step - 1) * len(self.settings) + setting
+
+    def schedule(self) -> list[list[tuple[int, int]]]:
+        return [[(self.template_index(t, s), self.samples) for s in range(len(self.settings))]
+                for t in range(1, self.steps + 1)]
+
+    def round_pubs(self, r: int) -> list[tuple[int, Optional[np.ndarray]]]:
+        if r != len(self.angles) or r != len(self.estimates):
+            raise RuntimeError(f"replay rounds must run in order (asked for {r}, at {len(self.angles)})")
+        with torch.no_grad():
+            theta = self.core.step_angles(self.features[:, r], self.z[-1])
+        self.angles.append(theta.detach().to(torch.float64))
+        values = torch.cat(self.angles, dim=1).numpy()  # [K, (r+1)·P]
+        return [(self.template_index(r + 1, s), values) for s in range(len(self.settings))]
+
+    def absorb(self, r: int, counts: Sequence[Sequence[Counts]]) -> None:
+        z = np.stack([readouts_from_counts(self.spec, [counts[s][k] for s in range(len(self.settings))])
+                      for k in range(self.samples)])
+        self.estimates.append(z)
+        self.z.append(torch.as_tensor(z, dtype=self.features.dtype))
+
+    def absorb_exact(self, z: torch.Tensor) -> None:
+        """Continue with given readouts [K, R] instead of estimates (export of the noiseless trajectory)."""
+        self.estimates.append(z.double().numpy())
+        self.z.append(z.to(self.features.dtype))
+
+    def readouts(self) -> np.ndarray:
+        return np.stack(self.estimates, axis=1)
+
+    def angles_used(self) -> np.ndarray:
+        return torch.stack(self.angles, dim=1).numpy()  # [K, T, P]
+
+
+class DynamicProtocol(Protocol):
+    """One circuit per (sequence, setting) with mid-circuit measurement, reset and if/else feedforward."""
+
+    name = "dynamic"
+    dynamic = True
+
+    def __init__(self, model: SequenceModel, x: torch.Tensor, coupling: str = "cnot", corrections: int = 8) -> None:
+        super().__init__(model, x)
+        self.coupling = validate_coupling(coupling)
+        self.gain = coupling_gain(self.coupling)
+        self.max_corrections = corrections
+        self.angles, jacobians = self._linearise()
+        self.corrections: list[list[Correction]] = []
+        for k in range(self.samples):
+            for s in range(len(self.settings)):
+                chosen = self._choose(jacobians[k], k, s)
+                self.corrections.append(chosen)
+                self.templates.append(dynamic_circuit(self.spec, self.angles[k], self.settings[s], self.coupling,
+                                                      chosen, name=f"dynamic_{k}_{self.settings[s]}"))
+        self.estimates: Optional[np.ndarray] = None
+
+    def _linearise(self) -> tuple[np.ndarray, np.ndarray]:
+        """θ̄ [K, T, P] along the noiseless trajectory and J = ∂θ_t/∂z_{t−1} [K, T, P, R]."""
+        with torch.no_grad():
+            _, z0 = self.core.initial_state(self.samples)
+        z_prev = torch.cat([z0.to(self.features.dtype)[:, None], self.exact[:, :-1].to(self.features.dtype)], dim=1)
+        angles = np.zeros((self.samples, self.steps, self.spec.n_params))
+        jac = np.zeros((self.samples, self.steps, self.spec.n_params, len(self.labels)))
+        for t in range(self.steps):
+            x_t = self.features[:, t]
+            z = z_prev[:, t].clone()
+            with torch.no_grad():
+                angles[:, t] = self.core.step_angles(x_t, z).double().numpy()
+            if self.core.config.feedback and t > 0:
+                for k in range(self.samples):
+                    j = torch.autograd.functional.jacobian(lambda zz: self.core.step_angles(x_t[k:k + 1], zz[None])[0], z[k])
+                    jac[k, t] = j.double().numpy()
+        return angles, jac
+
+    def _choose(self, jac: np.ndarray, k: int, s: int) -> list[Correction]:
+        """The ``corrections`` largest |J_kr| per step over single-qubit readouts measured in setting s."""
+        candidates = [(r, next(iter(label_support(self.labels[r])))) for r, a in enumerate(self.assignment)
+                      if a == s and len(label_support(self.labels[r])) == 1]
+        chosen = []
+        for t in range(1, self.steps):
+            zbar = self.exact[k, t - 1].double().numpy()
+            entries = [(abs(jac[t, a, r]), a, r, q) for r, q in candidates for a in range(self.spec.n_params)]
+            entries.sort(key=lambda e: -e[0])
+            for magnitude, a, r, q in entries[: self.max_corrections]:
+                if magnitude == 0:
+                    break
+                chosen.append(Correction(t, a, q, float(jac[t, a, r] * (-1 - zbar[r])), float(jac[t, a, r] * (1 - zbar[r]))))
+        return chosen
+
+    @property
+    def n_rounds(self) -> int:
+        return 1
+
+    def schedule(self) -> list[list[tuple[int, int]]]:
+        return [[(i, 1) for i in range(len(self.templates))]]
+
+    def round_pubs(self, r: int) -> list[tuple[int, Optional[np.ndarray]]]:
+        return [(i, None) for i in range(len(self.templates))]
+
+    def absorb(self, r: int, counts: Sequence[Sequence[Counts]]) -> None:
+        n = self.spec.n_qubits
+        out = np.zeros((self.samples, self.steps, len(self.labels)))
+        for k in range(self.samples):
+            for s in range(len(self.settings)):
+                signs, weights = step_bits(counts[k * len(self.settings) + s][0], self.steps, n)
+                for r_, a in enumerate(self.assignment):
+                    if a != s:
+                        continue
+                    qubits = sorted(label_support(self.labels[r_]))
+                    product = np.prod(signs[:, :, qubits], axis=2)  # [outcomes, T]
+                    out[k, :, r_] = weights @ product / self.gain ** len(qubits)
+        self.estimates = out
+
+    def readouts(self) -> np.ndarray:
+        if self.estimates is None:
+            raise RuntimeError("the dynamic round has not run yet")
+        return self.estimates
+
+
+def make_protocol(config: EvalConfig, model: SequenceModel, x: torch.Tensor) -> Protocol:
+    if config.protocol == "replay":
+        return ReplayProtocol(model, x)
+    return DynamicProtocol(model, x, config.coupling, config.corrections)

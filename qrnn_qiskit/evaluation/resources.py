@@ -1,0 +1,94 @@
+"""The resource report printed before any circuit runs: computed from the transpiled circuits themselves."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence
+
+from qiskit import QuantumCircuit
+from qiskit.transpiler import Target
+
+from ..backends.noisy import active_qubits, estimate_seconds
+
+
+def two_qubit_gates(circuit: QuantumCircuit) -> int:
+    """Two-qubit gates in ``circuit``, counting inside control-flow blocks (each branch once)."""
+    total = 0
+    for instruction in circuit.data:
+        operation = instruction.operation
+        blocks = getattr(operation, "blocks", ())
+        if blocks:
+            total += sum(two_qubit_gates(block) for block in blocks)
+        elif len(instruction.qubits) == 2 and operation.name not in ("barrier", "delay", "measure", "reset"):
+            total += 1
+    return total
+
+
+@dataclass(frozen=True)
+class ResourceReport:
+    """What an evaluation will run. ``qpu_seconds`` = Σ over executed circuits of shots·(duration + rep delay)."""
+
+    target: str
+    protocol: str
+    logical_qubits: int
+    qubits_used: int
+    physical_qubits: Optional[list[int]]
+    max_depth: int
+    two_qubit_gates: int  # summed over every executed circuit (one shot each)
+    max_two_qubit_gates: int  # in the largest circuit
+    circuits: int  # executed circuits (parameter rows included)
+    rounds: int  # sequential runs/jobs
+    shots_per_circuit: int
+    total_shots: int
+    qpu_seconds: Optional[float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def format(self) -> str:
+        qpu = f"{self.qpu_seconds:.1f} s (shots × (scheduled duration + rep delay), no queue/compile overhead)" \
+            if self.qpu_seconds is not None else "n/a (target has no instruction durations)"
+        physical = f" on physical qubits {self.physical_qubits}" if self.physical_qubits else ""
+        shots = "exact probabilities (no shots)" if self.shots_per_circuit == 0 else \
+            f"{self.total_shots:,} ({self.shots_per_circuit:,} per circuit)"
+        return "\n".join([
+            f"resources for {self.protocol} on {self.target}:",
+            f"  qubits used        {self.qubits_used} ({self.logical_qubits} logical){physical}",
+            f"  max depth          {self.max_depth}",
+            f"  two-qubit gates    {self.two_qubit_gates:,} in all executed circuits (max {self.max_two_qubit_gates} in one)",
+            f"  circuits           {self.circuits:,} in {self.rounds} sequential run(s)",
+            f"  total shots        {shots}",
+            f"  est. QPU seconds   {qpu}",
+        ])
+
+
+def resource_report(target: str, protocol: str, logical: Sequence[QuantumCircuit], isa: Sequence[QuantumCircuit],
+                    schedule: Sequence[Sequence[tuple[int, int]]], shots: int, *,
+                    physical_qubits: Optional[list[int]] = None, seconds_target: Optional[Target] = None,
+                    rep_delay: float = 250e-6, exact: bool = False) -> ResourceReport:
+    """Report for running ``schedule`` (per round: (template index, parameter rows)) over ``isa`` circuits."""
+    executions = [(index, rows) for round_ in schedule for index, rows in round_]
+    used = sorted({q for c in isa for q in active_qubits(c)})
+    gates = [two_qubit_gates(c) for c in isa]
+    depths = [c.depth() for c in isa]
+    per_shot = [estimate_seconds(c, seconds_target) for c in isa] if seconds_target is not None else None
+    qpu = None
+    if per_shot is not None and all(s is not None for s in per_shot):
+        qpu = sum(rows * shots * (per_shot[i] + rep_delay) for i, rows in executions)
+    shots_per = 0 if exact else shots
+    circuits = sum(rows for _, rows in executions)
+    return ResourceReport(
+        target=target,
+        protocol=protocol,
+        logical_qubits=max(c.num_qubits for c in logical),
+        qubits_used=len(physical_qubits) if physical_qubits else len(used),
+        physical_qubits=list(physical_qubits) if physical_qubits else None,
+        max_depth=max(depths),
+        two_qubit_gates=sum(rows * gates[i] for i, rows in executions),
+        max_two_qubit_gates=max(gates),
+        circuits=circuits,
+        rounds=len(schedule),
+        shots_per_circuit=shots_per,
+        total_shots=circuits * shots_per,
+        qpu_seconds=qpu,
+    )

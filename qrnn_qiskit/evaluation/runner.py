@@ -1,0 +1,311 @@
+"""Evaluate a trained run on a target: one round loop for simulators and IBM, resumable, nothing lost.
+
+Layout inside a run directory::
+
+    jobs.jsonl                      every IBM job id, appended and fsync'ed right after submission,
+                                    before anything waits on it
+    evals/<name>/plan.json          the evaluation settings (and the checkpoint step they apply to)
+    evals/<name>/circuits.qpy       the ISA circuits submitted to IBM (collect reuses them, never re-transpiles)
+    evals/<name>/rounds/NNNN.json   counts of each finished round (atomic)
+    evals/<name>/result.json        readouts, readout errors, task metrics, resource report (atomic)
+
+``collect`` replays stored rounds, fetches recorded jobs (never resubmitting one), and submits the next
+replay round only when no job is recorded for it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..backends.noisy import Executor, TargetSpec, make_simulator_executor, parse_target
+from ..errors import QRNNError
+from ..training import load_run, make_task
+from ..training.trainer import atomic_write_bytes, atomic_write_json
+from .protocols import EvalConfig, Protocol, ReplayProtocol, head_outputs, make_protocol
+from .resources import ResourceReport, resource_report
+
+JOBS = "jobs.jsonl"
+EVALS = "evals"
+SEMANTICS = {
+    "replay": "the trained model: prefixes re-prepared each step, readouts estimated from shots",
+    "dynamic": "a different, measured model: one-shot mid-circuit readouts and linearised if/else feedforward",
+}
+
+
+def eval_name(config: EvalConfig) -> str:
+    """Folder name of an evaluation: target and protocol (plus non-default dynamic coupling)."""
+    target = parse_target(config.target, config.readout_error).label
+    name = f"{target}-{config.protocol}"
+    if config.protocol == "dynamic" and config.coupling != "cnot":
+        name += f"-weak{config.coupling}"
+    if config.max_steps:
+        name += f"-steps{config.max_steps}"
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+
+
+def load_samples(run_dir: Union[str, Path], samples: int, max_steps: int = 0):
+    """(train config, model in eval mode, task, inputs [K, T], targets) of the task's first K eval sequences."""
+    train_config, model, state = load_run(run_dir)
+    model.eval()
+    task = make_task(train_config)
+    xs, ys, have = [], [], 0
+    for x, y in task.eval_batches():
+        xs.append(x)
+        ys.append(y)
+        have += len(x)
+        if have >= samples:
+            break
+    x, y = torch.cat(xs)[:samples], torch.cat(ys)[:samples]
+    if len(x) < samples:
+        raise QRNNError(f"the task's evaluation set has only {len(x)} sequences; use --samples <= {len(x)}")
+    if max_steps:
+        x = x[:, :max_steps]
+    return train_config, model, task, x, y, int(state["step"])
+
+
+def build_executor(target: TargetSpec, config: EvalConfig) -> Executor:
+    if target.kind == "ibm":
+        from ..backends.ibm import IBMExecutor
+
+        return IBMExecutor(target.backend, optimization_level=config.optimization_level, seed_transpiler=config.seed)
+    return make_simulator_executor(target, config.optimization_level, config.seed)
+
+
+class EvalStore:
+    """Files of one evaluation inside a run directory (see the module docstring)."""
+
+    def __init__(self, run_dir: Union[str, Path], name: str) -> None:
+        self.run_dir = Path(run_dir)
+        self.name = name
+        self.path = self.run_dir / EVALS / name
+
+    @property
+    def jobs_path(self) -> Path:
+        return self.run_dir / JOBS
+
+    def plan(self) -> Optional[dict]:
+        path = self.path / "plan.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def reset(self) -> None:
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+    def write_plan(self, plan: dict) -> None:
+        atomic_write_json(self.path / "plan.json", plan)
+
+    def write_circuits(self, circuits: list) -> None:
+        from qiskit import qpy
+
+        buffer = io.BytesIO()
+        qpy.dump(circuits, buffer)
+        atomic_write_bytes(self.path / "circuits.qpy", buffer.getvalue())
+
+    def read_circuits(self) -> list:
+        from qiskit import qpy
+
+        with open(self.path / "circuits.qpy", "rb") as handle:
+            return list(qpy.load(handle))
+
+    def round_path(self, r: int) -> Path:
+        return self.path / "rounds" / f"{r:04d}.json"
+
+    def load_round(self, r: int) -> Optional[list]:
+        path = self.round_path(r)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def save_round(self, r: int, counts: list) -> None:
+        atomic_write_json(self.round_path(r), counts)
+
+    def record_job(self, record: dict) -> None:
+        """Append one job record to RUN/jobs.jsonl and fsync it (file and folder) before returning."""
+        self.jobs_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.jobs_path, "a") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        fd = os.open(self.jobs_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def jobs(self) -> dict[int, dict]:
+        """{round: record} of this evaluation's recorded jobs (the last record of a round wins)."""
+        if not self.jobs_path.exists():
+            return {}
+        out = {}
+        for line in self.jobs_path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                if record.get("eval") == self.name:
+                    out[int(record["round"])] = record
+        return out
+
+    def result(self) -> Optional[dict]:
+        path = self.path / "result.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+
+def _as_jsonable(counts) -> list:
+    return [[{k: float(v) for k, v in row.items()} for row in pub] for pub in counts]
+
+
+def _run_rounds(protocol: Protocol, isa: list, executor: Executor, store: EvalStore, config: EvalConfig,
+                *, submit_only: bool, progress: bool, log: Callable[[str], None]) -> bool:
+    """Advance the rounds; returns True when all rounds have results (False: stopped after submitting)."""
+    jobs = store.jobs()
+    bar = tqdm(total=protocol.n_rounds, disable=not progress, desc=f"{protocol.name} on {executor.description}",
+               dynamic_ncols=True, file=sys.stderr)
+    try:
+        for r in range(protocol.n_rounds):
+            pubs = protocol.round_pubs(r)
+            counts = store.load_round(r)
+            if counts is None:
+                isa_pubs = [(isa[i], values) for i, values in pubs]
+                if executor.remote:
+                    record = jobs.get(r)
+                    if record is None:
+                        job_id = executor.submit(isa_pubs, config.shots)
+                        record = {"eval": store.name, "round": r, "job_id": job_id, "target": config.target,
+                                  "protocol": config.protocol, "channel": getattr(executor, "channel", ""),
+                                  "batch": getattr(executor, "batch_id", None), "shots": config.shots,
+                                  "pubs": len(isa_pubs), "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                        store.record_job(record)
+                        jobs[r] = record
+                        log(f"submitted round {r + 1}/{protocol.n_rounds}: job {job_id}")
+                        if submit_only:
+                            return False
+                    counts = executor.fetch(record["job_id"])
+                else:
+                    counts = executor.run(isa_pubs, config.shots, seed=config.seed * 100_003 + r)
+                counts = _as_jsonable(counts)
+                store.save_round(r, counts)
+            protocol.absorb(r, counts)
+            bar.update(1)
+    finally:
+        bar.close()
+    return True
+
+
+def _finish(protocol: Protocol, model, task, y: torch.Tensor, config: EvalConfig, store: EvalStore,
+            report: ResourceReport, started: float, train_step: int, full_length: bool) -> dict:
+    z = protocol.readouts()
+    exact = protocol.exact.double().numpy()
+    error = np.abs(z - exact)
+    result: dict[str, Any] = {
+        "name": store.name,
+        "target": parse_target(config.target, config.readout_error).label,
+        "protocol": config.protocol,
+        "semantics": SEMANTICS[config.protocol],
+        "config": config.to_dict(),
+        "train_step": train_step,
+        "samples": protocol.samples,
+        "steps": protocol.steps,
+        "error_per_step": error.mean(axis=(0, 2)).tolist(),
+        "mean_error": float(error.mean()),
+        "max_error": float(error.max()),
+        "metrics": None,
+        "exact_metrics": None,
+        "resources": report.to_dict(),
+        "seconds": round(time.perf_counter() - started, 3),
+        "jobs": [store.jobs()[r]["job_id"] for r in sorted(store.jobs())],
+        "readouts": z.tolist(),
+        "exact": exact.tolist(),
+    }
+    if isinstance(protocol, ReplayProtocol):
+        result["angles"] = protocol.angles_used().tolist()
+    if full_length:
+        with torch.no_grad():
+            result["metrics"] = task.metrics(head_outputs(model, torch.as_tensor(z, dtype=torch.float32)), y)
+            result["exact_metrics"] = task.metrics(head_outputs(model, protocol.exact), y)
+    atomic_write_json(store.path / "result.json", result)
+    return result
+
+
+def evaluate(run_dir: Union[str, Path], config: EvalConfig, *, executor: Optional[Executor] = None,
+             confirm: Optional[Callable[[ResourceReport], bool]] = None, submit_only: bool = False,
+             progress: bool = True, log: Callable[[str], None] = print, name: Optional[str] = None) -> Optional[dict]:
+    """Evaluate the run's model on ``config.target``; print the resource report first.
+
+    Simulator targets run to completion and return the result. For ``ibm:`` targets ``confirm(report)``
+    must approve (``--yes`` passes ``None``), jobs are recorded in RUN/jobs.jsonl, and with ``submit_only``
+    the call returns ``None`` after the first submission (finish with ``collect``).
+    """
+    started = time.perf_counter()
+    target = parse_target(config.target, config.readout_error)
+    _, model, task, x, y, train_step = load_samples(run_dir, config.samples, config.max_steps)
+    full_length = not config.max_steps or config.max_steps >= x.shape[1] and x.shape[1] == y.shape[-1]
+    if target.exact and config.protocol == "dynamic":
+        raise QRNNError("dynamic circuits sample mid-circuit measurements and have no exact form; "
+                        "use --target aer for their ideal (shot-based) simulation")
+    protocol = make_protocol(config, model, x)
+    store = EvalStore(run_dir, name or eval_name(config))
+    executor = executor or build_executor(target, config)
+    plan = {"eval": config.to_dict(), "train_step": train_step, "name": store.name}
+    existing = store.plan()
+    resume = executor.remote and existing is not None and store.result() is None
+    if resume:
+        if {k: existing.get(k) for k in ("eval", "train_step")} != {k: plan[k] for k in ("eval", "train_step")}:
+            raise QRNNError(f"{store.path} holds an unfinished evaluation with other settings; finish it with "
+                            "'qrnn collect' or pass another --name")
+        isa = store.read_circuits()
+        executor.physical_qubits = existing.get("physical_qubits")
+    else:
+        isa = executor.prepare(protocol.templates, dynamic=protocol.dynamic)
+    report = resource_report(target.label, config.protocol, protocol.templates, isa, protocol.schedule(), config.shots,
+                             physical_qubits=executor.physical_qubits, seconds_target=executor.seconds_target,
+                             rep_delay=getattr(executor, "rep_delay", 250e-6), exact=executor.exact)
+    log(report.format())
+    if executor.remote and not resume and confirm is not None and not confirm(report):
+        log("not submitted")
+        return None
+    if not resume:
+        store.reset()
+        store.write_plan({**plan, "physical_qubits": executor.physical_qubits, "resources": report.to_dict()})
+        if executor.remote:
+            store.write_circuits(isa)
+    done = _run_rounds(protocol, isa, executor, store, config, submit_only=submit_only, progress=progress, log=log)
+    if not done:
+        return None
+    return _finish(protocol, model, task, y, config, store, report, started, train_step, full_length)
+
+
+def pending(run_dir: Union[str, Path]) -> list[str]:
+    """Names of evaluations in the run that have a plan but no result yet."""
+    root = Path(run_dir) / EVALS
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "plan.json").exists() and not (p / "result.json").exists())
+
+
+def collect(run_dir: Union[str, Path], *, executor: Optional[Executor] = None, progress: bool = True,
+            log: Callable[[str], None] = print) -> list[dict]:
+    """Finish every unfinished IBM evaluation of the run: fetch recorded jobs, submit missing rounds."""
+    names = pending(run_dir)
+    if not names:
+        raise QRNNError(f"{run_dir} has no unfinished evaluations (submit one with 'qrnn submit')")
+    results = []
+    for name in names:
+        store = EvalStore(run_dir, name)
+        config = EvalConfig(**store.plan()["eval"])
+        target = parse_target(config.target, config.readout_error)
+        if target.kind != "ibm":
+            log(f"{name}: not an IBM evaluation; rerun it with 'qrnn eval'")
+            continue
+        result = evaluate(run_dir, config, executor=executor, progress=progress, log=log, name=name)
+        if result is not None:
+            results.append(result)
+    return results
