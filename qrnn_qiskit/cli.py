@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _subcommand_modules():
     """``register(subparsers)`` functions of the other command groups (each lives next to its code)."""
     from .data.cli import register as register_data
+    from .evaluation.cli import register as register_hardware
     from .evaluation.report import register as register_report
 
-    return [register_data, register_report]
+    return [register_data, register_report, register_hardware]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
