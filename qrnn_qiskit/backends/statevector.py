@@ -115,6 +115,17 @@ def _split_pauli(label: str) -> tuple[complex, str]:
 
 
 @dataclass
+class _CompiledSegment:
+    table: Optional[torch.Tensor]  # [n, Lmax] op-bank indices of each qubit's chain
+    perm: Optional[torch.Tensor]  # ψ'_i = phase_i · ψ_{perm_i}
+    inverse_perm: Optional[torch.Tensor]
+    phase: Optional[torch.Tensor]
+    rot_ops: torch.Tensor  # rotation indices in this segment,
+    rot_qubits: torch.Tensor  # their qubits,
+    rot_slots: torch.Tensor  # and their chain slots q·Lmax + position
+
+
+@dataclass
 class _Segment:
     chains: list[list[int]]  # per qubit: op-bank indices, in application order
     mono: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
@@ -263,17 +274,25 @@ class StatevectorEngine:
         self._const_bank = torch.tensor(bank_const, dtype=cdt, device=dev)
         self._eye2 = torch.eye(2, dtype=cdt, device=dev)
 
-        # per segment: a chain table [n, Lmax] (identity-padded, or None when the segment has no 1q gates),
-        # and the signed permutation of its monomial block (or None)
-        self._segments: list[tuple[Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]] = []
+        # Per segment: a chain table [n, Lmax] (identity-padded; None when the segment has no 1q gates),
+        # the signed permutation of its monomial block (perm, phase; None when trivial), and for the
+        # backward pass the positions (qubit, chain slot) of its rotations.
+        self._segments: list[_CompiledSegment] = []
         k = np.arange(self.dim, dtype=np.int64)
         for seg in segments:
             lmax = max(len(c) for c in seg.chains)
             table = None
+            rot_ops, rot_qubits, rot_slots = [], [], []
             if lmax:
                 rows = [c + [identity] * (lmax - len(c)) for c in seg.chains]
                 table = torch.tensor(rows, dtype=torch.long, device=dev)
-            perm = phase = None
+                for q, chain in enumerate(seg.chains):
+                    for j, ref in enumerate(chain):
+                        if ref < n_rot:
+                            rot_ops.append(ref)
+                            rot_qubits.append(q)
+                            rot_slots.append(q * lmax + j)
+            perm = inverse_perm = phase = None
             if seg.mono:
                 sigma = k.copy()
                 ph = np.ones(self.dim, dtype=complex)
@@ -285,12 +304,33 @@ class StatevectorEngine:
                 inverse[sigma] = k
                 if not np.array_equal(inverse, k):
                     perm = torch.tensor(inverse, dtype=torch.long, device=dev)
+                    inverse_perm = torch.tensor(sigma, dtype=torch.long, device=dev)
                 phase_out = ph[inverse]
                 if not np.allclose(phase_out, 1.0):
                     phase = torch.tensor(phase_out, dtype=cdt, device=dev)
-            if table is not None or perm is not None or phase is not None:
-                self._segments.append((table, perm, phase))
+            if table is None and perm is None and phase is None:
+                continue
+            as_index = lambda xs: torch.tensor(xs, dtype=torch.long, device=dev)  # noqa: E731
+            self._segments.append(_CompiledSegment(
+                table, perm, inverse_perm, phase, as_index(rot_ops), as_index(rot_qubits), as_index(rot_slots)))
         self.n_segments = len(self._segments)
+        # Hermitian generator P of each rotation, R(θ) = exp(-iθP/2)
+        paulis = {0: _FIXED_1Q["x"], 1: _FIXED_1Q["y"], 2: _FIXED_1Q["z"]}
+        gen = np.stack([paulis[kind] for kind in rot_kind]) if n_rot else np.zeros((0, 2, 2))
+        self._rot_pauli = torch.tensor(gen, dtype=cdt, device=dev)
+        # per group: [D², g·4] 0/1 table reducing a D×D group matrix to the 2×2 blocks of each of its qubits
+        self._reduce_tables = []
+        for lo, hi in self.groups:
+            size = hi - lo
+            d = 1 << size
+            table = np.zeros((d, d, size, 2, 2))
+            for i in range(d):
+                for q in range(size):
+                    a = (i >> q) & 1
+                    for b in (0, 1):
+                        j = i ^ ((a ^ b) << q)
+                        table[i, j, q, a, b] = 1.0
+            self._reduce_tables.append(torch.tensor(table.reshape(d * d, size * 4), dtype=cdt, device=dev))
 
     def _compile_readouts(self) -> None:
         n, dim = self.n_qubits, self.dim
@@ -316,35 +356,33 @@ class StatevectorEngine:
         for i, j, c in coef_rows:
             coef[i, j] += c
         dev, cdt = self.device, self.dtype
-        self._readout_coef = torch.tensor(coef, dtype=cdt, device=dev)
         self._n_terms = len(labels)
 
-        # group-local terms: Tr(ρ_group · P) = Σ_ij ρ_ij P_ji  -> one matmul with a [D², K] table per group
+        # Terms are evaluated group by group, then mask by mask; `order` lists the term index of each
+        # evaluated column so that the coefficient rows can be permuted once here instead of scattered later.
+        order: list[int] = []
+        # group-local terms: Tr(ρ_G P) = Σ_ij ρ_ij P_ji  -> one matmul with a [D², K] table per group
         self._group_terms: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         remaining = []
         by_group: dict[int, list[int]] = {}
         for t, label in enumerate(labels):
             support = [n - 1 - pos for pos, ch in enumerate(label) if ch != "I"]
-            home = None
-            for gi, (lo, hi) in enumerate(self.groups):
-                if all(lo <= q < hi for q in support):
-                    home = gi
-                    break
+            home = next((gi for gi, (lo, hi) in enumerate(self.groups) if all(lo <= q < hi for q in support)), None)
             if home is None:
                 remaining.append(t)
             else:
                 by_group.setdefault(home, []).append(t)
-        for gi, terms in by_group.items():
+        for gi in sorted(by_group):
+            terms = by_group[gi]
             lo, hi = self.groups[gi]
-            tables = []
-            for t in terms:
-                local = labels[t][n - hi: n - lo]  # characters for qubits hi-1 .. lo
-                tables.append(_pauli_matrix(local).T.reshape(-1))
-            table = torch.tensor(np.stack(tables, axis=1), dtype=cdt, device=dev)
-            self._group_terms.append((gi, table, torch.tensor(terms, dtype=torch.long, device=dev)))
-        # spanning terms: Σ_i conj(ψ_i) g(i^m) ψ_{i^m}, one gather per distinct flip mask
+            mats = [_pauli_matrix(labels[t][n - hi: n - lo]) for t in terms]  # characters of qubits hi-1..lo
+            trace_table = torch.tensor(np.stack([m.T.reshape(-1) for m in mats], axis=1), dtype=cdt, device=dev)
+            matrices = torch.tensor(np.stack([m.reshape(-1) for m in mats]), dtype=cdt, device=dev)
+            self._group_terms.append((gi, trace_table, matrices))
+            order += terms
+        # spanning terms: Σ_i conj(ψ_i) W(i) ψ_{i^m}, one gather per distinct flip mask m
         k = np.arange(dim, dtype=np.int64)
-        self._span_terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._span_terms: list[tuple[torch.Tensor, torch.Tensor]] = []
         by_mask: dict[int, list[tuple[int, np.ndarray]]] = {}
         for t in remaining:
             mask, g = _pauli_action(labels[t], k)
@@ -352,10 +390,12 @@ class StatevectorEngine:
         for mask, items in by_mask.items():
             idx = torch.tensor(k ^ mask, dtype=torch.long, device=dev)
             weights = torch.tensor(np.stack([w for _, w in items], axis=1), dtype=cdt, device=dev)
-            terms = torch.tensor([t for t, _ in items], dtype=torch.long, device=dev)
-            self._span_terms.append((idx, weights, terms))
+            self._span_terms.append((idx, weights))
+            order += [t for t, _ in items]
+        # Pauli expectations are real, so only the real part of each coefficient contributes
+        self._readout_coef = torch.tensor(coef.real[order], dtype=self.real_dtype, device=dev)
 
-    # ------------------------------------------------------------------ execution
+    # ------------------------------------------------------------------ public execution
     def initial_state(self, batch: int) -> torch.Tensor:
         """|0…0⟩ as a [batch, 2**n] complex tensor."""
         if batch < 1:
@@ -364,22 +404,79 @@ class StatevectorEngine:
         state[:, 0] = 1.0
         return state
 
-    def _check_state(self, state: torch.Tensor) -> None:
+    def step(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+        """Apply the circuit with per-sample angles [batch, P] (ordered as ``circuit.parameters``).
+
+        Differentiable; the backward pass is hand-written and recomputes intermediate states from the
+        output (unitary steps are reversible), so only the output state is kept for it.
+        """
+        angles = self._check(state, angles)
+        out, _ = _StepFunction.apply(state, angles, self, None, False)
+        return out
+
+    def readouts(self, state: torch.Tensor) -> torch.Tensor:
+        """Real expectation values [batch, len(observables)] of the readout observables (differentiable)."""
+        self._check(state)
+        return _ReadoutFunction.apply(state, self)
+
+    def step_readouts(self, state: torch.Tensor, angles: torch.Tensor,
+                      tape: Optional["ReversibleTape"] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` then ``readouts`` in one call. With a ``tape`` no state is stored for backward at all:
+        the backward pass walks the tape's sequence in reverse, recomputing ψ_{t-1} = U(θ_t)† ψ_t."""
+        angles = self._check(state, angles)
+        return _StepFunction.apply(state, angles, self, tape, True)
+
+    def sequence(self, angles: torch.Tensor, state: Optional[torch.Tensor] = None, *,
+                 reversible: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run fixed angles [batch, T, P] from ``state`` (default |0…0⟩): (readouts [batch, T, R], final state)."""
+        if angles.dim() != 3:
+            raise ValueError(f"angles must have shape [batch, T, {self.n_params}], got {tuple(angles.shape)}")
+        state = self.initial_state(angles.shape[0]) if state is None else state
+        tape = ReversibleTape() if reversible else None
+        values = []
+        for t in range(angles.shape[1]):
+            state, z = self.step_readouts(state, angles[:, t], tape)
+            values.append(z)
+        return torch.stack(values, dim=1), state
+
+    def step_autograd(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+        """``step`` differentiated by plain autograd (keeps every intermediate): the oracle for the custom backward."""
+        return self._apply_circuit(state, self._check(state, angles))
+
+    def readouts_autograd(self, state: torch.Tensor) -> torch.Tensor:
+        """``readouts`` differentiated by plain autograd: the oracle for the custom backward."""
+        self._check(state)
+        return self._readout_values(state)
+
+    # ------------------------------------------------------------------ kernels
+    def _check(self, state: torch.Tensor, angles: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
         if state.dim() != 2 or state.shape[1] != self.dim:
             raise ValueError(f"state must have shape [batch, {self.dim}], got {tuple(state.shape)}")
         if state.dtype != self.dtype:
             raise ValueError(f"state dtype {state.dtype} does not match the engine's {self.dtype}")
+        if angles is None:
+            return None
+        if angles.dim() != 2 or angles.shape != (state.shape[0], self.n_params):
+            raise ValueError(f"angles must have shape [{state.shape[0]}, {self.n_params}], got {tuple(angles.shape)}")
+        return angles.to(self.real_dtype)
 
-    def _fused_single_qubit(self, angles: torch.Tensor) -> Optional[torch.Tensor]:
+    def _bank(self, angles: torch.Tensor) -> torch.Tensor:
         """Op bank [B, n_ops+1, 2, 2]: rotations from ``angles``, then constants, then identity."""
         batch = angles.shape[0]
-        if self._n_rot:
-            half = 0.5 * (angles[:, self._rot_param] * self._rot_coef + self._rot_offset)
-            cos = torch.cos(half).to(self.dtype)[..., None, None]
-            sin = torch.sin(half).to(self.dtype)[..., None, None]
-            rot = cos * self._eye2 + sin * self._rot_gen
-            return torch.cat([rot, self._const_bank.expand(batch, -1, -1, -1)], dim=1)
-        return self._const_bank.expand(batch, -1, -1, -1)
+        consts = self._const_bank.expand(batch, -1, -1, -1)
+        if not self._n_rot:
+            return consts
+        half = 0.5 * (angles[:, self._rot_param] * self._rot_coef + self._rot_offset)
+        cos = torch.cos(half).to(self.dtype)[..., None, None]
+        sin = torch.sin(half).to(self.dtype)[..., None, None]
+        return torch.cat([cos * self._eye2 + sin * self._rot_gen, consts], dim=1)
+
+    def _fused(self, bank: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Each qubit's chain multiplied out: [B, n, 2, 2]."""
+        fused = bank[:, table[:, 0]]
+        for j in range(1, table.shape[1]):
+            fused = torch.matmul(bank[:, table[:, j]], fused)
+        return fused
 
     def _group_matrices(self, fused: torch.Tensor) -> list[torch.Tensor]:
         """Kronecker products of per-qubit matrices [B, n, 2, 2] for each group: [B, D, D], high qubit first."""
@@ -393,66 +490,122 @@ class StatevectorEngine:
             out.append(mat)
         return out
 
-    def _apply_groups(self, state: torch.Tensor, mats: list[torch.Tensor]) -> torch.Tensor:
-        batch = state.shape[0]
-        for (lo, hi), mat in zip(self.groups, mats):
-            d = 1 << (hi - lo)
-            right = 1 << lo
-            left = self.dim // (d * right)
-            if right == 1:
-                state = torch.matmul(state.view(batch, left, d), mat.transpose(1, 2))
-            elif left == 1:
-                state = torch.matmul(mat, state.view(batch, d, right))
-            else:
-                state = torch.einsum("bij,bljr->blir", mat, state.view(batch, left, d, right))
-            state = state.reshape(batch, self.dim)
-        return state
+    def _group_view(self, gi: int) -> tuple[int, int, int]:
+        lo, hi = self.groups[gi]
+        d, right = 1 << (hi - lo), 1 << lo
+        return self.dim // (d * right), d, right
 
-    def step(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-        """Apply the circuit with per-sample angles [batch, P] (ordered as ``circuit.parameters``)."""
-        self._check_state(state)
-        if angles.dim() != 2 or angles.shape != (state.shape[0], self.n_params):
-            raise ValueError(f"angles must have shape [{state.shape[0]}, {self.n_params}], got {tuple(angles.shape)}")
-        angles = angles.to(self.real_dtype)
-        bank = self._fused_single_qubit(angles)
-        for table, perm, phase in self._segments:
-            if table is not None:
-                fused = bank[:, table[:, 0]]
-                for j in range(1, table.shape[1]):
-                    fused = torch.matmul(bank[:, table[:, j]], fused)
-                state = self._apply_groups(state, self._group_matrices(fused))
-            if perm is not None:
-                state = state[:, perm]
-            if phase is not None:
-                state = state * phase
+    def _apply_group(self, state: torch.Tensor, gi: int, mat: torch.Tensor) -> torch.Tensor:
+        """``mat`` [B, D, D] applied to group ``gi``'s qubits of ``state`` [B, ..., N] (any middle dims)."""
+        shape = state.shape
+        batch, extra = shape[0], shape[1:-1].numel()
+        left, d, right = self._group_view(gi)
+        if right == 1:  # lowest group: rows of (extra · left) amplitudes blocks times matᵀ
+            out = torch.matmul(state.reshape(batch, extra * left, d), mat.transpose(1, 2))
+        else:
+            out = torch.matmul(mat[:, None], state.reshape(batch, extra * left, d, right))
+        return out.reshape(shape)
+
+    def _group_outer(self, a: torch.Tensor, b: torch.Tensor, gi: int) -> torch.Tensor:
+        """M_ij = Σ_rest a[i, rest] · conj(b[j, rest]) over group ``gi``'s index: [B, D, D]."""
+        batch = a.shape[0]
+        left, d, right = self._group_view(gi)
+        if right == 1:  # conj(a^H b) keeps both big operands unmaterialised
+            return torch.matmul(a.reshape(batch, left, d).mH, b.reshape(batch, left, d)).conj()
+        prod = torch.matmul(a.reshape(batch, left, d, right), b.reshape(batch, left, d, right).mH)
+        return prod.sum(dim=1) if left > 1 else prod[:, 0]
+
+    def _permute(self, state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``state[..., index]``; outside autograd complex64 moves as float64 words (several times faster)."""
+        if state.requires_grad or state.dtype != torch.complex64 or not state.is_contiguous():
+            return state[..., index]
+        return state.view(torch.float64)[..., index].view(torch.complex64)
+
+    def _apply_circuit(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+        bank = self._bank(angles)
+        for seg in self._segments:
+            if seg.table is not None:
+                for gi, mat in enumerate(self._group_matrices(self._fused(bank, seg.table))):
+                    state = self._apply_group(state, gi, mat)
+            if seg.perm is not None:
+                state = self._permute(state, seg.perm)
+            if seg.phase is not None:
+                state = state * seg.phase
         if self.global_phase != 1.0:
             state = state * self.global_phase
         return state
 
-    def readouts(self, state: torch.Tensor) -> torch.Tensor:
-        """Real expectation values [batch, len(observables)] of the readout observables."""
-        self._check_state(state)
+    def _readout_values(self, state: torch.Tensor) -> torch.Tensor:
+        columns = []
         batch = state.shape[0]
-        terms = state.new_zeros(batch, self._n_terms)
-        for gi, table, term_idx in self._group_terms:
-            lo, hi = self.groups[gi]
-            d = 1 << (hi - lo)
-            right = 1 << lo
-            left = self.dim // (d * right)
-            if right == 1:
-                psi = state.view(batch, left, d)
-                rho = torch.matmul(psi.transpose(1, 2), psi.conj())  # ρ_ij = Σ ψ_i ψ_j*
-            elif left == 1:
-                psi = state.view(batch, d, right)
-                rho = torch.matmul(psi, psi.conj().transpose(1, 2))
-            else:
-                psi = state.view(batch, left, d, right)
-                rho = torch.einsum("blir,bljr->bij", psi, psi.conj())
-            terms = terms.index_add(1, term_idx, torch.matmul(rho.reshape(batch, d * d), table))
-        for idx, weights, term_idx in self._span_terms:
-            prod = state.conj() * state[:, idx]
-            terms = terms.index_add(1, term_idx, torch.matmul(prod, weights))
-        return torch.matmul(terms, self._readout_coef).real
+        for gi, trace_table, _ in self._group_terms:
+            rho = self._group_outer(state, state, gi)  # ρ_ij = Σ ψ_i ψ_j*
+            columns.append(torch.matmul(rho.reshape(batch, -1), trace_table))
+        for idx, weights in self._span_terms:
+            columns.append(torch.matmul(state.conj() * state[:, idx], weights))
+        terms = torch.cat(columns, dim=1) if len(columns) > 1 else columns[0]
+        return torch.matmul(terms.real, self._readout_coef)
+
+    def _readouts_vjp(self, state: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """∂L/∂ψ (torch's convention) of L = Σ_k grad_k ⟨O_k⟩: 2 Σ_t w_t P_t ψ."""
+        w = torch.matmul(grad.to(self.real_dtype), self._readout_coef.T).to(self.dtype)
+        out = torch.zeros_like(state)
+        col = 0
+        batch = state.shape[0]
+        for gi, _, matrices in self._group_terms:
+            k = matrices.shape[0]
+            d = 1 << (self.groups[gi][1] - self.groups[gi][0])
+            herm = torch.matmul(w[:, col:col + k], matrices).view(batch, d, d)
+            out = out + self._apply_group(state, gi, herm)
+            col += k
+        for idx, weights in self._span_terms:
+            k = weights.shape[1]
+            out = out + state[:, idx] * torch.matmul(w[:, col:col + k], weights.T)
+            col += k
+        return 2 * out
+
+    def _step_vjp(self, state: torch.Tensor, angles: torch.Tensor,
+                  grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Walk the step backwards from its output ``state``: (ψ_in, ∂L/∂ψ_in, ∂L/∂angles).
+
+        ψ and its gradient g travel together as one [B, 2, N] tensor: every gate is unitary, so both are
+        mapped by U† and each gather or matmul serves the pair.
+        """
+        batch = state.shape[0]
+        pair = torch.stack([state, grad], dim=1)
+        if self.global_phase != 1.0:
+            pair = pair * complex(np.conj(self.global_phase))
+        bank = self._bank(angles)
+        grad_rot = angles.new_zeros(batch, self._n_rot)
+        for seg in reversed(self._segments):
+            if seg.phase is not None:
+                pair = pair * seg.phase.conj()
+            if seg.inverse_perm is not None:
+                pair = self._permute(pair, seg.inverse_perm)
+            if seg.table is None:
+                continue
+            fused = self._fused(bank, seg.table)
+            if seg.rot_ops.numel():
+                # reduced 2×2 blocks of K = Σ ψ g^H for every qubit: dL/dθ = ½ Im Tr(P' K_q), P' = S P S†
+                psi, g = pair[:, 0], pair[:, 1]
+                reduced = torch.cat([
+                    torch.matmul(self._group_outer(psi, g, gi).reshape(batch, -1), table)
+                    for gi, table in enumerate(self._reduce_tables)], dim=1).view(batch, self.n_qubits, 2, 2)
+                lmax = seg.table.shape[1]
+                suffix = [self._eye2.expand(batch, self.n_qubits, 2, 2)]
+                for j in range(lmax - 1, 0, -1):
+                    suffix.append(torch.matmul(suffix[-1], bank[:, seg.table[:, j]]))
+                suffix = torch.stack(suffix[::-1], dim=2).reshape(batch, -1, 2, 2)  # [B, n·Lmax, 2, 2]
+                after = suffix[:, seg.rot_slots]
+                generator = torch.matmul(torch.matmul(after, self._rot_pauli[seg.rot_ops]), after.mH)
+                trace = (generator * reduced[:, seg.rot_qubits].transpose(-1, -2)).sum(dim=(-1, -2))
+                grad_rot = grad_rot.index_add(1, seg.rot_ops, 0.5 * trace.imag)
+            for gi, mat in enumerate(self._group_matrices(fused)):
+                pair = self._apply_group(pair, gi, mat.mH.contiguous())
+        grad_angles = angles.new_zeros(batch, self.n_params)
+        if self._n_rot:
+            grad_angles = grad_angles.index_add(1, self._rot_param, grad_rot * self._rot_coef)
+        return pair[:, 0], pair[:, 1], grad_angles
 
     def to(self, device: Union[str, torch.device]) -> "StatevectorEngine":
         """A copy of this engine on another device."""
@@ -465,3 +618,100 @@ class StatevectorEngine:
             f"StatevectorEngine(n_qubits={self.n_qubits}, params={self.n_params}, readouts={self.n_readouts}, "
             f"segments={self.n_segments}, dtype={self.dtype}, device={self.device})"
         )
+
+
+class ReversibleTape:
+    """The newest state of a sequence of ``step_readouts`` calls, walked backwards during backward.
+
+    Forward pushes each output state, keeping only the newest plus a checkpoint every ``checkpoint_every``
+    steps (and each step's angles, which are small). Backward normally visits the steps in reverse order and
+    recomputes ψ_{t-1} = U(θ_t)† ψ_t; checkpoints reset round-off drift, and a backward that starts before
+    the last step (a loss that ignores the sequence's end) recomputes forward from the nearest checkpoint.
+    """
+
+    def __init__(self, checkpoint_every: int = 64) -> None:
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        self.checkpoint_every = checkpoint_every
+        self.length = 0
+        self._cursor = -1
+        self._current: Optional[torch.Tensor] = None
+        self._checkpoints: dict[int, torch.Tensor] = {}
+        self._angles: list[torch.Tensor] = []
+
+    def push(self, state: torch.Tensor, angles: torch.Tensor) -> int:
+        position = self.length
+        self.length += 1
+        self._current, self._cursor = state, position
+        self._angles.append(angles)
+        if position % self.checkpoint_every == 0:
+            self._checkpoints[position] = state
+        return position
+
+    def state_at(self, position: int, engine: "StatevectorEngine") -> torch.Tensor:
+        """ψ after step ``position``."""
+        if position > self._cursor or self._current is None:
+            raise RuntimeError(
+                "reversible backward must run once over the sequence in reverse order "
+                f"(step {position} was asked for after step {self._cursor + 1}); use engine.step for other graphs"
+            )
+        if position in self._checkpoints:
+            return self._checkpoints[position]
+        if position == self._cursor:
+            return self._current
+        start = position - position % self.checkpoint_every
+        state = self._checkpoints[start]
+        for t in range(start + 1, position + 1):
+            state = engine._apply_circuit(state, self._angles[t])
+        return state
+
+    def rewind(self, position: int, previous: torch.Tensor) -> None:
+        self._current, self._cursor = previous, position - 1
+
+
+class _StepFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, state, angles, engine, tape, with_readouts):
+        with torch.no_grad():
+            out = engine._apply_circuit(state, angles)
+            values = engine._readout_values(out) if with_readouts else out.new_zeros(out.shape[0], 0).real
+        ctx.engine, ctx.tape, ctx.with_readouts = engine, tape, with_readouts
+        if tape is None:
+            ctx.save_for_backward(angles, out)
+        else:
+            ctx.save_for_backward(angles)
+            ctx.position = tape.push(out.detach(), angles.detach())
+        return out, values
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_values):
+        engine = ctx.engine
+        if ctx.tape is None:
+            angles, out = ctx.saved_tensors
+        else:
+            (angles,) = ctx.saved_tensors
+            with torch.no_grad():
+                out = ctx.tape.state_at(ctx.position, engine)
+        grad = grad_out if grad_out is not None else torch.zeros_like(out)
+        if ctx.with_readouts and grad_values is not None:
+            grad = grad + engine._readouts_vjp(out, grad_values)
+        with torch.no_grad():
+            previous, grad_in, grad_angles = engine._step_vjp(out, angles, grad)
+        if ctx.tape is not None:
+            ctx.tape.rewind(ctx.position, previous)
+        return (grad_in if ctx.needs_input_grad[0] else None,
+                grad_angles if ctx.needs_input_grad[1] else None, None, None, None)
+
+
+class _ReadoutFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, state, engine):
+        ctx.engine = engine
+        ctx.save_for_backward(state)
+        with torch.no_grad():
+            return engine._readout_values(state)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (state,) = ctx.saved_tensors
+        return ctx.engine._readouts_vjp(state, grad), None

@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..backends import StatevectorEngine
+from ..backends import ReversibleTape, StatevectorEngine
 from ..circuits import QRNNSpec, readout_observables, step_circuit
 
 ACTIVATIONS: tuple[str, ...] = ("linear", "relu", "gelu", "glu", "leaky_relu", "tanh")
@@ -149,10 +149,12 @@ class QRNNCore(nn.Module):
         batch, steps, _ = x.shape
         psi, z = state if state is not None else self.initial_state(batch)
         z = z.to(x.dtype)
+        # Reversible backward: no quantum state is stored per step (memory independent of T)
+        tape = ReversibleTape() if torch.is_grad_enabled() else None
         outputs = []
         for t in range(steps):
             angles = self.step_angles(x[:, t], z)
-            psi = self.engine.step(psi, angles)
-            z = self.engine.readouts(psi).to(x.dtype)
+            psi, z = self.engine.step_readouts(psi, angles, tape)
+            z = z.to(x.dtype)
             outputs.append(z)
         return torch.stack(outputs, dim=1), (psi, z)
