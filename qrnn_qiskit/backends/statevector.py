@@ -123,6 +123,8 @@ class _CompiledSegment:
     rot_ops: torch.Tensor  # rotation indices in this segment,
     rot_qubits: torch.Tensor  # their qubits,
     rot_slots: torch.Tensor  # and their chain slots q·Lmax + position
+    gathers: list  # fast path: after the matrix of group G-1-k (at the top), gather k (None: identity)
+    inverse_gathers: list
 
 
 @dataclass
@@ -176,6 +178,7 @@ class StatevectorEngine:
             raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
         g = min(group_size or default_group_size(self.n_qubits), self.n_qubits)
         self.groups = [(lo, min(lo + g, self.n_qubits)) for lo in range(0, self.n_qubits, g)]
+        self._gather_cache: dict = {}
         self._compile_gates()
         self._compile_readouts()
 
@@ -310,9 +313,29 @@ class StatevectorEngine:
                     phase = torch.tensor(phase_out, dtype=cdt, device=dev)
             if table is None and perm is None and phase is None:
                 continue
+            # Gathers that follow each group's matrix (applied while that group sits at the top of the index):
+            # rotate the top group's bits to the bottom; the last one also carries the monomial permutation.
+            gathers = []
+            if table is not None:
+                current = k.copy()  # memory position -> standard index
+                for lo, hi in reversed(self.groups):
+                    size = hi - lo
+                    rest = self.n_qubits - size
+                    index = ((k & ((1 << size) - 1)) << rest) | (k >> size)  # new position i reads old index[i]
+                    gathers.append(index)
+                    current = current[index]
+                assert np.array_equal(current, k)
+                if perm is not None:
+                    gathers[-1] = gathers[-1][inverse]
+            else:
+                gathers = [inverse] if perm is not None else []
+            gathers = [None if np.array_equal(g, k) else g for g in gathers]
+            inverse_gathers = [None if g is None else np.argsort(g) for g in gathers]
             as_index = lambda xs: torch.tensor(xs, dtype=torch.long, device=dev)  # noqa: E731
+            as_gather = lambda g: None if g is None else torch.tensor(g, dtype=torch.long, device=dev)  # noqa: E731
             self._segments.append(_CompiledSegment(
-                table, perm, inverse_perm, phase, as_index(rot_ops), as_index(rot_qubits), as_index(rot_slots)))
+                table, perm, inverse_perm, phase, as_index(rot_ops), as_index(rot_qubits), as_index(rot_slots),
+                [as_gather(g) for g in gathers], [as_gather(g) for g in inverse_gathers]))
         self.n_segments = len(self._segments)
         # Hermitian generator P of each rotation, R(θ) = exp(-iθP/2)
         paulis = {0: _FIXED_1Q["x"], 1: _FIXED_1Q["y"], 2: _FIXED_1Q["z"]}
@@ -515,6 +538,28 @@ class StatevectorEngine:
         prod = torch.matmul(a.reshape(batch, left, d, right), b.reshape(batch, left, d, right).mH)
         return prod.sum(dim=1) if left > 1 else prod[:, 0]
 
+    def _apply_top(self, state: torch.Tensor, size: int, mat: torch.Tensor) -> torch.Tensor:
+        """``mat`` [B, D, D] applied to the top ``size`` index bits of ``state`` [B, ..., N]: one wide bmm."""
+        shape = state.shape
+        d = 1 << size
+        if len(shape) == 2:
+            return torch.matmul(mat, state.view(shape[0], d, -1)).view(shape)
+        return torch.matmul(mat[:, None], state.view(shape[0], shape[1], d, -1)).view(shape)
+
+    def _gather(self, state: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
+        """``state[..., index]`` for contiguous no-grad states, moving complex64 as float64 words."""
+        if index is None:
+            return state
+        words = state.view(torch.float64) if state.dtype == torch.complex64 else torch.view_as_real(state)
+        if state.dtype == torch.complex64:
+            key = (tuple(words.shape), index.data_ptr())
+            expanded = self._gather_cache.get(key)
+            if expanded is None:
+                expanded = index.expand(words.shape).contiguous()
+                self._gather_cache = {key: expanded, **dict(list(self._gather_cache.items())[:15])}
+            return torch.gather(words, -1, expanded).view(torch.complex64)
+        return torch.view_as_complex(torch.index_select(words, -2, index).contiguous())
+
     def _permute(self, state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """``state[..., index]``; outside autograd complex64 moves as float64 words (several times faster)."""
         if state.requires_grad or state.dtype != torch.complex64 or not state.is_contiguous():
@@ -529,6 +574,24 @@ class StatevectorEngine:
                     state = self._apply_group(state, gi, mat)
             if seg.perm is not None:
                 state = self._permute(state, seg.perm)
+            if seg.phase is not None:
+                state = state * seg.phase
+        if self.global_phase != 1.0:
+            state = state * self.global_phase
+        return state
+
+    def _apply_circuit_fast(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+        """Same map as ``_apply_circuit`` (outside autograd): every group matrix is applied at the top of the
+        index and followed by a gather that rotates its bits to the bottom (fused with the entangler)."""
+        bank = self._bank(angles)
+        state = state.contiguous()
+        for seg in self._segments:
+            if seg.table is not None:
+                mats = self._group_matrices(self._fused(bank, seg.table))
+                for (lo, hi), mat, gather in zip(reversed(self.groups), reversed(mats), seg.gathers):
+                    state = self._gather(self._apply_top(state, hi - lo, mat), gather)
+            elif seg.gathers:
+                state = self._gather(state, seg.gathers[0])
             if seg.phase is not None:
                 state = state * seg.phase
         if self.global_phase != 1.0:
@@ -580,17 +643,23 @@ class StatevectorEngine:
         for seg in reversed(self._segments):
             if seg.phase is not None:
                 pair = pair * seg.phase.conj()
-            if seg.inverse_perm is not None:
-                pair = self._permute(pair, seg.inverse_perm)
             if seg.table is None:
+                if seg.inverse_gathers:
+                    pair = self._gather(pair, seg.inverse_gathers[0])
                 continue
-            fused = self._fused(bank, seg.table)
+            mats = self._group_matrices(self._fused(bank, seg.table))
+            blocks = []  # reduced 2×2 blocks of K = Σ ψ g^H per qubit, groups from low to high
+            for gi, inverse in zip(range(len(self.groups)), reversed(seg.inverse_gathers)):
+                lo, hi = self.groups[gi]
+                pair = self._gather(pair, inverse)  # group gi back at the top
+                if seg.rot_ops.numel():
+                    top = pair.view(batch, 2, 1 << (hi - lo), -1)
+                    outer = torch.matmul(top[:, 0], top[:, 1].mH)
+                    blocks.append(torch.matmul(outer.reshape(batch, -1), self._reduce_tables[gi]))
+                pair = self._apply_top(pair, hi - lo, mats[gi].mH.contiguous())
             if seg.rot_ops.numel():
-                # reduced 2×2 blocks of K = Σ ψ g^H for every qubit: dL/dθ = ½ Im Tr(P' K_q), P' = S P S†
-                psi, g = pair[:, 0], pair[:, 1]
-                reduced = torch.cat([
-                    torch.matmul(self._group_outer(psi, g, gi).reshape(batch, -1), table)
-                    for gi, table in enumerate(self._reduce_tables)], dim=1).view(batch, self.n_qubits, 2, 2)
+                # dL/dθ = ½ Im Tr(P' K_q) with P' = S P S†, S the gates after the rotation in its qubit's chain
+                reduced = torch.cat(blocks, dim=1).view(batch, self.n_qubits, 2, 2)
                 lmax = seg.table.shape[1]
                 suffix = [self._eye2.expand(batch, self.n_qubits, 2, 2)]
                 for j in range(lmax - 1, 0, -1):
@@ -600,8 +669,6 @@ class StatevectorEngine:
                 generator = torch.matmul(torch.matmul(after, self._rot_pauli[seg.rot_ops]), after.mH)
                 trace = (generator * reduced[:, seg.rot_qubits].transpose(-1, -2)).sum(dim=(-1, -2))
                 grad_rot = grad_rot.index_add(1, seg.rot_ops, 0.5 * trace.imag)
-            for gi, mat in enumerate(self._group_matrices(fused)):
-                pair = self._apply_group(pair, gi, mat.mH.contiguous())
         grad_angles = angles.new_zeros(batch, self.n_params)
         if self._n_rot:
             grad_angles = grad_angles.index_add(1, self._rot_param, grad_rot * self._rot_coef)
@@ -662,7 +729,7 @@ class ReversibleTape:
         start = position - position % self.checkpoint_every
         state = self._checkpoints[start]
         for t in range(start + 1, position + 1):
-            state = engine._apply_circuit(state, self._angles[t])
+            state = engine._apply_circuit_fast(state, self._angles[t])
         return state
 
     def rewind(self, position: int, previous: torch.Tensor) -> None:
@@ -673,7 +740,7 @@ class _StepFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, state, angles, engine, tape, with_readouts):
         with torch.no_grad():
-            out = engine._apply_circuit(state, angles)
+            out = engine._apply_circuit_fast(state, angles)
             values = engine._readout_values(out) if with_readouts else out.new_zeros(out.shape[0], 0).real
         ctx.engine, ctx.tape, ctx.with_readouts = engine, tape, with_readouts
         if tape is None:
