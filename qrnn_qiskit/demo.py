@@ -61,4 +61,7 @@ def run_demo(minutes: Optional[float] = None, root: Optional[Path] = None, progr
     print(f"\nCopying memory, delay T={base.delay} (sequence length {base.delay + 20}), "
           f"QRNN: {base.qubits} qubits × {base.layers} layers, LSTM matched in parameters")
     print(format_table(results, baseline))
+    from .evaluation.demo import demo_noisy_comparison
+
+    demo_noisy_comparison(root / "qrnn", progress=progress)
     return results
