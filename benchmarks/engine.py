@@ -1,0 +1,214 @@
+"""Statevector engine benchmark: the package's engine side by side with a plain per-gate reference.
+
+    python benchmarks/engine.py                      # grid n=4,8,12,14 × B=32,128, L=2, step and T=28
+    python benchmarks/engine.py --qubits 4 8 12 --batch 32          # the foundation issue's table
+    python benchmarks/engine.py --memory-check       # n=12, B=64, T=784 forward+backward peak memory
+    python benchmarks/engine.py --device cuda --qubits 12 16 20
+
+Each (engine, n, B) runs in a fresh subprocess so that peak RSS belongs to that configuration alone.
+Figures: median and range of wall-clock time over --repeats runs, amplitude-gate updates per second
+(B · 2^n · gates · T / forward time), peak memory. Nothing here is a test; results go to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _worker(job: dict) -> dict:
+    import torch
+
+    from qrnn_qiskit.backends import StatevectorEngine
+    from qrnn_qiskit.circuits import QRNNSpec, readout_observables, step_circuit
+    from reference_engine import PlainEngine
+
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    device = torch.device(job["device"])
+    n, batch, layers, seq_len = job["n"], job["batch"], job["layers"], job["seq_len"]
+    spec = QRNNSpec(n, layers, "cx_ring", "xyz")
+    circuit = step_circuit(spec)
+    gates = sum(1 for ins in circuit.data if ins.operation.name != "barrier")
+    if job["engine"] == "fast":
+        engine = StatevectorEngine(circuit, readout_observables(spec), device=device)
+    else:
+        engine = PlainEngine(spec, device=str(device))
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    gen = torch.Generator().manual_seed(0)
+    angles = torch.randn(batch, seq_len, spec.n_params, generator=gen).to(device)
+
+    def run(steps: int, backward: bool) -> None:
+        a = angles[:, :steps].clone().requires_grad_(backward)
+        with torch.set_grad_enabled(backward):
+            state, total = engine.initial_state(batch), 0.0
+            if job["engine"] == "fast" and backward:
+                values, _ = engine.sequence(a)
+                total = values.sum()
+            else:
+                for t in range(steps):
+                    state = engine.step(state, a[:, t])
+                    total = total + engine.readouts(state).sum()
+            if backward:
+                total.backward()
+        sync()
+
+    results = {}
+    base_rss = _peak_mb()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for label, steps in (("step", 1), (f"T={seq_len}", seq_len)):
+        for backward in (False, True):
+            run(steps, backward)  # warm-up
+            times = []
+            deadline = time.perf_counter() + job["max_seconds"]
+            for _ in range(job["repeats"]):
+                started = time.perf_counter()
+                run(steps, backward)
+                times.append(time.perf_counter() - started)
+                if time.perf_counter() > deadline and len(times) >= 3:
+                    break
+            key = f"{label} {'fwd+bwd' if backward else 'fwd'}"
+            results[key] = {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times),
+                            "max_ms": 1e3 * max(times), "repeats": len(times),
+                            "updates_per_s": batch * (1 << n) * gates * steps / statistics.median(times)}
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else _peak_mb() - base_rss
+    return {"results": results, "peak_mb": peak, "gates": gates}
+
+
+def _memory_worker(job: dict) -> dict:
+    """QRNN-style loop (controller = linear map of the readouts) over T steps, forward + backward."""
+    import torch
+
+    from qrnn_qiskit.backends import ReversibleTape, StatevectorEngine
+    from qrnn_qiskit.circuits import QRNNSpec, readout_observables, step_circuit
+
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    spec = QRNNSpec(job["n"], job["layers"])
+    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), device=job["device"])
+    controller = torch.nn.Linear(spec.n_readouts + 8, spec.n_params).to(job["device"])
+    inputs = torch.randn(job["batch"], job["seq_len"], 8, device=job["device"])
+    base_rss = _peak_mb()
+    started = time.perf_counter()
+    state = engine.initial_state(job["batch"])
+    z = engine.readouts(state).detach()
+    tape, total = ReversibleTape(), 0.0
+    for t in range(job["seq_len"]):
+        state, z = engine.step_readouts(state, controller(torch.cat([inputs[:, t], z], 1)), tape)
+        total = total + z.square().mean()
+    total.backward()
+    seconds = time.perf_counter() - started
+    state_mb = job["batch"] * (1 << job["n"]) * 8 / 2**20
+    return {"seconds": seconds, "peak_mb": _peak_mb() - base_rss, "state_mb": state_mb,
+            "grad_norm": float(controller.weight.grad.norm())}
+
+
+def _spawn(job: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _plain_fits(n: int, batch: int, seq_len: int, layers: int, budget_gb: float) -> bool:
+    """Plain autograd keeps ~ (2·n·layers + 4) states per step; skip runs that would not fit."""
+    return batch * (1 << n) * 8 * seq_len * (2 * n * layers + 4) / 2**30 <= budget_gb
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--qubits", type=int, nargs="+", default=[4, 8, 12, 14])
+    parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--seq-len", type=int, default=28)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="per measurement, after 3 repeats")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--engines", default="fast,plain")
+    parser.add_argument("--plain-memory-gb", type=float, default=6.0)
+    parser.add_argument("--memory-check", action="store_true", help="n=12, B=64, T=784 forward+backward memory")
+    parser.add_argument("--out", help="JSON path (default: benchmarks/results/engine-<device>[-memory].json)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        job = json.loads(args.worker)
+        print(json.dumps(_memory_worker(job) if job.get("memory") else _worker(job)))
+        return
+
+    import torch
+
+    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "device": args.device, "threads": args.threads or torch.get_num_threads(),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+    out = Path(args.out or ROOT / "benchmarks" / "results" /
+               f"engine-{args.device}{'-memory' if args.memory_check else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    if args.memory_check:
+        job = {"memory": True, "n": 12, "batch": 64, "layers": args.layers, "seq_len": 784,
+               "device": args.device, "threads": args.threads}
+        result = _spawn(job)
+        print(f"n=12 B=64 L={args.layers} T=784 forward+backward (reversible engine): {result}")
+        out.write_text(json.dumps({"meta": meta, "memory_check": {**job, **result}}, indent=2))
+        return
+
+    rows = []
+    for n in args.qubits:
+        for batch in args.batch:
+            entry = {"n": n, "batch": batch}
+            for engine in args.engines.split(","):
+                if engine == "plain" and not _plain_fits(n, batch, args.seq_len, args.layers, args.plain_memory_gb):
+                    entry[engine] = {"error": f"skipped: plain autograd would need > {args.plain_memory_gb} GB"}
+                    continue
+                job = {"engine": engine, "n": n, "batch": batch, "layers": args.layers, "seq_len": args.seq_len,
+                       "repeats": args.repeats, "max_seconds": args.max_seconds, "device": args.device,
+                       "threads": args.threads}
+                entry[engine] = _spawn(job)
+                print(f"  measured {engine:5s} n={n:2d} B={batch:3d}", file=sys.stderr, flush=True)
+            rows.append(entry)
+
+    header = "| n | B | measurement | fast median ms (range) | plain median ms | plain/fast | fast Mupd/s | fast peak MB | plain peak MB |"
+    print(f"\nStatevector engine, L={args.layers}, {meta['device']}, {meta['threads']} threads, torch {meta['torch']}")
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for entry in rows:
+        fast, plain = entry.get("fast", {}), entry.get("plain", {})
+        for key in (fast.get("results") or plain.get("results") or {}):
+            f = fast.get("results", {}).get(key)
+            p = plain.get("results", {}).get(key)
+            ratio = f"{p['median_ms'] / f['median_ms']:.1f}×" if f and p else "-"
+            f_text = f"{f['median_ms']:.2f} ({f['min_ms']:.2f}–{f['max_ms']:.2f})" if f else fast.get("error", "-")
+            p_text = f"{p['median_ms']:.2f}" if p else plain.get("error", "-")
+            print(f"| {entry['n']} | {entry['batch']} | {key} | {f_text} | {p_text} | {ratio} | "
+                  f"{f['updates_per_s'] / 1e6:.0f} | {fast.get('peak_mb', 0):.0f} | "
+                  f"{plain.get('peak_mb', float('nan')):.0f} |" if f else
+                  f"| {entry['n']} | {entry['batch']} | {key} | {f_text} | {p_text} | {ratio} | - | - | - |")
+    out.write_text(json.dumps({"meta": meta, "args": vars(args), "rows": rows}, indent=2))
+    print(f"\nsaved {out}")
+
+
+if __name__ == "__main__":
+    main()
