@@ -67,10 +67,13 @@ class CountingEstimator(EstimatorV2):
         super().__init__(options={"backend_options": {"method": "statevector"}, "default_precision": 0.0})
         self.pubs = 0
         self.bindings = 0
+        self.expectations = 0
 
     def _run_pub(self, pub):
         self.pubs += 1
-        self.bindings += int(np.prod(pub.parameter_values.shape)) if pub.parameter_values.shape else 1
+        bindings = int(np.prod(pub.parameter_values.shape))
+        self.bindings += bindings
+        self.expectations += bindings * int(np.prod(pub.observables.shape[:pub.observables.ndim - pub.parameter_values.ndim]) or 1)
         return super()._run_pub(pub)
 
 
@@ -255,11 +258,12 @@ def test_cost_model_counts_the_pubs_and_circuits_actually_run():
             zs.append(engine.readouts(state))
         torch.stack(zs).sum().backward()
         cost = estimate_cost(spec, batch, steps, broadcast=broadcast)
-        assert estimator.pubs == cost.pubs
+        assert (estimator.pubs, estimator.bindings, estimator.expectations) == (
+            cost.pubs, cost.bindings, cost.expectations)
         # bindings per prefix length t: forward R·B, gradient 2·t·P·B shifted sets (× R without broadcast)
         r, p = spec.n_readouts, spec.n_params
         per_t = [r * batch + 2 * p * t * batch * (1 if broadcast else r) for t in range(1, steps + 1)]
-        assert estimator.bindings == sum(per_t)
+        assert cost.bindings == sum(per_t)
         assert cost.step_circuits == sum(t * b for t, b in zip(range(1, steps + 1), per_t))
 
 
@@ -279,7 +283,7 @@ def test_cost_guard_refuses_with_an_estimate_and_force_overrides():
 
 def test_estimate_cost_grows_cubically_in_steps():
     spec = QRNNSpec(4, 2)
-    timing = AerTiming(per_pub_s=0.0, per_step_circuit_s=1.0)
+    timing = AerTiming(per_run_s=0.0, per_pub_s=0.0, per_binding_s=0.0, per_step_circuit_s=1.0, per_expectation_s=0.0)
     small = estimate_cost(spec, 1, 10, timing=timing)
     large = estimate_cost(spec, 1, 20, timing=timing)
     assert 7 < large.seconds / small.seconds < 9
