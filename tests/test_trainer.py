@@ -58,6 +58,14 @@ def test_existing_run_dir_needs_resume_and_resume_needs_same_config(tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
 
 
+def test_a_model_that_cannot_be_built_writes_no_run_directory(tmp_path):
+    # valid as a config, refused by the Aer model builder (2^24·16 bytes × 1024 samples of state vectors)
+    config = replace(TINY, backend="aer", qubits=24, batch_size=1024)
+    with pytest.raises(QRNNError, match="needs about"):
+        Trainer(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_malformed_checkpoint_is_a_clear_error(tmp_path):
     Trainer(TINY, tmp_path / "run").fit()
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
@@ -87,6 +95,8 @@ def test_cli_train_and_resume_end_to_end(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(args + ["--steps", "6", "--resume"]) == 0
     assert read_metrics(tmp_path / "r")[-1]["step"] == 6
+    record = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert "--resume" not in record["argv"] and len(record["resumes"]) == 1
     lstm = ["train", "--run-dir", str(tmp_path / "l"), "--model", "lstm", "--match-params", str(tmp_path / "r"),
             "--delay", "2", "--steps", "2", "--eval-size", "8", "--batch-size", "4", "--no-progress"]
     assert main(lstm) == 0

@@ -111,12 +111,13 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.argv = list(argv) if argv is not None else list(sys.argv)
-        self._prepare_run_dir()
+        self._check_run_dir()
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.task: Task = make_task(config)
-        self.model = self.task.build_model(config)
+        self.model = self.task.build_model(config)  # invalid models fail here, before anything is written
+        self._write_config()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.step = 0
         self.elapsed = 0.0
@@ -124,7 +125,7 @@ class Trainer:
         if resume and (self.run_dir / CHECKPOINT).exists():
             self._restore(load_checkpoint(self.run_dir / CHECKPOINT))
 
-    def _prepare_run_dir(self) -> None:
+    def _check_run_dir(self) -> None:
         config_path = self.run_dir / CONFIG
         if config_path.exists() and not self.resume:
             raise QRNNError(
@@ -139,9 +140,17 @@ class Trainer:
                 raise QRNNError(
                     f"cannot resume {self.run_dir}: its config differs in {', '.join(diff)}; use the same flags or a new --run-dir"
                 )
+
+    def _write_config(self) -> None:
+        """config.json: the full config and the command line (a resume keeps the first and appends its own)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / CONFIG
         record = {"config": self.config.to_dict(), "argv": self.argv, "torch": torch.__version__}
-        atomic_write_json(config_path, record)
+        if self.resume and path.exists():
+            previous = json.loads(path.read_text())
+            record["argv"] = previous.get("argv", self.argv)
+            record["resumes"] = previous.get("resumes", []) + [self.argv]
+        atomic_write_json(path, record)
 
     def _restore(self, state: dict[str, Any]) -> None:
         saved = TrainConfig.from_dict(json.loads(state["config"]))
