@@ -580,10 +580,11 @@ class StatevectorEngine:
             state = state * self.global_phase
         return state
 
-    def _apply_circuit_fast(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    def _apply_circuit_fast(self, state: torch.Tensor, angles: torch.Tensor,
+                            bank: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Same map as ``_apply_circuit`` (outside autograd): every group matrix is applied at the top of the
         index and followed by a gather that rotates its bits to the bottom (fused with the entangler)."""
-        bank = self._bank(angles)
+        bank = self._bank(angles) if bank is None else bank
         state = state.contiguous()
         for seg in self._segments:
             if seg.table is not None:
@@ -627,8 +628,8 @@ class StatevectorEngine:
             col += k
         return 2 * out
 
-    def _step_vjp(self, state: torch.Tensor, angles: torch.Tensor,
-                  grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step_vjp(self, state: torch.Tensor, angles: torch.Tensor, grad: torch.Tensor,
+                  bank: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Walk the step backwards from its output ``state``: (ψ_in, ∂L/∂ψ_in, ∂L/∂angles).
 
         ψ and its gradient g travel together as one [B, 2, N] tensor: every gate is unitary, so both are
@@ -638,7 +639,7 @@ class StatevectorEngine:
         pair = torch.stack([state, grad], dim=1)
         if self.global_phase != 1.0:
             pair = pair * complex(np.conj(self.global_phase))
-        bank = self._bank(angles)
+        bank = self._bank(angles) if bank is None else bank
         grad_rot = angles.new_zeros(batch, self._n_rot)
         for seg in reversed(self._segments):
             if seg.phase is not None:
@@ -737,16 +738,20 @@ class ReversibleTape:
 
 
 class _StepFunction(torch.autograd.Function):
+    """One step (and optionally its readouts) with the hand-written backward. Saved for backward: the angles
+    and the small op bank [B, ops, 2, 2]; the output state too unless a ``ReversibleTape`` provides it."""
+
     @staticmethod
     def forward(ctx, state, angles, engine, tape, with_readouts):
         with torch.no_grad():
-            out = engine._apply_circuit_fast(state, angles)
+            bank = engine._bank(angles)
+            out = engine._apply_circuit_fast(state, angles, bank)
             values = engine._readout_values(out) if with_readouts else out.new_zeros(out.shape[0], 0).real
         ctx.engine, ctx.tape, ctx.with_readouts = engine, tape, with_readouts
         if tape is None:
-            ctx.save_for_backward(angles, out)
+            ctx.save_for_backward(angles, bank, out)
         else:
-            ctx.save_for_backward(angles)
+            ctx.save_for_backward(angles, bank)
             ctx.position = tape.push(out.detach(), angles.detach())
         return out, values
 
@@ -754,16 +759,16 @@ class _StepFunction(torch.autograd.Function):
     def backward(ctx, grad_out, grad_values):
         engine = ctx.engine
         if ctx.tape is None:
-            angles, out = ctx.saved_tensors
+            angles, bank, out = ctx.saved_tensors
         else:
-            (angles,) = ctx.saved_tensors
+            angles, bank = ctx.saved_tensors
             with torch.no_grad():
                 out = ctx.tape.state_at(ctx.position, engine)
         grad = grad_out if grad_out is not None else torch.zeros_like(out)
-        if ctx.with_readouts and grad_values is not None:
-            grad = grad + engine._readouts_vjp(out, grad_values)
         with torch.no_grad():
-            previous, grad_in, grad_angles = engine._step_vjp(out, angles, grad)
+            if ctx.with_readouts and grad_values is not None:
+                grad = grad + engine._readouts_vjp(out, grad_values)
+            previous, grad_in, grad_angles = engine._step_vjp(out, angles, grad, bank)
         if ctx.tape is not None:
             ctx.tape.rewind(ctx.position, previous)
         return (grad_in if ctx.needs_input_grad[0] else None,
