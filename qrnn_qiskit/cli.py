@@ -84,10 +84,28 @@ def _config_from_args(args: argparse.Namespace):
     return config
 
 
+def _engine_check(config) -> None:
+    """``--engine-check``: one conformance batch of the engine this run will train on, before training."""
+    from .backends import StatevectorEngine
+    from .backends.conformance import check_engine
+    from .circuits import readout_observables, step_circuit
+
+    if config.model != "qrnn" or config.backend != "statevector":
+        raise QRNNError("--engine-check checks the statevector engine of --model qrnn (--backend statevector)")
+    spec = config.qrnn.spec
+    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=config.torch_dtype)
+    result = check_engine(engine, seed=config.seed)
+    print(f"engine check ({spec.n_qubits} qubits, {config.dtype}): {result}")
+    if not result.ok:
+        raise QRNNError("the statevector engine disagrees with Qiskit on this spec; nothing was trained")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .training import Trainer
 
     config = _config_from_args(args)
+    if args.engine_check:
+        _engine_check(config)
     run_dir = Path(args.run_dir or f"runs/{config.task}-{config.model}")
     trainer = Trainer(config, run_dir, resume=args.resume, argv=sys.argv)
     print(f"run directory: {run_dir}  parameters: {sum(p.numel() for p in trainer.model.parameters())}")
@@ -111,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(train)
     train.add_argument("--run-dir", help="run directory (default: runs/TASK-MODEL)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    train.add_argument("--engine-check", action="store_true",
+                       help="first run one conformance batch of the engine against Qiskit (and its gradients)")
     train.add_argument("--epochs", type=float, help="smnist/smnist-rows/pmnist/imdb: train this many passes over "
                        "the training split (sets --steps)")
     train.set_defaults(func=cmd_train)

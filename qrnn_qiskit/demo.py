@@ -16,7 +16,7 @@ DEMO_CONFIG = TrainConfig(
     task="copying",
     model="qrnn",
     delay=5,
-    qubits=6,
+    qubits=4,
     layers=2,
     width=64,
     depth=1,
@@ -29,7 +29,7 @@ DEMO_CONFIG = TrainConfig(
     eval_size=512,
     threads=1,
 )
-DEMO_MINUTES = {"qrnn": 2.0, "lstm": 1.0}
+DEMO_MINUTES = {"qrnn": 2.5, "lstm": 1.0}
 
 
 def format_table(results: list[RunResult], baseline: float) -> str:

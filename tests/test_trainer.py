@@ -105,3 +105,28 @@ def test_cli_train_and_resume_end_to_end(tmp_path, capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "qrnn_qiskit.cli", "train", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--qubits" in out.stdout
+
+
+def test_engine_check_runs_before_training(tmp_path, capsys):
+    args = ["train", "--run-dir", str(tmp_path / "r"), "--delay", "1", "--qubits", "3", "--layers", "1", "--width", "4",
+            "--steps", "1", "--eval-size", "4", "--batch-size", "2", "--no-progress", "--engine-check"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "engine check (3 qubits, complex64)" in out and ": ok" in out
+    assert main(["train", "--model", "lstm", "--engine-check", "--run-dir", str(tmp_path / "l")]) == 2
+    assert "--engine-check checks" in capsys.readouterr().err
+
+
+def test_check_engine_detects_a_wrong_engine():
+    from qrnn_qiskit.backends import StatevectorEngine
+    from qrnn_qiskit.backends.conformance import check_engine
+    from qrnn_qiskit.circuits import QRNNSpec, readout_observables, step_circuit
+
+    spec = QRNNSpec(3, 1)
+    good = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=torch.complex128)
+    assert check_engine(good).ok
+    # an engine compiled from another circuit than the one it is checked against must fail
+    wrong = StatevectorEngine(step_circuit(QRNNSpec(3, 1, "cz_ring")), readout_observables(spec), dtype=torch.complex128)
+    wrong.circuit = good.circuit
+    result = check_engine(wrong)
+    assert not result.ok and "FAILED" in str(result)
