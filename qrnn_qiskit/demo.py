@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Optional
 
 from .data.copying import memoryless_baseline
+from .evaluation.demo import demo_noisy_comparison
+from .formatting import markdown_table
 from .training import RunResult, TrainConfig, Trainer
 
 # Chosen so the QRNN clearly beats the memoryless baseline on this 2-core machine within the budget
@@ -39,10 +41,7 @@ def format_table(results: list[RunResult], baseline: float) -> str:
         rows.append((r.config.model, str(r.parameters), str(r.steps), f"{r.seconds:.0f}",
                      f"{r.metrics['accuracy']:.1%}", f"{r.metrics['loss']:.4f}", f"{r.metrics['loss'] / baseline:.2f}"))
     rows.append(("memoryless", "0", "-", "-", "12.5%", f"{baseline:.4f}", "1.00"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def run_demo(minutes: Optional[float] = None, root: Optional[Path] = None, progress: bool = True) -> list[RunResult]:
@@ -61,7 +60,5 @@ def run_demo(minutes: Optional[float] = None, root: Optional[Path] = None, progr
     print(f"\nCopying memory, delay T={base.delay} (sequence length {base.delay + 20}), "
           f"QRNN: {base.qubits} qubits × {base.layers} layers, LSTM matched in parameters")
     print(format_table(results, baseline))
-    from .evaluation.demo import demo_noisy_comparison
-
     demo_noisy_comparison(root / "qrnn", progress=progress)
     return results

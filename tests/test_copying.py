@@ -25,3 +25,11 @@ def test_bad_arguments():
         copying_batch(np.random.default_rng(0), 2, 0)
     with pytest.raises(ValueError, match="batch"):
         copying_batch(np.random.default_rng(0), 0, 3)
+
+
+def test_markdown_table_aligns_columns():
+    from qrnn_qiskit.formatting import markdown_table
+
+    assert markdown_table([("a", "bb"), ("ccc", 1)]).splitlines() == ["| a   | bb |", "|-----|----|", "| ccc | 1  |"]
+    with pytest.raises(ValueError):
+        markdown_table([])

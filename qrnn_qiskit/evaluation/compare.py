@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 from ..errors import QRNNError
+from ..formatting import markdown_table
 from ..training.trainer import atomic_write_bytes
 from .protocols import EvalConfig
 from .runner import EVALS, evaluate, eval_name
@@ -50,21 +51,14 @@ def comparison_table(results: Sequence[dict]) -> str:
         rows.append((r["target"], r["protocol"], f"{r['samples']} × {r['steps']}", str(shots),
                      label + _fmt(noisy, percent), label + _fmt(exact, percent), f"{r['mean_error']:.4f}",
                      f"{r['max_error']:.4f}", r["semantics"]))
-    lines = [_markdown(rows), "", "Mean abs(z − z_exact) per timestep:", ""]
+    lines = [markdown_table(rows), "", "Mean abs(z − z_exact) per timestep:", ""]
     steps = max(r["steps"] for r in results)
     per_step = [("target / protocol",) + tuple(f"t={t + 1}" for t in range(steps))]
     for r in results:
         errors = [f"{e:.3f}" for e in r["error_per_step"]] + [""] * (steps - r["steps"])
         per_step.append((f"{r['target']} / {r['protocol']}",) + tuple(errors))
-    lines.append(_markdown(per_step))
+    lines.append(markdown_table(per_step))
     return "\n".join(lines)
-
-
-def _markdown(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    out = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
-    out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(out)
 
 
 def _save_figure(figure, path: Path) -> None:

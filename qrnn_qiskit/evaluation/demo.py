@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Union
 
+from ..formatting import markdown_table
 from .protocols import EvalConfig
 from .runner import evaluate
 
@@ -27,10 +28,7 @@ def demo_noisy_comparison(run_dir: Union[str, Path], target: str = DEMO_TARGET, 
             ("noiseless (trained model)", f"{exact['accuracy']:.1%}", f"{exact['loss']:.4f}", "0", "0"),
             (f"{target}, replay", f"{noisy['accuracy']:.1%}", f"{noisy['loss']:.4f}", f"{result['mean_error']:.4f}",
              f"{result['max_error']:.4f}")]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     print(f"\nQRNN replay, {samples} sequences ({time.perf_counter() - started:.0f} s; "
           f"more with: qrnn compare {run_dir})")
-    print("\n".join(lines))
+    print(markdown_table(rows))
     return result
