@@ -159,3 +159,21 @@ def test_loss_on_an_early_part_of_a_sequence_recomputes_from_checkpoints():
 def test_tape_checkpoint_interval_is_validated():
     with pytest.raises(ValueError, match="checkpoint_every"):
         ReversibleTape(0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["c128", "c64"])
+def test_cuda_matches_cpu(dtype):
+    spec = QRNNSpec(7, 2, "cz_ring", "xyz")
+    cpu = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype)
+    gpu = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype, device="cuda")
+    angles = torch.randn(5, 6, spec.n_params, dtype=cpu.real_dtype)
+    grads = []
+    for engine in (cpu, gpu):
+        a = angles.to(engine.device).requires_grad_(True)
+        values, _ = engine.sequence(a)
+        values.square().sum().backward()
+        grads.append((values.detach().cpu(), a.grad.cpu()))
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=TOL[dtype], rtol=0)
+    torch.testing.assert_close(grads[0][1], grads[1][1], atol=TOL[dtype] * 10, rtol=TOL[dtype])
