@@ -12,13 +12,18 @@ from typing import Optional, Sequence
 from .errors import QRNNError
 
 _HELP = {
-    "task": "task to train: copying, smnist (pixels, T=784), smnist-rows (T=28), pmnist (permuted pixels), imdb",
-    "model": "qrnn or a classical baseline: rnn, lstm, gru, orthogonal (expRNN-style)",
+    "task": "task to train: copying, smnist (pixels, T=784), smnist-rows (T=28), pmnist (permuted pixels), imdb, "
+            "ptb-word, ptb-char (Penn Treebank language modelling), mt-de-en (German→English Bible verses)",
+    "model": "qrnn or a classical baseline: rnn, lstm, gru, orthogonal (expRNN-style; not for mt-de-en)",
     "delay": "copying: number of blanks T between the symbols and the marker",
     "val_fraction": "smnist/smnist-rows/pmnist/imdb: fraction of the training split held out for validation",
     "permutation_seed": "pmnist: seed of the one fixed pixel permutation (recorded in config.json)",
-    "vocab_size": "imdb: vocabulary size including padding and unknown (most frequent training words)",
-    "max_len": "imdb: keep the last MAX_LEN words of each review",
+    "vocab_size": "imdb, mt-de-en (per language): vocabulary size including special tokens (most frequent "
+                  "training words)",
+    "max_len": "imdb: keep the last MAX_LEN words of each review; mt-de-en: drop pairs with more tokens on a side",
+    "bptt": "ptb-word/ptb-char: truncated-BPTT window; the recurrent state is carried (detached) across windows",
+    "attention": "mt-de-en: attention score over the encoder's outputs, additive or dot",
+    "beam_size": "mt-de-en: beam width for test BLEU (qrnn report) and qrnn translate (1: greedy)",
     "qubits": "QRNN register size n",
     "layers": "QRNN step-circuit layers L (P = 2·n·L angles)",
     "entangler": "cx_ring, cz_ring or cx_ladder",
@@ -151,8 +156,9 @@ def _subcommand_modules():
     from .data.cli import register as register_data
     from .evaluation.cli import register as register_hardware
     from .evaluation.report import register as register_report
+    from .evaluation.translate import register as register_translate
 
-    return [register_data, register_report, register_hardware]
+    return [register_data, register_report, register_hardware, register_translate]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

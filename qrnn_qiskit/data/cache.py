@@ -141,3 +141,21 @@ def cache_size(name: str) -> int:
     """Bytes used by a dataset's cache folder (0 when absent)."""
     folder = dataset_dir(name)
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+PINS = "pins.json"
+
+
+def pinned_digest(key: str, digest: str) -> tuple[str, bool]:
+    """Trust on first use: the digest recorded for ``key`` in ``<root>/pins.json`` and whether this call
+    recorded it (then it is ``digest``). Pins outlive ``fetch --force``; delete the file to re-pin."""
+    path = data_root() / PINS
+    try:
+        pins = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        raise QRNNError(f"{path} is unreadable; delete it to record the datasets' checksums again") from None
+    if key in pins:
+        return str(pins[key]), False
+    pins[key] = digest
+    _atomic_write(path, (json.dumps(pins, indent=2, sort_keys=True) + "\n").encode())
+    return digest, True

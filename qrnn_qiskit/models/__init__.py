@@ -8,6 +8,7 @@ from .sequence import (
     SequenceModel,
     build_model,
     count_parameters,
+    detach_state,
     match_hidden_size,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "SequenceModel",
     "build_model",
     "count_parameters",
+    "detach_state",
     "match_hidden_size",
 ]

@@ -77,12 +77,26 @@ class SequenceModel(nn.Module):
         self.head = nn.Linear(core.output_size, n_outputs)
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        self.forward_check(x)
+        return self._forward(x, lengths)
+
+    def forward_window(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, object]:
+        """``head="all"``: outputs for one window of a longer stream, starting from the core ``state`` the
+        previous window returned (None: the initial state), and the core's state after the window. Truncated
+        BPTT passes that state on detached (``detach_state``)."""
+        if self.head_mode != "all":
+            raise ValueError("forward_window needs a model with head='all'")
+        self.forward_check(x)
+        hidden, final = self.core(self.embed(x), state)
+        return self.head(hidden), final
+
+    def forward_check(self, x: torch.Tensor) -> None:
+        """Raise ValueError unless ``x`` has the shape and dtype of this model's inputs."""
         if self.inputs.vocab:
             if x.dim() != 2 or x.dtype not in (torch.long, torch.int32, torch.int64):
                 raise ValueError(f"token inputs must be an integer tensor [batch, time], got {x.dtype} {tuple(x.shape)}")
         elif x.dim() != 3 or x.shape[-1] != self.inputs.features:
             raise ValueError(f"real inputs must be [batch, time, {self.inputs.features}], got {tuple(x.shape)}")
-        return self._forward(x, lengths)
 
     def _forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
         hidden, _ = self.core(self.embed(x))
@@ -94,6 +108,15 @@ class SequenceModel(nn.Module):
             return self.head(hidden[:, -1])
         index = (lengths.to(hidden.device) - 1).clamp(min=0)
         return self.head(hidden[torch.arange(hidden.shape[0], device=hidden.device), index])
+
+
+def detach_state(state):
+    """A recurrent state (tensor, or tuples/lists of them, or None) cut from the autograd graph."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return type(state)(detach_state(part) for part in state)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -10,6 +10,7 @@ import torch
 from ..circuits import ENTANGLERS, MAX_QUBITS, READOUT_SETS, QRNNSpec
 from ..errors import QRNNError
 from ..models import ACTIVATIONS, ANGLE_MAPS, MODELS, ControllerConfig, QRNNConfig
+from ..models.seq2seq import ATTENTION_SCORES
 
 DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 
@@ -31,6 +32,9 @@ class TrainConfig:
     permutation_seed: int = 0  # pmnist: seed of the fixed pixel permutation
     vocab_size: int = 10000  # imdb: word ids incl. padding and unknown
     max_len: int = 200  # imdb: keep the last max_len words of each review
+    bptt: int = 35  # ptb-word/ptb-char: truncated-BPTT window (state carried across windows, detached)
+    attention: str = "additive"  # mt-de-en: attention score, additive or dot
+    beam_size: int = 5  # mt-de-en: beam width for test BLEU and `qrnn translate`
     # QRNN
     qubits: int = 8
     layers: int = 2
@@ -78,6 +82,10 @@ class TrainConfig:
         check(self.permutation_seed >= 0, f"--permutation-seed must be >= 0, got {self.permutation_seed}")
         check(self.vocab_size >= 3, f"--vocab-size must be >= 3 (padding, unknown, one word), got {self.vocab_size}")
         check(self.max_len >= 1, f"--max-len must be >= 1, got {self.max_len}")
+        check(self.bptt >= 1, f"--bptt must be >= 1, got {self.bptt}")
+        check(self.attention in ATTENTION_SCORES,
+              f"unknown attention {self.attention!r}; choose one of: {', '.join(ATTENTION_SCORES)}")
+        check(self.beam_size >= 1, f"--beam-size must be >= 1, got {self.beam_size}")
         check(1 <= self.qubits <= MAX_QUBITS, f"--qubits must be in 1..{MAX_QUBITS}, got {self.qubits}")
         check(self.layers >= 1, f"--layers must be >= 1, got {self.layers}")
         check(self.entangler in ENTANGLERS, f"unknown entangler {self.entangler!r}; choose one of: {', '.join(ENTANGLERS)}")

@@ -18,7 +18,14 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class Task(Protocol):
-    """What the trainer needs from a task; it knows nothing else about models or data."""
+    """What the trainer needs from a task; it knows nothing else about models or data.
+
+    Optional methods, used when present (see tasks_text.py): ``train_loss(model, step)`` replaces
+    ``loss(model(x), y)`` on ``train_batch(step)`` (truncated BPTT carrying state between steps, seq2seq
+    teacher forcing); ``evaluate(model, split)`` replaces the ``eval_batches``/``metrics`` average;
+    ``state_dict()``/``load_state_dict(d)`` put task state (carried recurrent state, vocabularies) into
+    checkpoints so that resume stays exact.
+    """
 
     name: str
 
@@ -115,6 +122,11 @@ TASKS: dict[str, Callable[["TrainConfig"], Task]] = {"copying": CopyingTask}
 from .tasks_paper import PAPER_TASKS  # noqa: E402
 
 TASKS.update(PAPER_TASKS)
+
+# Penn Treebank language modelling (ptb-word, ptb-char) and German→English translation (mt-de-en)
+from .tasks_text import TEXT_TASKS  # noqa: E402
+
+TASKS.update(TEXT_TASKS)
 
 
 def make_task(config: "TrainConfig") -> Task:

@@ -22,6 +22,7 @@ from .tasks import Task, make_task
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+HIGHER_IS_BETTER = ("accuracy", "bleu")  # every other metric (loss, ppl, bpc) is better when lower
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -166,6 +167,8 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
         self.best = dict(state.get("best", {}))
         torch.set_rng_state(state["torch_rng"])
+        if "task" in state and hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict(state["task"])
 
     def _checkpoint(self) -> None:
         save_checkpoint(
@@ -178,6 +181,7 @@ class Trainer:
                 "best": self.best,
                 "torch_rng": torch.get_rng_state(),
                 "config": json.dumps(self.config.to_dict(), sort_keys=True),
+                **({"task": self.task.state_dict()} if hasattr(self.task, "state_dict") else {}),
             },
         )
 
@@ -187,6 +191,11 @@ class Trainer:
         self.model.eval()
         totals: dict[str, float] = {}
         count = 0
+        custom = getattr(self.task, "evaluate", None)
+        if custom is not None:  # stateful tasks evaluate themselves (carried LM state, decoding for BLEU)
+            metrics = custom(self.model, "val")
+            self.model.train()
+            return metrics
         for x, y in self.task.eval_batches():
             metrics = self.task.metrics(self.model(x), y)
             for key, value in metrics.items():
@@ -194,6 +203,16 @@ class Trainer:
             count += len(x)
         self.model.train()
         return {key: value / count for key, value in totals.items()}
+
+    def _train_loss(self) -> torch.Tensor:
+        """The loss of training step ``self.step``: the task's own ``train_loss(model, step)`` when it has
+        one (tasks that carry state between steps or feed the model more than one tensor), else
+        ``task.loss(model(x), y)`` on ``task.train_batch(step)``."""
+        custom = getattr(self.task, "train_loss", None)
+        if custom is not None:
+            return custom(self.model, self.step)
+        x, y = self.task.train_batch(self.step)
+        return self.task.loss(self.model(x), y)
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / METRICS, "a") as handle:
@@ -211,8 +230,7 @@ class Trainer:
         running = None
         while self.step < cfg.steps and self.elapsed < limit:
             started = time.perf_counter()
-            x, y = self.task.train_batch(self.step)
-            loss = self.task.loss(self.model(x), y)
+            loss = self._train_loss()
             if not torch.isfinite(loss):
                 raise QRNNError(f"training diverged at step {self.step} (loss {loss.item()}); lower --lr or set --clip")
             self.optimizer.zero_grad(set_to_none=True)
@@ -228,7 +246,7 @@ class Trainer:
             bar.set_postfix(loss=f"{running:.4f}", refresh=False)
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps or self.elapsed >= limit:
                 metrics = self.evaluate()
-                self.best = {k: max(v, self.best.get(k, v)) if k == "accuracy" else min(v, self.best.get(k, v))
+                self.best = {k: max(v, self.best.get(k, v)) if k in HIGHER_IS_BETTER else min(v, self.best.get(k, v))
                              for k, v in metrics.items()}
                 self._log({"step": self.step, "seconds": round(self.elapsed, 3), "train_loss": running, **metrics})
                 bar.set_postfix(loss=f"{running:.4f}", **{f"val_{k}": f"{v:.4f}" for k, v in metrics.items()})

