@@ -69,3 +69,12 @@ def test_bad_inputs_are_rejected():
         model(torch.randn(2, 3))
     with pytest.raises(ValueError, match="model must be one of"):
         build_model("transformer", InputSpec(vocab=3), 2)
+
+
+def test_apply_head_reads_the_last_real_step_of_padded_token_inputs():
+    config = QRNNConfig(QRNNSpec(2, 1, readouts="z"), ControllerConfig(width=4))
+    model = build_model("qrnn", InputSpec(vocab=5, embed_dim=4, pad_id=0), 3, "last", qrnn=config).eval()
+    x = torch.tensor([[3, 4, 2, 0, 0], [1, 2, 3, 4, 1]])
+    hidden, _ = model.core(model.embed(x))
+    torch.testing.assert_close(model.apply_head(hidden, x), model(x))
+    torch.testing.assert_close(model.apply_head(hidden, x)[0], model.head(hidden[0, 2]))

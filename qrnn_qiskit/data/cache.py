@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import QRNNError
+from ..fileio import atomic_write_bytes
 
 ENV_VAR = "QRNN_DATA"
 MANIFEST = "manifest.json"
@@ -43,30 +44,22 @@ def fetch_command(name: str) -> str:
     return f"qrnn data fetch {name}"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    # the trainer's helper (temp file in the same folder, fsync, rename); imported here to keep `data`
-    # importable without pulling in the training package at module load
-    from ..training.trainer import atomic_write_bytes
-
-    atomic_write_bytes(path, data)
-
-
 def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Save arrays as a compressed ``.npz`` atomically."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    _atomic_write(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_json_gz(path: Path, obj: Any) -> None:
-    _atomic_write(path, gzip.compress(json.dumps(obj).encode(), compresslevel=6, mtime=0))
+    atomic_write_bytes(path, gzip.compress(json.dumps(obj).encode(), compresslevel=6, mtime=0))
 
 
 def write_manifest(name: str, info: Mapping[str, Any]) -> None:
     """Record what was converted from which package; written after the data files."""
     record = {"dataset": name, "format": FORMAT_VERSION, "converted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               **info}
-    _atomic_write(dataset_dir(name) / MANIFEST, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(dataset_dir(name) / MANIFEST, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 
 def read_manifest(name: str) -> dict[str, Any]:
@@ -157,5 +150,5 @@ def pinned_digest(key: str, digest: str) -> tuple[str, bool]:
     if key in pins:
         return str(pins[key]), False
     pins[key] = digest
-    _atomic_write(path, (json.dumps(pins, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(pins, indent=2, sort_keys=True) + "\n").encode())
     return digest, True

@@ -12,7 +12,7 @@ from typing import Callable, Optional, Sequence, Union
 
 from ..errors import QRNNError
 from ..formatting import markdown_table
-from ..training.trainer import atomic_write_bytes
+from ..fileio import atomic_write_bytes
 from .protocols import EvalConfig
 from .runner import EVALS, evaluate, eval_name
 

@@ -69,10 +69,10 @@ class EvalConfig:
         return asdict(self)
 
 
-def head_outputs(model: SequenceModel, readouts: torch.Tensor) -> torch.Tensor:
-    """The model's head applied to readouts [K, T, R] the way ``SequenceModel`` does it."""
-    readouts = readouts.to(next(model.head.parameters()).dtype)
-    return model.head(readouts) if model.head_mode == "all" else model.head(readouts[:, -1])
+def head_outputs(model: SequenceModel, readouts: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The model's head applied to readouts [K, T, R] of inputs ``x`` exactly as ``SequenceModel`` does it
+    (padded sequences are read at their last real step)."""
+    return model.apply_head(readouts.to(next(model.head.parameters()).dtype), x)
 
 
 class Protocol:
@@ -86,6 +86,7 @@ class Protocol:
         if not hasattr(core, "engine"):
             raise QRNNError("only QRNN runs have circuits to evaluate on hardware (this run is a classical model)")
         self.model = model
+        self.x = x
         self.core = core
         self.spec = core.config.spec
         self.settings, self.assignment = measurement_settings(self.spec)

@@ -19,7 +19,8 @@ import torch
 from ..errors import QRNNError
 from ..models import count_parameters
 from ..training import load_run, make_task, read_metrics
-from ..training.trainer import HIGHER_IS_BETTER, atomic_write_json
+from ..fileio import atomic_write_json
+from ..training.trainer import HIGHER_IS_BETTER
 
 TEST_METRICS = "test_metrics.json"
 

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from ..backends.noisy import Executor, TargetSpec, make_simulator_executor, parse_target
 from ..errors import QRNNError
 from ..training import load_run, make_task
-from ..training.trainer import atomic_write_bytes, atomic_write_json
+from ..fileio import atomic_write_bytes, atomic_write_json
 from .protocols import EvalConfig, Protocol, ReplayProtocol, head_outputs, make_protocol
 from .resources import ResourceReport, resource_report
 
@@ -229,8 +229,9 @@ def _finish(protocol: Protocol, model, task, y: torch.Tensor, config: EvalConfig
         result["angles"] = protocol.angles_used().tolist()
     if full_length:
         with torch.no_grad():
-            result["metrics"] = task.metrics(head_outputs(model, torch.as_tensor(z, dtype=torch.float32)), y)
-            result["exact_metrics"] = task.metrics(head_outputs(model, protocol.exact), y)
+            noisy = torch.as_tensor(z, dtype=torch.float32)
+            result["metrics"] = task.metrics(head_outputs(model, noisy, protocol.x), y)
+            result["exact_metrics"] = task.metrics(head_outputs(model, protocol.exact, protocol.x), y)
     atomic_write_json(store.path / "result.json", result)
     return result
 

@@ -100,6 +100,12 @@ class SequenceModel(nn.Module):
 
     def _forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
         hidden, _ = self.core(self.embed(x))
+        return self.apply_head(hidden, x, lengths)
+
+    def apply_head(self, hidden: torch.Tensor, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The head on core outputs [B, T, H] for inputs ``x``: every step, or each sequence's last real step
+        (``lengths``, or the non-padding tokens when the inputs have a ``pad_id``). Hardware protocols use it
+        on readouts estimated from shots."""
         if self.head_mode == "all":
             return self.head(hidden)
         if lengths is None and self.inputs.pad_id is not None:
