@@ -22,6 +22,8 @@ _HELP = {
                   "training words)",
     "max_len": "imdb: keep the last MAX_LEN words of each review; mt-de-en: drop pairs with more tokens on a side",
     "bptt": "ptb-word/ptb-char: truncated-BPTT window; the recurrent state is carried (detached) across windows",
+    "carry": "ptb-word/ptb-char: carry the recurrent state across windows (detached); --no-carry restarts every "
+             "training and evaluation window from the initial state",
     "attention": "mt-de-en: attention score over the encoder's outputs, additive or dot",
     "beam_size": "mt-de-en: beam width for test BLEU (qrnn report) and qrnn translate (1: greedy)",
     "qubits": "QRNN register size n",

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from qrnn_qiskit.circuits import QRNNSpec
 from qrnn_qiskit.data import ptb
@@ -76,6 +77,25 @@ def test_task_carries_state_between_steps_and_restarts_it_every_epoch(cache):
     torch.testing.assert_close(epoch_start, loss0)  # the state restarts from |0…0⟩ at every epoch
     with pytest.raises(QRNNError, match="step 5 continues the recurrent state of step 4"):
         task.train_loss(model, 5)
+
+
+def test_no_carry_restarts_every_training_and_evaluation_window(cache):
+    cfg = config(model="qrnn", carry=False)
+    task = make_task(cfg)
+    model = task.build_model(cfg).eval()
+    rows = task.streams["train"]
+    task.train_loss(model, 0)
+    fresh, _ = model.forward_window(rows[:, 6:12])
+    torch.testing.assert_close(task.train_loss(model, 1), task.loss(fresh, rows[:, 7:13]))
+    task.train_loss(model, 5)  # no state is needed, so any step may come next
+    val = task.streams["val"]
+    with torch.no_grad():
+        windows = [(model(val[:, s:s + 6][:, : val[:, s + 1:s + 7].shape[1]]), val[:, s + 1:s + 7])
+                   for s in range(0, val.shape[1] - 1, 6)]
+    total = sum(float(F.cross_entropy(o.reshape(-1, o.shape[-1]), y.reshape(-1), reduction="sum")) for o, y in windows)
+    assert task.evaluate(model)["loss"] == pytest.approx(total / sum(y.numel() for _, y in windows), rel=1e-6)
+    carried = make_task(config(model="qrnn")).evaluate(model)["loss"]
+    assert carried != pytest.approx(task.evaluate(model)["loss"], rel=1e-4)
 
 
 def test_ptb_word_qrnn_learns_and_resumes_exactly_with_the_carried_state(cache, tmp_path):

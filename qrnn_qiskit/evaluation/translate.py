@@ -72,7 +72,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise QRNNError(f"--beam must be >= 1, got {args.beam}")
     task, model = load_translator(args.run, args.pair)
     text, source, result = task.translate(model, args.sentence, args.beam)
-    print(text)
+    print(text if text else "(empty translation: the model ended the sentence at once)")
     unknown = [w for w in source if w not in task.source_vocab.index]
     if unknown:
         print(f"({len(unknown)} source word(s) unknown to the model: {', '.join(unknown[:8])})")

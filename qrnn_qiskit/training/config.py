@@ -33,6 +33,7 @@ class TrainConfig:
     vocab_size: int = 10000  # imdb: word ids incl. padding and unknown
     max_len: int = 200  # imdb: keep the last max_len words of each review
     bptt: int = 35  # ptb-word/ptb-char: truncated-BPTT window (state carried across windows, detached)
+    carry: bool = True  # ptb-word/ptb-char: carry the recurrent state across windows (False: restart each window)
     attention: str = "additive"  # mt-de-en: attention score, additive or dot
     beam_size: int = 5  # mt-de-en: beam width for test BLEU and `qrnn translate`
     # QRNN

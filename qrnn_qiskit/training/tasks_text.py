@@ -5,7 +5,9 @@ reads window s mod W (``--bptt`` tokens per row, W windows per epoch) and predic
 step. The recurrent state (the QRNN's ψ and readouts, an LSTM's (h, c)) is carried from window to window
 and detached (truncated BPTT); it starts from the initial state at every epoch. The carried state is part of
 the checkpoint, so a resumed run continues exactly. Evaluation reads a whole split as 16 parallel rows with
-the state carried across windows: perplexity (words) or bits per character.
+the state carried across windows: perplexity (words) or bits per character. ``--no-carry`` restarts every
+window (training and evaluation) from the initial state instead: a QRNN's unitary steps cannot forget, and
+after thousands of carried steps its state is scrambled (see docs/results.md).
 
 ``mt-de-en``: Elberfelder → World English Bible verse pairs with at most 20 words on both sides (12,209),
 split once 80/10/10 by a fixed seeded permutation (the same for every run), lower-cased word vocabularies
@@ -66,6 +68,7 @@ class LanguageModelTask:
         self.symbols = corpus.symbols
         self.vocab = len(corpus.symbols)
         self.bptt = config.bptt
+        self.carry = config.carry
         self.batch_size = config.batch_size
         self.streams = {"train": batchify(corpus.splits["train"], config.batch_size),
                         "val": batchify(corpus.splits["valid"], EVAL_STREAMS),
@@ -92,7 +95,7 @@ class LanguageModelTask:
     def train_loss(self, model: SequenceModel, step: int) -> torch.Tensor:
         """Loss of the window of ``step``, starting from the state the previous step carried (none at an
         epoch start); keeps the window's final state, detached, for the next step."""
-        if step % self.steps_per_epoch == 0:
+        if step % self.steps_per_epoch == 0 or not self.carry:
             state = None
         elif self._carry_step == step:
             state = self._carry
@@ -112,14 +115,15 @@ class LanguageModelTask:
 
     @torch.no_grad()
     def evaluate(self, model: SequenceModel, split: str = "val") -> dict[str, float]:
-        """Loss over a whole split (``val`` or ``test``) read as 16 rows, state carried across windows."""
+        """Loss over a whole split (``val`` or ``test``) read as 16 rows, state carried across windows (with
+        ``--no-carry`` every window starts from the initial state, as in training)."""
         was_training = model.training
         model.eval()
         state, total, count = None, 0.0, 0
         stream = self.streams[split]
         for start in range(0, stream.shape[1] - 1, self.bptt):
             x, y = self._window(stream, start, self.bptt)
-            logits, state = model.forward_window(x, state)
+            logits, state = model.forward_window(x, state if self.carry else None)
             total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
             count += y.numel()
         model.train(was_training)
