@@ -4,7 +4,6 @@ conversion, the translation corpus filter, tokenization and vocabularies."""
 import json
 from collections import Counter
 
-import numpy as np
 import pytest
 
 from qrnn_qiskit.cli import main

@@ -1,6 +1,8 @@
 """Translation on a small Bible-format corpus (a toy word-by-word German→English lexicon): attention
 weights and source padding, beam search vs greedy, tiny runs, BLEU in the report, `qrnn translate`."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -137,8 +139,12 @@ def test_translate_cli_heat_map_and_bad_input(cache, tmp_path, capsys):
     save_checkpoint(run / CHECKPOINT, state)
     assert "vocabulary mismatch with the checkpoint" in error("Der Hund.")
     with pytest.raises(QRNNError, match="vocabulary mismatch"):
-        Trainer(TrainConfig.from_dict(__import__("json").loads((run / "config.json").read_text())["config"]),
-                run, resume=True)
+        Trainer(TrainConfig.from_dict(json.loads((run / "config.json").read_text())["config"]), run, resume=True)
+    other = tmp_path / "copying-run"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"config": TrainConfig().to_dict()}))
+    assert main(["translate", str(other), "Der Hund."]) == 2
+    assert "trained on copying; qrnn translate needs a translation run" in capsys.readouterr().err
 
 
 def test_mt_refuses_models_without_an_encoder_decoder(cache):
