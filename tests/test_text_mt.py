@@ -150,3 +150,33 @@ def test_translate_cli_heat_map_and_bad_input(cache, tmp_path, capsys):
 def test_mt_refuses_models_without_an_encoder_decoder(cache):
     with pytest.raises(QRNNError, match="--model must be one of qrnn, rnn, lstm, gru"):
         make_task(config(model="orthogonal"))
+
+
+def test_qrnn_encoder_decoder_gradients_match_finite_differences():
+    """The decoder's reversible tape, the encoder's masked padding steps and attention, differentiated
+    end to end (complex128 / float64), against central differences."""
+    torch.manual_seed(11)
+    qrnn = QRNNConfig(QRNNSpec(3, 1), ControllerConfig(width=6))
+    model = build_seq2seq("qrnn", 12, 10, embed_dim=4, qrnn=qrnn, dtype=torch.complex128).double()
+    src = torch.tensor([[5, 6, EOS, PAD, PAD], [4, 7, 8, 6, EOS]])  # two padded steps in the first source
+    tgt_in, tgt_out = torch.tensor([[BOS, 5, 6], [BOS, 4, 9]]), torch.tensor([[5, 6, EOS], [4, 9, EOS]])
+
+    def loss() -> torch.Tensor:
+        logits = model(src, tgt_in)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 10), tgt_out.reshape(-1))
+
+    loss().backward()
+    checked = [model.encoder.core.controller.out.weight, model.decoder.core.controller.out.bias,
+               model.attention.query.weight, model.src_embed.weight]
+    for parameter in checked:
+        for index in [(0, 0), (1, 2)] if parameter.dim() == 2 else [(0,), (3,)]:
+            if parameter is model.src_embed.weight:
+                index = (6, index[-1])  # an embedding row the sources use
+            with torch.no_grad():
+                original = parameter[index].item()
+                parameter[index] = original + 1e-6
+                up = loss().item()
+                parameter[index] = original - 1e-6
+                down = loss().item()
+                parameter[index] = original
+            assert parameter.grad[index].item() == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-8)

@@ -88,7 +88,9 @@ class QRNNEncoder(nn.Module):
         outputs = []
         for t in range(x.shape[1]):
             angles = self.core.step_angles(x[:, t], z)
-            psi_t, z_t = self.core.engine.step_readouts(psi, angles)  # no tape: padded steps are masked below
+            # no reversible tape: a padded step's output is dropped by the mask below, so recomputing states
+            # backwards (ψ_{t-1} = U†ψ_t) would be wrong for that sample; each step keeps its state instead
+            psi_t, z_t = self.core.engine.step_readouts(psi, angles)
             z_t = z_t.to(x.dtype)
             outputs.append(z_t)
             live = (lengths > t)[:, None]
