@@ -123,8 +123,6 @@ class _CompiledSegment:
     rot_ops: torch.Tensor  # rotation indices in this segment,
     rot_qubits: torch.Tensor  # their qubits,
     rot_slots: torch.Tensor  # and their chain slots q·Lmax + position
-    gathers: list  # fast path: after the matrix of group G-1-k (at the top), gather k (None: identity)
-    inverse_gathers: list
 
 
 @dataclass
@@ -313,29 +311,9 @@ class StatevectorEngine:
                     phase = torch.tensor(phase_out, dtype=cdt, device=dev)
             if table is None and perm is None and phase is None:
                 continue
-            # Gathers that follow each group's matrix (applied while that group sits at the top of the index):
-            # rotate the top group's bits to the bottom; the last one also carries the monomial permutation.
-            gathers = []
-            if table is not None:
-                current = k.copy()  # memory position -> standard index
-                for lo, hi in reversed(self.groups):
-                    size = hi - lo
-                    rest = self.n_qubits - size
-                    index = ((k & ((1 << size) - 1)) << rest) | (k >> size)  # new position i reads old index[i]
-                    gathers.append(index)
-                    current = current[index]
-                assert np.array_equal(current, k)
-                if perm is not None:
-                    gathers[-1] = gathers[-1][inverse]
-            else:
-                gathers = [inverse] if perm is not None else []
-            gathers = [None if np.array_equal(g, k) else g for g in gathers]
-            inverse_gathers = [None if g is None else np.argsort(g) for g in gathers]
             as_index = lambda xs: torch.tensor(xs, dtype=torch.long, device=dev)  # noqa: E731
-            as_gather = lambda g: None if g is None else torch.tensor(g, dtype=torch.long, device=dev)  # noqa: E731
             self._segments.append(_CompiledSegment(
-                table, perm, inverse_perm, phase, as_index(rot_ops), as_index(rot_qubits), as_index(rot_slots),
-                [as_gather(g) for g in gathers], [as_gather(g) for g in inverse_gathers]))
+                table, perm, inverse_perm, phase, as_index(rot_ops), as_index(rot_qubits), as_index(rot_slots)))
         self.n_segments = len(self._segments)
         # Hermitian generator P of each rotation, R(θ) = exp(-iθP/2)
         paulis = {0: _FIXED_1Q["x"], 1: _FIXED_1Q["y"], 2: _FIXED_1Q["z"]}
@@ -538,13 +516,21 @@ class StatevectorEngine:
         prod = torch.matmul(a.reshape(batch, left, d, right), b.reshape(batch, left, d, right).mH)
         return prod.sum(dim=1) if left > 1 else prod[:, 0]
 
-    def _apply_top(self, state: torch.Tensor, size: int, mat: torch.Tensor) -> torch.Tensor:
-        """``mat`` [B, D, D] applied to the top ``size`` index bits of ``state`` [B, ..., N]: one wide bmm."""
+    @staticmethod
+    def _rotate_in(state: torch.Tensor, size: int, mat: torch.Tensor) -> torch.Tensor:
+        """Apply ``mat`` [B, D, D] to the top ``size`` index bits of ``state`` [B, ..., N] and move those bits
+        to the bottom, in one matmul: viewing the state as [D, rest], the product restᵀ·matᵀ is written as
+        [rest, D]. Repeating it for every group restores the original bit order."""
         shape = state.shape
-        d = 1 << size
-        if len(shape) == 2:
-            return torch.matmul(mat, state.view(shape[0], d, -1)).view(shape)
-        return torch.matmul(mat[:, None], state.view(shape[0], shape[1], d, -1)).view(shape)
+        view = state.view(*shape[:-1], 1 << size, -1).mT
+        return torch.matmul(view, (mat if state.dim() == 2 else mat[:, None]).mT).reshape(shape)
+
+    @staticmethod
+    def _rotate_out(state: torch.Tensor, size: int, mat: torch.Tensor) -> torch.Tensor:
+        """Inverse bit move of ``_rotate_in`` (bottom ``size`` bits back to the top), applying ``mat`` there."""
+        shape = state.shape
+        view = state.view(*shape[:-1], -1, 1 << size).mT
+        return torch.matmul(mat if state.dim() == 2 else mat[:, None], view).reshape(shape)
 
     def _gather(self, state: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
         """``state[..., index]`` for contiguous no-grad states, moving complex64 as float64 words."""
@@ -582,17 +568,16 @@ class StatevectorEngine:
 
     def _apply_circuit_fast(self, state: torch.Tensor, angles: torch.Tensor,
                             bank: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Same map as ``_apply_circuit`` (outside autograd): every group matrix is applied at the top of the
-        index and followed by a gather that rotates its bits to the bottom (fused with the entangler)."""
+        """Same map as ``_apply_circuit`` (outside autograd): each group matrix is applied by one matmul that
+        also rotates the index bits (``_rotate_in``), so only the entangler's permutation needs a gather."""
         bank = self._bank(angles) if bank is None else bank
         state = state.contiguous()
         for seg in self._segments:
             if seg.table is not None:
                 mats = self._group_matrices(self._fused(bank, seg.table))
-                for (lo, hi), mat, gather in zip(reversed(self.groups), reversed(mats), seg.gathers):
-                    state = self._gather(self._apply_top(state, hi - lo, mat), gather)
-            elif seg.gathers:
-                state = self._gather(state, seg.gathers[0])
+                for (lo, hi), mat in zip(reversed(self.groups), reversed(mats)):
+                    state = self._rotate_in(state, hi - lo, mat)
+            state = self._gather(state, seg.perm)
             if seg.phase is not None:
                 state = state * seg.phase
         if self.global_phase != 1.0:
@@ -644,20 +629,18 @@ class StatevectorEngine:
         for seg in reversed(self._segments):
             if seg.phase is not None:
                 pair = pair * seg.phase.conj()
+            pair = self._gather(pair, seg.inverse_perm)
             if seg.table is None:
-                if seg.inverse_gathers:
-                    pair = self._gather(pair, seg.inverse_gathers[0])
                 continue
             mats = self._group_matrices(self._fused(bank, seg.table))
             blocks = []  # reduced 2×2 blocks of K = Σ ψ g^H per qubit, groups from low to high
-            for gi, inverse in zip(range(len(self.groups)), reversed(seg.inverse_gathers)):
-                lo, hi = self.groups[gi]
-                pair = self._gather(pair, inverse)  # group gi back at the top
-                if seg.rot_ops.numel():
-                    top = pair.view(batch, 2, 1 << (hi - lo), -1)
-                    outer = torch.matmul(top[:, 0], top[:, 1].mH)
+            for gi, (lo, hi) in enumerate(self.groups):
+                size = hi - lo
+                if seg.rot_ops.numel():  # group gi occupies the bottom bits here
+                    bottom = pair.view(batch, 2, -1, 1 << size)
+                    outer = torch.matmul(bottom[:, 0].mH, bottom[:, 1]).conj()
                     blocks.append(torch.matmul(outer.reshape(batch, -1), self._reduce_tables[gi]))
-                pair = self._apply_top(pair, hi - lo, mats[gi].mH.contiguous())
+                pair = self._rotate_out(pair, size, mats[gi].mH)
             if seg.rot_ops.numel():
                 # dL/dθ = ½ Im Tr(P' K_q) with P' = S P S†, S the gates after the rotation in its qubit's chain
                 reduced = torch.cat(blocks, dim=1).view(batch, self.n_qubits, 2, 2)
