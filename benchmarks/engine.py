@@ -77,7 +77,8 @@ def _worker(job: dict) -> dict:
     base_rss = _peak_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for label, steps in (("step", 1), (f"T={seq_len}", seq_len)):
+    lengths = (("step", 1), (f"T={seq_len}", seq_len)) if job.get("sequences", True) else (("step", 1),)
+    for label, steps in lengths:
         for backward in (False, True):
             run(steps, backward)  # warm-up
             times = []
@@ -180,12 +181,13 @@ def main() -> None:
         for batch in args.batch:
             entry = {"n": n, "batch": batch}
             for engine in args.engines.split(","):
-                if engine == "plain" and not _plain_fits(n, batch, args.seq_len, args.layers, args.plain_memory_gb):
+                sequences = engine != "plain" or _plain_fits(n, batch, args.seq_len, args.layers, args.plain_memory_gb)
+                if not sequences and not _plain_fits(n, batch, 1, args.layers, args.plain_memory_gb):
                     entry[engine] = {"error": f"skipped: plain autograd would need > {args.plain_memory_gb} GB"}
                     continue
                 job = {"engine": engine, "n": n, "batch": batch, "layers": args.layers, "seq_len": args.seq_len,
                        "repeats": args.repeats, "max_seconds": args.max_seconds, "device": args.device,
-                       "threads": args.threads}
+                       "threads": args.threads, "sequences": sequences}
                 entry[engine] = _spawn(job)
                 print(f"  measured {engine:5s} n={n:2d} B={batch:3d}", file=sys.stderr, flush=True)
             rows.append(entry)
@@ -201,7 +203,8 @@ def main() -> None:
             p = plain.get("results", {}).get(key)
             ratio = f"{p['median_ms'] / f['median_ms']:.1f}×" if f and p else "-"
             f_text = f"{f['median_ms']:.2f} ({f['min_ms']:.2f}–{f['max_ms']:.2f})" if f else fast.get("error", "-")
-            p_text = f"{p['median_ms']:.2f}" if p else plain.get("error", "-")
+            p_text = f"{p['median_ms']:.2f}" if p else plain.get("error", "skipped: needs > "
+                                                                   f"{args.plain_memory_gb} GB")
             print(f"| {entry['n']} | {entry['batch']} | {key} | {f_text} | {p_text} | {ratio} | "
                   f"{f['updates_per_s'] / 1e6:.0f} | {fast.get('peak_mb', 0):.0f} | "
                   f"{plain.get('peak_mb', float('nan')):.0f} |" if f else

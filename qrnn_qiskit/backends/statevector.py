@@ -721,8 +721,8 @@ class ReversibleTape:
 
 
 class _StepFunction(torch.autograd.Function):
-    """One step (and optionally its readouts) with the hand-written backward. Saved for backward: the angles
-    and the small op bank [B, ops, 2, 2]; the output state too unless a ``ReversibleTape`` provides it."""
+    """One step (and optionally its readouts) with the hand-written backward. Saved for backward: the angles,
+    and without a ``ReversibleTape`` also the small op bank [B, ops, 2, 2] and the output state."""
 
     @staticmethod
     def forward(ctx, state, angles, engine, tape, with_readouts):
@@ -733,8 +733,8 @@ class _StepFunction(torch.autograd.Function):
         ctx.engine, ctx.tape, ctx.with_readouts = engine, tape, with_readouts
         if tape is None:
             ctx.save_for_backward(angles, bank, out)
-        else:
-            ctx.save_for_backward(angles, bank)
+        else:  # keep per-step memory minimal: the bank is recomputed from the angles in backward
+            ctx.save_for_backward(angles)
             ctx.position = tape.push(out.detach(), angles.detach())
         return out, values
 
@@ -744,7 +744,8 @@ class _StepFunction(torch.autograd.Function):
         if ctx.tape is None:
             angles, bank, out = ctx.saved_tensors
         else:
-            angles, bank = ctx.saved_tensors
+            (angles,) = ctx.saved_tensors
+            bank = None
             with torch.no_grad():
                 out = ctx.tape.state_at(ctx.position, engine)
         grad = grad_out if grad_out is not None else torch.zeros_like(out)
