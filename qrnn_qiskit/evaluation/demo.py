@@ -24,7 +24,7 @@ def demo_noisy_comparison(run_dir: Union[str, Path], target: str = DEMO_TARGET, 
     config = EvalConfig(target=target, protocol="replay", samples=samples, shots=shots)
     result = evaluate(run_dir, config, progress=progress)
     exact, noisy = result["exact_metrics"], result["metrics"]
-    rows = [("readouts", "recalled acc", "loss", "mean |z − z_exact|", "max"),
+    rows = [("readouts", "recalled acc", "loss", "mean abs(z − z_exact)", "max"),
             ("noiseless (trained model)", f"{exact['accuracy']:.1%}", f"{exact['loss']:.4f}", "0", "0"),
             (f"{target}, replay", f"{noisy['accuracy']:.1%}", f"{noisy['loss']:.4f}", f"{result['mean_error']:.4f}",
              f"{result['max_error']:.4f}")]
