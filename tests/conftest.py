@@ -14,3 +14,10 @@ def _seed():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261122)
+
+
+@pytest.fixture
+def cache(cache_root, monkeypatch):
+    """Point the dataset cache (QRNN_DATA) at the ``cache_root`` that the requesting test module builds."""
+    monkeypatch.setenv("QRNN_DATA", str(cache_root))
+    return cache_root

@@ -38,12 +38,6 @@ def cache_root(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def cache(cache_root, monkeypatch):
-    monkeypatch.setenv("QRNN_DATA", str(cache_root))
-    return cache_root
-
-
 def config(**overrides) -> TrainConfig:
     base = dict(batch_size=16, eval_every=5, eval_size=64, progress=False, threads=1)
     return TrainConfig(**(base | overrides))

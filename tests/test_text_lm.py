@@ -32,12 +32,6 @@ def cache_root(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def cache(cache_root, monkeypatch):
-    monkeypatch.setenv("QRNN_DATA", str(cache_root))
-    return cache_root
-
-
 def config(**overrides) -> TrainConfig:
     base = dict(task="ptb-word", batch_size=4, bptt=6, eval_every=5, progress=False, threads=1) | TINY_QRNN
     return TrainConfig(**(base | overrides))

@@ -35,12 +35,6 @@ def cache_root(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def cache(cache_root, monkeypatch):
-    monkeypatch.setenv("QRNN_DATA", str(cache_root))
-    return cache_root
-
-
 def config(**overrides) -> TrainConfig:
     base = dict(task="mt-de-en", model="qrnn", batch_size=16, eval_every=10, eval_size=64, beam_size=3,
                 progress=False, threads=1) | TINY_QRNN

@@ -533,9 +533,11 @@ class StatevectorEngine:
         return torch.matmul(mat if state.dim() == 2 else mat[:, None], view).reshape(shape)
 
     def _gather(self, state: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
-        """``state[..., index]`` for contiguous no-grad states, moving complex64 as float64 words."""
+        """``state[..., index]``; outside autograd complex64 amplitudes move as float64 words (faster)."""
         if index is None:
             return state
+        if state.requires_grad:
+            return state[..., index]
         words = state.view(torch.float64) if state.dtype == torch.complex64 else torch.view_as_real(state)
         if state.dtype == torch.complex64:
             key = (tuple(words.shape), index.data_ptr())
@@ -546,30 +548,11 @@ class StatevectorEngine:
             return torch.gather(words, -1, expanded).view(torch.complex64)
         return torch.view_as_complex(torch.index_select(words, -2, index).contiguous())
 
-    def _permute(self, state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """``state[..., index]``; outside autograd complex64 moves as float64 words (several times faster)."""
-        if state.requires_grad or state.dtype != torch.complex64 or not state.is_contiguous():
-            return state[..., index]
-        return state.view(torch.float64)[..., index].view(torch.complex64)
-
-    def _apply_circuit(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-        bank = self._bank(angles)
-        for seg in self._segments:
-            if seg.table is not None:
-                for gi, mat in enumerate(self._group_matrices(self._fused(bank, seg.table))):
-                    state = self._apply_group(state, gi, mat)
-            if seg.perm is not None:
-                state = self._permute(state, seg.perm)
-            if seg.phase is not None:
-                state = state * seg.phase
-        if self.global_phase != 1.0:
-            state = state * self.global_phase
-        return state
-
-    def _apply_circuit_fast(self, state: torch.Tensor, angles: torch.Tensor,
+    def _apply_circuit(self, state: torch.Tensor, angles: torch.Tensor,
                             bank: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Same map as ``_apply_circuit`` (outside autograd): each group matrix is applied by one matmul that
-        also rotates the index bits (``_rotate_in``), so only the entangler's permutation needs a gather."""
+        """U(θ)·state: each group matrix is applied by one matmul that also rotates the index bits
+        (``_rotate_in``), so only the entangler's permutation needs a gather. Differentiable by autograd too
+        (``step_autograd``), which is how the hand-written backward is checked."""
         bank = self._bank(angles) if bank is None else bank
         state = state.contiguous()
         for seg in self._segments:
@@ -713,7 +696,7 @@ class ReversibleTape:
         start = position - position % self.checkpoint_every
         state = self._checkpoints[start]
         for t in range(start + 1, position + 1):
-            state = engine._apply_circuit_fast(state, self._angles[t])
+            state = engine._apply_circuit(state, self._angles[t])
         return state
 
     def rewind(self, position: int, previous: torch.Tensor) -> None:
@@ -728,7 +711,7 @@ class _StepFunction(torch.autograd.Function):
     def forward(ctx, state, angles, engine, tape, with_readouts):
         with torch.no_grad():
             bank = engine._bank(angles)
-            out = engine._apply_circuit_fast(state, angles, bank)
+            out = engine._apply_circuit(state, angles, bank)
             values = engine._readout_values(out) if with_readouts else out.new_zeros(out.shape[0], 0).real
         ctx.engine, ctx.tape, ctx.with_readouts = engine, tape, with_readouts
         if tape is None:

