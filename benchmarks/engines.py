@@ -36,7 +36,6 @@ import torch
 
 from qrnn_qiskit.backends import StatevectorEngine
 from qrnn_qiskit.backends.aer import (
-    AerEstimatorEngine,
     AerSequenceRunner,
     BroadcastParamShiftGradient,
     aer_estimator,

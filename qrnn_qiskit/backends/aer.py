@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..circuits import QRNNSpec, readout_observables, step_circuit
+from ..circuits import QRNNSpec, readout_observables
 from ..circuits.sequence import SequenceCircuit, prefix_circuit, simulation_sequence_circuit
 from ..errors import QRNNError
 

@@ -336,7 +336,6 @@ class StatevectorEngine:
     def _compile_readouts(self) -> None:
         n, dim = self.n_qubits, self.dim
         labels: list[str] = []
-        coeffs: list[dict[int, complex]] = []
         for j, obs in enumerate(self.observables):
             if not isinstance(obs, SparsePauliOp):
                 raise TypeError(f"observable {j} must be a SparsePauliOp, got {type(obs).__name__}")

@@ -11,7 +11,7 @@ from torch import nn
 from ..backends import StatevectorEngine
 from ..circuits import QRNNSpec, readout_observables, step_circuit
 from .orthogonal import OrthogonalCore
-from .qrnn import ControllerConfig, QRNNConfig, QRNNCore
+from .qrnn import QRNNConfig, QRNNCore
 
 MODELS: tuple[str, ...] = ("qrnn", "rnn", "lstm", "gru", "orthogonal")
 CLASSICAL = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
