@@ -541,9 +541,10 @@ class StatevectorEngine:
         if state.dtype == torch.complex64:
             key = (tuple(words.shape), index.data_ptr())
             expanded = self._gather_cache.get(key)
-            if expanded is None:
-                expanded = index.expand(words.shape).contiguous()
-                self._gather_cache = {key: expanded, **dict(list(self._gather_cache.items())[:15])}
+            if expanded is None:  # the index broadcast to the batch, kept per (shape, permutation)
+                if len(self._gather_cache) >= 16:
+                    self._gather_cache.clear()
+                expanded = self._gather_cache[key] = index.expand(words.shape).contiguous()
             return torch.gather(words, -1, expanded).view(torch.complex64)
         return torch.view_as_complex(torch.index_select(words, -2, index).contiguous())
 

@@ -108,15 +108,16 @@ class QRNNCore(nn.Module):
 
     ``forward(x)`` maps features [B, T, F] to readouts [B, T, R]. The engine (any object with the
     ``StatevectorEngine`` interface) is injected; the default is a complex64 torch engine compiled from
-    the spec's Qiskit step circuit.
+    the spec's Qiskit step circuit (``dtype`` complex64 or complex128).
     """
 
-    def __init__(self, input_size: int, config: QRNNConfig, engine: Optional[StatevectorEngine] = None) -> None:
+    def __init__(self, input_size: int, config: QRNNConfig, engine: Optional[StatevectorEngine] = None,
+                 dtype: torch.dtype = torch.complex64) -> None:
         super().__init__()
         self.config = config
         self.input_size = input_size
         spec = config.spec
-        self.engine = engine or StatevectorEngine(step_circuit(spec), readout_observables(spec))
+        self.engine = engine or StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype)
         if self.engine.n_params != spec.n_params:
             raise ValueError(f"engine has {self.engine.n_params} parameters, the spec needs {spec.n_params}")
         self.n_readouts = self.engine.n_readouts

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..backends import ReversibleTape, StatevectorEngine
-from ..circuits import QRNNSpec, readout_observables, step_circuit
+from ..backends import ReversibleTape
+from ..circuits import QRNNSpec
 from ..data.text import BOS, EOS, PAD
 from .qrnn import QRNNConfig, QRNNCore
 from .sequence import CLASSICAL
@@ -78,8 +78,7 @@ class QRNNEncoder(nn.Module):
 
     def __init__(self, input_size: int, config: QRNNConfig, dtype: torch.dtype = torch.complex64) -> None:
         super().__init__()
-        engine = StatevectorEngine(step_circuit(config.spec), readout_observables(config.spec), dtype=dtype)
-        self.core = QRNNCore(input_size, config, engine)
+        self.core = QRNNCore(input_size, config, dtype=dtype)
         self.output_size = self.core.output_size
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
@@ -103,8 +102,7 @@ class QRNNDecoderCell(nn.Module):
 
     def __init__(self, input_size: int, config: QRNNConfig, dtype: torch.dtype = torch.complex64) -> None:
         super().__init__()
-        engine = StatevectorEngine(step_circuit(config.spec), readout_observables(config.spec), dtype=dtype)
-        self.core = QRNNCore(input_size, config, engine)
+        self.core = QRNNCore(input_size, config, dtype=dtype)
         self.output_size = self.core.output_size
         self.query_size = self.core.output_size
 

@@ -8,8 +8,7 @@ from typing import Callable, Literal, Optional
 import torch
 from torch import nn
 
-from ..backends import StatevectorEngine
-from ..circuits import QRNNSpec, readout_observables, step_circuit
+from ..circuits import QRNNSpec
 from .orthogonal import OrthogonalCore
 from .qrnn import QRNNConfig, QRNNCore
 
@@ -144,8 +143,7 @@ def build_model(
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {kind!r}")
     if kind == "qrnn":
         config = qrnn or QRNNConfig(QRNNSpec(8))
-        engine = StatevectorEngine(step_circuit(config.spec), readout_observables(config.spec), dtype=dtype)
-        core: nn.Module = QRNNCore(inputs.embed_dim, config, engine)
+        core: nn.Module = QRNNCore(inputs.embed_dim, config, dtype=dtype)
     else:
         if hidden_size < 1:
             raise ValueError(f"hidden size must be >= 1, got {hidden_size}")
