@@ -11,8 +11,10 @@ import struct
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import pytest
 
 IDX_NAMES = {"train-images": "train-images-idx3-ubyte", "train-labels": "train-labels-idx1-ubyte",
              "test-images": "t10k-images-idx3-ubyte", "test-labels": "t10k-labels-idx1-ubyte"}
@@ -80,3 +82,13 @@ def imdb_npm_tarball(path: Path, entries: list[dict]) -> tuple[Path, dict[str, s
     data = json.dumps(entries).encode()
     _tgz(path, {"package/reviews.json": data, "package/package.json": b"{}"})
     return path, {"reviews": hashlib.md5(data).hexdigest()}
+
+
+def filled_cache(tmp_path_factory, fill: Callable[[Path], None]) -> Path:
+    """A fresh dataset cache root, filled by ``fill(packages_dir)`` while QRNN_DATA points at it."""
+    root = tmp_path_factory.mktemp("cache")
+    packages = tmp_path_factory.mktemp("packages")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QRNN_DATA", str(root))
+        fill(packages)
+    return root

