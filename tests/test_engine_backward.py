@@ -8,6 +8,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterVector
 from qiskit.quantum_info import SparsePauliOp
 
+from kernels import KERNELS, kernel_or_skip
 from qrnn_qiskit.backends import StatevectorEngine
 from qrnn_qiskit.backends.statevector import ReversibleTape
 from qrnn_qiskit.circuits import ENTANGLERS, QRNNSpec, readout_observables, step_circuit
@@ -58,11 +59,13 @@ def _loss_and_grads(engine, step, readouts, state0, angles, weights):
     return loss.detach(), state0.grad, angles.grad
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["c128", "c64"])
 @pytest.mark.parametrize("group_size", [1, 2, 3, 5])
-def test_custom_backward_equals_autograd_on_a_general_circuit(dtype, group_size):
+def test_custom_backward_equals_autograd_on_a_general_circuit(dtype, group_size, kernel):
     qc, observables = _general_circuit()
-    engine = StatevectorEngine(qc, observables, dtype=dtype, group_size=group_size)
+    engine = StatevectorEngine(qc, observables, dtype=dtype, group_size=group_size,
+                               kernel=kernel_or_skip(kernel, qc.num_qubits))
     gen = torch.Generator().manual_seed(group_size)
     real = torch.float64 if dtype == torch.complex128 else torch.float32
     angles = torch.randn(3, 4, engine.n_params, generator=gen, dtype=real)
@@ -75,11 +78,13 @@ def test_custom_backward_equals_autograd_on_a_general_circuit(dtype, group_size)
         torch.testing.assert_close(x, y, atol=TOL[dtype] * 10, rtol=TOL[dtype])
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["c128", "c64"])
 @pytest.mark.parametrize("entangler", ENTANGLERS)
-def test_reversible_sequence_gradients_equal_autograd(dtype, entangler):
+def test_reversible_sequence_gradients_equal_autograd(dtype, entangler, kernel):
     spec = QRNNSpec(6, 2, entangler, "xyz")
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype)
+    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype,
+                               kernel=kernel_or_skip(kernel, spec.n_qubits))
     real = torch.float64 if dtype == torch.complex128 else torch.float32
     gen = torch.Generator().manual_seed(5)
     angles = torch.randn(4, 40, spec.n_params, generator=gen, dtype=real)

@@ -1,4 +1,5 @@
-"""The torch statevector engine against Qiskit's Statevector (and Aer): states, readouts, gradients."""
+"""The statevector engine (native CPU kernels and the torch path) against Qiskit's Statevector (and Aer):
+states, readouts, gradients."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterVector
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
+from kernels import KERNELS, kernel_or_skip
 from qrnn_qiskit.backends import StatevectorEngine, UnsupportedCircuitError
 from qrnn_qiskit.circuits import ENTANGLERS, QRNNSpec, readout_observables, step_circuit
 
@@ -52,15 +54,17 @@ def _engine_run(engine: StatevectorEngine, angles: np.ndarray) -> tuple[list[tor
 SPECS = [(n, ent, ro) for n in range(1, 9) for ent in ENTANGLERS for ro in READOUTS]
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["c128", "c64"])
 @pytest.mark.parametrize("n,entangler,readouts", SPECS, ids=[f"n{n}-{e}-{r}" for n, e, r in SPECS])
-def test_states_and_readouts_match_statevector(n, entangler, readouts, dtype):
+def test_states_and_readouts_match_statevector(n, entangler, readouts, dtype, kernel):
     rng = np.random.default_rng(zlib.crc32(f"{n}-{entangler}-{readouts}".encode()))
     layers = int(rng.integers(1, 4))
     labels = _random_labels(rng, n) if readouts == "explicit" else readouts
     spec = QRNNSpec(n, layers, entangler, labels)
     circuit, observables = step_circuit(spec), readout_observables(spec)
-    engine = StatevectorEngine(circuit, observables, dtype=dtype, group_size=int(rng.integers(1, 5)))
+    engine = StatevectorEngine(circuit, observables, dtype=dtype, group_size=int(rng.integers(1, 5)),
+                               kernel=kernel_or_skip(kernel, n))
     batch, steps = 2, 3
     angles = rng.uniform(-np.pi, np.pi, size=(batch, steps, spec.n_params))
     states, values = _engine_run(engine, angles)
@@ -72,11 +76,13 @@ def test_states_and_readouts_match_statevector(n, entangler, readouts, dtype):
             np.testing.assert_allclose(values[t][b].detach().numpy(), ref_values[t], atol=tol, rtol=0)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
-def test_gradients_match_central_finite_differences(n):
+def test_gradients_match_central_finite_differences(n, kernel):
     rng = np.random.default_rng(100 + n)
     spec = QRNNSpec(n, 2, ENTANGLERS[n % 3], "xyz")
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=torch.complex128)
+    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=torch.complex128,
+                               kernel=kernel_or_skip(kernel, n))
     steps = 2
     weights = torch.tensor(rng.normal(size=(steps, spec.n_readouts)))
 

@@ -9,6 +9,11 @@ The engine walks the circuit's instructions once and compiles them into a short 
 * **readouts**: every Pauli term whose support lies inside one qubit group is read from that group's reduced
   density matrix (one batched matmul per group); other terms use a gather over the flip mask.
 
+On the CPU the same program runs by default through native kernels (``native.py``: C compiled on first use):
+one cache-resident 2×2 pass per qubit instead of Kronecker blocks, the reversible backward in one walk per
+sample, and one-qubit reduced density matrices for readouts made of one-qubit terms. The torch path stays
+for other devices, for ``kernel="torch"``, where no C compiler exists, and as the autograd oracle.
+
 Basis order is Qiskit's: bit q of the amplitude index is qubit q, so ``state`` compares directly with
 ``qiskit.quantum_info.Statevector.data``. Everything is differentiable with autograd.
 """
@@ -23,6 +28,8 @@ import torch
 from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterExpression
 from qiskit.quantum_info import SparsePauliOp
+
+from . import native
 
 SUPPORTED_GATES = ("rx", "ry", "rz", "h", "x", "y", "z", "s", "sdg", "cx", "cz")
 _IGNORED = ("barrier", "id")
@@ -146,7 +153,9 @@ class StatevectorEngine:
         observables: readout observables (Hermitian ``SparsePauliOp`` s on ``circuit.num_qubits`` qubits).
         dtype: ``torch.complex64`` (default) or ``torch.complex128``.
         device: torch device ("cpu", "cuda", ...).
-        group_size: qubits per Kronecker group (default: :func:`default_group_size`).
+        group_size: qubits per Kronecker group of the torch path (default: :func:`default_group_size`).
+        kernel: ``"auto"`` (native CPU kernels where they load, else torch), ``"native"`` (required: an error
+            if they cannot be built) or ``"torch"``. ``engine.kernel`` says which one runs.
     """
 
     def __init__(
@@ -157,6 +166,7 @@ class StatevectorEngine:
         dtype: torch.dtype = torch.complex64,
         device: Union[str, torch.device] = "cpu",
         group_size: Optional[int] = None,
+        kernel: str = "auto",
     ) -> None:
         if dtype not in (torch.complex64, torch.complex128):
             raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
@@ -176,9 +186,13 @@ class StatevectorEngine:
             raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
         g = min(group_size or default_group_size(self.n_qubits), self.n_qubits)
         self.groups = [(lo, min(lo + g, self.n_qubits)) for lo in range(0, self.n_qubits, g)]
+        if kernel not in ("auto", "native", "torch"):
+            raise ValueError(f"kernel must be 'auto', 'native' or 'torch', got {kernel!r}")
         self._gather_cache: dict = {}
         self._compile_gates()
         self._compile_readouts()
+        self._native = self._compile_native(kernel)
+        self.kernel = "native" if self._native is not None else "torch"
 
     # ------------------------------------------------------------------ compilation
     def _angle(self, value, name: str) -> tuple[Optional[int], float, float]:
@@ -394,6 +408,50 @@ class StatevectorEngine:
             order += [t for t, _ in items]
         # Pauli expectations are real, so only the real part of each coefficient contributes
         self._readout_coef = torch.tensor(coef.real[order], dtype=self.real_dtype, device=dev)
+
+        # Native readouts, when every term acts on at most one qubit: Tr(ρ_q P) from one-qubit reduced
+        # density matrices ρ [B, n, 2, 2] (flattened: column q·4 + 2a + c), with the terms in label order.
+        self._native_terms = None
+        supports = [[n - 1 - pos for pos, ch in enumerate(label) if ch != "I"] for label in labels]
+        if all(len(support) <= 1 for support in supports):
+            trace = np.zeros((n * 4, len(labels)), dtype=complex)
+            place = np.zeros((len(labels), n * 4), dtype=complex)
+            for t, (label, support) in enumerate(zip(labels, supports)):
+                q = support[0] if support else 0
+                pauli = _pauli_matrix(label[n - 1 - q]) if support else np.eye(2)
+                trace[q * 4:(q + 1) * 4, t] = pauli.T.reshape(-1)  # Σ_ac ρ_ac P_ca
+                place[t, q * 4:(q + 1) * 4] = pauli.reshape(-1)
+            self._native_terms = (torch.tensor(trace, dtype=cdt), torch.tensor(place, dtype=cdt),
+                                  torch.tensor(coef.real, dtype=self.real_dtype))
+
+    def _compile_native(self, kernel: str) -> Optional[native.NativeProgram]:
+        """The segment program for the native kernels, or ``None`` where the torch path runs."""
+        if kernel == "torch" or (kernel == "auto" and self.device.type != "cpu"):
+            return None
+        if self.device.type != "cpu":
+            raise ValueError(f"kernel='native' runs on the CPU only, not on {self.device}")
+        if self.n_qubits < native.MIN_QUBITS:
+            if kernel == "native":
+                raise ValueError(f"kernel='native' needs at least {native.MIN_QUBITS} qubits, got {self.n_qubits}")
+            return None
+        library = native.load()
+        if library is None:
+            if kernel == "native":
+                raise RuntimeError(f"kernel='native' requested but {native.status()}")
+            return None
+        # every segment's chain table padded to one width: all fused matrices come from one product
+        width = max((seg.table.shape[1] for seg in self._segments if seg.table is not None), default=1)
+        identity = self._const_bank.shape[0] - 1 + self._n_rot
+        tables = []
+        for seg in self._segments:
+            table = seg.table if seg.table is not None else torch.full((self.n_qubits, 1), identity)
+            pad = torch.full((self.n_qubits, width - table.shape[1]), identity, dtype=torch.long)
+            tables.append(torch.cat([table, pad], dim=1))
+        self._native_table = torch.cat(tables) if tables else None
+        return native.NativeProgram(
+            library, self.n_qubits, [seg.table is not None for seg in self._segments],
+            [seg.perm for seg in self._segments], [seg.inverse_perm for seg in self._segments],
+            [seg.phase for seg in self._segments], self.dtype)
 
     # ------------------------------------------------------------------ public execution
     def initial_state(self, batch: int) -> torch.Tensor:
@@ -625,32 +683,111 @@ class StatevectorEngine:
                     blocks.append(torch.matmul(outer.reshape(batch, -1), self._reduce_tables[gi]))
                 pair = self._rotate_out(pair, size, mats[gi].mH)
             if seg.rot_ops.numel():
-                # dL/dθ = ½ Im Tr(P' K_q) with P' = S P S†, S the gates after the rotation in its qubit's chain
                 reduced = torch.cat(blocks, dim=1).view(batch, self.n_qubits, 2, 2)
-                lmax = seg.table.shape[1]
-                suffix = [self._eye2.expand(batch, self.n_qubits, 2, 2)]
-                for j in range(lmax - 1, 0, -1):
-                    suffix.append(torch.matmul(suffix[-1], bank[:, seg.table[:, j]]))
-                suffix = torch.stack(suffix[::-1], dim=2).reshape(batch, -1, 2, 2)  # [B, n·Lmax, 2, 2]
-                after = suffix[:, seg.rot_slots]
-                generator = torch.matmul(torch.matmul(after, self._rot_pauli[seg.rot_ops]), after.mH)
-                trace = (generator * reduced[:, seg.rot_qubits].transpose(-1, -2)).sum(dim=(-1, -2))
-                grad_rot = grad_rot.index_add(1, seg.rot_ops, 0.5 * trace.imag)
-        grad_angles = angles.new_zeros(batch, self.n_params)
+                grad_rot = self._add_rotation_grads(grad_rot, seg, bank, reduced)
+        return pair[:, 0], pair[:, 1], self._angle_grads(angles, grad_rot)
+
+    def _add_rotation_grads(self, grad_rot: torch.Tensor, seg: _CompiledSegment, bank: torch.Tensor,
+                            reduced: torch.Tensor) -> torch.Tensor:
+        """Add a segment's rotation gradients to ``grad_rot`` [B, rotations], given each qubit's 2×2 block
+        K_q[a, c] = Σ ψ_a g_c* [B, n, 2, 2] at the output of the segment's single-qubit layer:
+        dL/dθ = ½ Im Tr(P' K_q) with P' = S P S†, S the gates after the rotation in its qubit's chain."""
+        batch = reduced.shape[0]
+        lmax = seg.table.shape[1]
+        suffix = [self._eye2.expand(batch, self.n_qubits, 2, 2)]
+        for j in range(lmax - 1, 0, -1):
+            suffix.append(torch.matmul(suffix[-1], bank[:, seg.table[:, j]]))
+        suffix = torch.stack(suffix[::-1], dim=2).reshape(batch, -1, 2, 2)  # [B, n·Lmax, 2, 2]
+        after = suffix[:, seg.rot_slots]
+        generator = torch.matmul(torch.matmul(after, self._rot_pauli[seg.rot_ops]), after.mH)
+        trace = (generator * reduced[:, seg.rot_qubits].transpose(-1, -2)).sum(dim=(-1, -2))
+        return grad_rot.index_add(1, seg.rot_ops, 0.5 * trace.imag)
+
+    def _angle_grads(self, angles: torch.Tensor, grad_rot: torch.Tensor) -> torch.Tensor:
+        """∂L/∂angles [B, P] from the gradients of the individual rotations."""
+        grad_angles = angles.new_zeros(angles.shape[0], self.n_params)
         if self._n_rot:
             grad_angles = grad_angles.index_add(1, self._rot_param, grad_rot * self._rot_coef)
-        return pair[:, 0], pair[:, 1], grad_angles
+        return grad_angles
+
+    # ------------------------------------------------------------------ dispatch (native kernels or torch)
+    def _native_mats(self, bank: torch.Tensor) -> torch.Tensor:
+        """Every segment's fused per-qubit matrices [B, segments, n, 2, 2] for the native kernels."""
+        return self._fused(bank, self._native_table).view(bank.shape[0], self.n_segments, self.n_qubits, 2, 2)
+
+    def _forward(self, state: torch.Tensor, bank: torch.Tensor, with_readouts: bool = False
+                 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(U(θ)·state, its readouts or ``None``) outside autograd, on the fastest path."""
+        if self._native is None:
+            out = self._apply_circuit(state, None, bank)
+            return out, self._readout_values(out) if with_readouts else None
+        fused = with_readouts and self._native_terms is not None
+        out, rho = self._native.forward(state, self._native_mats(bank), readouts=fused)
+        if self.global_phase != 1.0:
+            out = out * self.global_phase
+        if not with_readouts:
+            return out, None
+        return out, self._native_readouts(rho) if fused else self._readout_values(out)
+
+    def _native_readouts(self, rho: torch.Tensor) -> torch.Tensor:
+        """Readouts from one-qubit reduced density matrices ρ [B, n, 2, 2] (one-qubit terms only)."""
+        trace, _, coef = self._native_terms
+        return torch.matmul(torch.matmul(rho.view(rho.shape[0], -1), trace).real, coef)
+
+    def _native_weights(self, grad: torch.Tensor) -> torch.Tensor:
+        """Per-qubit Hermitian 2·Σ_t w_t P_t [B, n, 2, 2] with ∂L/∂ψ = Σ_q W_q ψ for L = Σ_k grad_k ⟨O_k⟩."""
+        _, place, coef = self._native_terms
+        w = torch.matmul(grad.to(self.real_dtype), coef.T).to(self.dtype)
+        return (2 * torch.matmul(w, place)).view(grad.shape[0], self.n_qubits, 2, 2)
+
+    def _readouts_fast(self, state: torch.Tensor) -> torch.Tensor:
+        """``_readout_values`` outside autograd, on the fastest path."""
+        if self._native is None or self._native_terms is None:
+            return self._readout_values(state)
+        return self._native_readouts(self._native.rdm1(state))
+
+    def _readouts_vjp_fast(self, state: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """∂L/∂ψ of L = Σ_k grad_k ⟨O_k⟩, on the fastest path."""
+        if self._native is None or self._native_terms is None:
+            return self._readouts_vjp(state, grad)
+        return self._native.apply_sum(state, self._native_weights(grad))
+
+    def _step_vjp_fast(self, state: torch.Tensor, angles: torch.Tensor, grad: Optional[torch.Tensor],
+                       readout_grad: Optional[torch.Tensor] = None, bank: Optional[torch.Tensor] = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ψ_in, ∂L/∂ψ_in, ∂L/∂angles) from the step's output ``state``, the gradient ``grad`` of its output
+        state (``None``: zero) and ``readout_grad`` of its readouts (``None``: no readouts), fastest path."""
+        weights = None
+        if readout_grad is not None:
+            if self._native is not None and self._native_terms is not None:
+                weights = self._native_weights(readout_grad)
+            else:
+                vjp = self._readouts_vjp(state, readout_grad)
+                grad = vjp if grad is None else grad + vjp
+        if self._native is None:
+            return self._step_vjp(state, angles, torch.zeros_like(state) if grad is None else grad, bank)
+        bank = self._bank(angles) if bank is None else bank
+        if self.global_phase != 1.0:  # U = e^{iφ}·V: walk back through e^{-iφ} first (W commutes with it)
+            back = complex(np.conj(self.global_phase))
+            state = state * back
+            grad = grad * back if grad is not None else None
+        previous, grad_in, blocks = self._native.backward(state, grad, self._native_mats(bank), weights)
+        grad_rot = angles.new_zeros(angles.shape[0], self._n_rot)
+        for si, seg in enumerate(self._segments):
+            if seg.rot_ops.numel():
+                grad_rot = self._add_rotation_grads(grad_rot, seg, bank, blocks[:, si])
+        return previous, grad_in, self._angle_grads(angles, grad_rot)
 
     def to(self, device: Union[str, torch.device]) -> "StatevectorEngine":
         """A copy of this engine on another device."""
         return StatevectorEngine(
-            self.circuit, self.observables, dtype=self.dtype, device=device, group_size=self.groups[0][1]
-        )
+            self.circuit, self.observables, dtype=self.dtype, device=device, group_size=self.groups[0][1],
+            kernel="auto" if self.kernel == "native" else "torch")
 
     def __repr__(self) -> str:
         return (
             f"StatevectorEngine(n_qubits={self.n_qubits}, params={self.n_params}, readouts={self.n_readouts}, "
-            f"segments={self.n_segments}, dtype={self.dtype}, device={self.device})"
+            f"segments={self.n_segments}, dtype={self.dtype}, device={self.device}, kernel={self.kernel!r})"
         )
 
 
@@ -696,7 +833,7 @@ class ReversibleTape:
         start = position - position % self.checkpoint_every
         state = self._checkpoints[start]
         for t in range(start + 1, position + 1):
-            state = engine._apply_circuit(state, self._angles[t])
+            state, _ = engine._forward(state, engine._bank(self._angles[t]))
         return state
 
     def rewind(self, position: int, previous: torch.Tensor) -> None:
@@ -711,8 +848,9 @@ class _StepFunction(torch.autograd.Function):
     def forward(ctx, state, angles, engine, tape, with_readouts):
         with torch.no_grad():
             bank = engine._bank(angles)
-            out = engine._apply_circuit(state, angles, bank)
-            values = engine._readout_values(out) if with_readouts else out.new_zeros(out.shape[0], 0).real
+            out, values = engine._forward(state, bank, with_readouts)
+            if values is None:
+                values = out.new_zeros(out.shape[0], 0).real
         ctx.engine, ctx.tape, ctx.with_readouts = engine, tape, with_readouts
         if tape is None:
             ctx.save_for_backward(angles, bank, out)
@@ -731,11 +869,9 @@ class _StepFunction(torch.autograd.Function):
             bank = None
             with torch.no_grad():
                 out = ctx.tape.state_at(ctx.position, engine)
-        grad = grad_out if grad_out is not None else torch.zeros_like(out)
         with torch.no_grad():
-            if ctx.with_readouts and grad_values is not None:
-                grad = grad + engine._readouts_vjp(out, grad_values)
-            previous, grad_in, grad_angles = engine._step_vjp(out, angles, grad, bank)
+            readout_grad = grad_values if ctx.with_readouts else None
+            previous, grad_in, grad_angles = engine._step_vjp_fast(out, angles, grad_out, readout_grad, bank)
         if ctx.tape is not None:
             ctx.tape.rewind(ctx.position, previous)
         return (grad_in if ctx.needs_input_grad[0] else None,
@@ -748,9 +884,10 @@ class _ReadoutFunction(torch.autograd.Function):
         ctx.engine = engine
         ctx.save_for_backward(state)
         with torch.no_grad():
-            return engine._readout_values(state)
+            return engine._readouts_fast(state)
 
     @staticmethod
     def backward(ctx, grad):
         (state,) = ctx.saved_tensors
-        return ctx.engine._readouts_vjp(state, grad), None
+        with torch.no_grad():
+            return ctx.engine._readouts_vjp_fast(state, grad), None

@@ -1,0 +1,250 @@
+"""Native CPU kernels for the statevector engine: ``native.c`` compiled on first use, called through ctypes.
+
+Each sample's state is copied into planar form (real and imaginary planes, in cache for n ≤ 12) and walked
+there with 32-byte vectors: one 2×2 pass per qubit (no Kronecker blocks), a gather per entangler permutation,
+the reversible backward together with the per-qubit blocks K_q of the gradient, and one-qubit reduced density
+matrices for readouts made of one-qubit terms, and their gradient. A batch is split across
+``torch.get_num_threads()`` Python threads; ctypes releases the GIL while a kernel runs.
+
+The shared library is built with the system C compiler (``$CC``, else ``cc``) with ``-march=native`` into
+``$QRNN_NATIVE_CACHE`` (default ``~/.cache/qrnn-qiskit/native``), keyed by the source, the flags and the
+CPU, so it is compiled once per machine. Without a compiler, or with ``QRNN_NATIVE=0``, :func:`load`
+returns ``None`` and the engine keeps its torch path; :func:`status` says why.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+_SOURCES = ("native.c", "native_body.h")
+_FLAGS = ["-O3", "-march=native", "-std=gnu99", "-fPIC", "-shared",
+          # reassociation lets the compiler vectorize the reductions; -ffast-math is avoided on purpose
+          # (linking a shared object with it can switch the whole process to flush-denormals-to-zero)
+          "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros"]
+_ABI = 3
+MIN_QUBITS = 3  # a state must fill one 32-byte vector of float32 planes
+
+_lock = threading.Lock()
+_library: Optional[ctypes.CDLL] = None
+_failure: Optional[str] = None
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_size = 0
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: ``$QRNN_NATIVE_CACHE`` or ``~/.cache/qrnn-qiskit/native``."""
+    root = os.environ.get("QRNN_NATIVE_CACHE")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "qrnn-qiskit" / "native"
+
+
+def _cpu_key() -> str:
+    """The CPU's feature flags (``-march=native`` code must not run on another CPU sharing the cache)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _build(target: Path, compiler: str) -> None:
+    here = Path(__file__).resolve().parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        out = Path(tmp) / target.name
+        cmd = [compiler, *_FLAGS, "-o", str(out), str(here / "native.c")]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines()
+            detail = f": {errors[0].strip()}" if errors else ""
+            raise RuntimeError(f"compiling with {compiler} failed (exit {done.returncode}){detail}")
+        os.replace(out, target)  # atomic: concurrent builders race harmlessly
+
+
+def load() -> Optional[ctypes.CDLL]:
+    """The compiled kernels (built on first call), or ``None`` when they cannot be used here."""
+    global _library, _failure
+    with _lock:
+        if _library is not None or _failure is not None:
+            return _library
+        if os.environ.get("QRNN_NATIVE", "1") == "0":
+            _failure = "disabled by QRNN_NATIVE=0"
+            return None
+        compiler = shutil.which(os.environ.get("CC", "cc"))
+        if compiler is None:
+            _failure = f"no C compiler ({os.environ.get('CC', 'cc')!r} not found)"
+            return None
+        here = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for name in _SOURCES:
+            digest.update((here / name).read_bytes())
+        digest.update(" ".join([compiler, *_FLAGS, _cpu_key(), platform.machine()]).encode())
+        target = cache_dir() / f"qrnn_native_{digest.hexdigest()[:16]}.so"
+        try:
+            if not target.exists():
+                _build(target, compiler)
+            library = ctypes.CDLL(str(target))
+            if library.qrnn_native_abi() != _ABI:
+                raise RuntimeError(f"{target} has ABI {library.qrnn_native_abi()}, expected {_ABI}")
+        except (OSError, RuntimeError) as error:
+            _failure = f"native kernels unavailable: {error}"
+            return None
+        _declare(library)
+        _library = library
+        return _library
+
+
+def status() -> str:
+    """One line: whether the native kernels are in use, or why not."""
+    library = load()
+    return "native CPU kernels loaded" if library is not None else str(_failure)
+
+
+def _declare(library: ctypes.CDLL) -> None:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for suffix in ("_f32", "_f64"):
+        getattr(library, "qrnn_forward" + suffix).argtypes = [p, p, i64, i64, i32, i32, p, p, p, p, p, p]
+        getattr(library, "qrnn_backward" + suffix).argtypes = [p, p, p, p, i64, i64, i32, i32, p, p, p, p, p, p, p]
+        getattr(library, "qrnn_rdm1" + suffix).argtypes = [p, i64, i64, i32, p, p]
+        getattr(library, "qrnn_apply_sum" + suffix).argtypes = [p, p, i64, i64, i32, p, p]
+        for name in ("qrnn_forward", "qrnn_backward", "qrnn_rdm1", "qrnn_apply_sum"):
+            getattr(library, name + suffix).restype = None
+
+
+def _suffix(dtype: torch.dtype) -> str:
+    if dtype == torch.complex64:
+        return "_f32"
+    if dtype == torch.complex128:
+        return "_f64"
+    raise TypeError(f"native kernels take complex64 or complex128 states, got {dtype}")
+
+
+def _run_split(batch: int, call) -> None:
+    """``call(k, b0, b1)`` for chunks k of the batch, split across ``torch.get_num_threads()`` threads."""
+    global _pool, _pool_size
+    threads = max(1, min(torch.get_num_threads(), batch))
+    if threads == 1:
+        call(0, 0, batch)
+        return
+    with _lock:
+        if _pool is None or _pool_size < threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool, _pool_size = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qrnn-native"), threads
+    bounds = [batch * k // threads for k in range(threads + 1)]
+    futures = [_pool.submit(call, k, bounds[k], bounds[k + 1]) for k in range(threads) if bounds[k] < bounds[k + 1]]
+    for future in futures:
+        future.result()
+
+
+def _pointers(tensors: Sequence[Optional[torch.Tensor]]) -> ctypes.Array:
+    return (ctypes.c_void_p * max(1, len(tensors)))(*[t.data_ptr() if t is not None else None for t in tensors])
+
+
+class NativeProgram:
+    """A compiled circuit's segment structure for the native kernels.
+
+    Args:
+        n_qubits: register size.
+        has_mats: per segment, whether it has a single-qubit layer.
+        perms, inverse_perms, phases: per segment, the entangler's permutation, its inverse and its phases
+            (``None`` where trivial), as in ``StatevectorEngine``.
+    """
+
+    def __init__(self, library: ctypes.CDLL, n_qubits: int, has_mats: Sequence[bool],
+                 perms: Sequence[Optional[torch.Tensor]], inverse_perms: Sequence[Optional[torch.Tensor]],
+                 phases: Sequence[Optional[torch.Tensor]], dtype: torch.dtype) -> None:
+        self._lib = library
+        self._suffix = _suffix(dtype)
+        self.n_qubits = n_qubits
+        self.n_segments = len(has_mats)
+        self._keep = [t.contiguous() if t is not None else None for t in (*perms, *inverse_perms, *phases)]
+        s = self.n_segments
+        self._perms = _pointers(self._keep[:s])
+        self._inverse_perms = _pointers(self._keep[s:2 * s])
+        self._phases = _pointers(self._keep[2 * s:])
+        self._has_mats = (ctypes.c_uint8 * max(1, s))(*[int(bool(h)) for h in has_mats])
+
+    def _fn(self, name: str):
+        return getattr(self._lib, name + self._suffix)
+
+    @staticmethod
+    def _scratch(state: torch.Tensor, planes: int) -> torch.Tensor:
+        """Per thread chunk (see ``_run_split``), ``planes`` real planes of 2^n values."""
+        rows = max(1, min(torch.get_num_threads(), state.shape[0]))
+        return torch.empty(rows, planes * state.shape[1], dtype=state.real.dtype)
+
+    def forward(self, state: torch.Tensor, mats: torch.Tensor, readouts: bool = False
+                ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(U(θ) state, ρ) for a [B, N] state; ``mats`` [B, segments, n, 2, 2] holds each qubit's fused
+        matrix; with ``readouts``, ρ [B, n, 2, 2] are the output's one-qubit reduced density matrices."""
+        state, mats = state.contiguous(), mats.contiguous()
+        out = torch.empty_like(state)
+        rho = torch.empty(state.shape[0], self.n_qubits, 2, 2, dtype=state.dtype) if readouts else None
+        scratch = self._scratch(state, 4)
+        fn, n, s = self._fn("qrnn_forward"), self.n_qubits, self.n_segments
+
+        def call(k: int, b0: int, b1: int) -> None:
+            fn(state.data_ptr(), out.data_ptr(), b0, b1, n, s, mats.data_ptr(), self._has_mats, self._perms,
+               self._phases, rho.data_ptr() if rho is not None else None, scratch[k].data_ptr())
+
+        _run_split(state.shape[0], call)
+        return out, rho
+
+    def backward(self, state: torch.Tensor, grad: Optional[torch.Tensor], mats: torch.Tensor,
+                 weights: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ψ_in, ∂L/∂ψ_in, K [B, segments, n, 2, 2]) from the step's output state and the gradient of its
+        output state (``None``: zero); ``weights`` [B, n, 2, 2] first add Σ_q W_q ψ to that gradient (the
+        readouts' part)."""
+        state, mats = state.contiguous(), mats.contiguous()
+        grad = grad.contiguous() if grad is not None else None
+        weights = weights.contiguous() if weights is not None else None
+        psi, g = torch.empty_like(state), torch.empty_like(state)
+        batch = state.shape[0]
+        blocks = torch.empty(batch, self.n_segments, self.n_qubits, 2, 2, dtype=state.dtype)
+        scratch = self._scratch(state, 6)
+        fn, n, s = self._fn("qrnn_backward"), self.n_qubits, self.n_segments
+
+        def call(k: int, b0: int, b1: int) -> None:
+            fn(state.data_ptr(), grad.data_ptr() if grad is not None else None, psi.data_ptr(), g.data_ptr(),
+               b0, b1, n, s, mats.data_ptr(), self._has_mats, self._inverse_perms, self._phases,
+               weights.data_ptr() if weights is not None else None, blocks.data_ptr(), scratch[k].data_ptr())
+
+        _run_split(batch, call)
+        return psi, g, blocks
+
+    def rdm1(self, state: torch.Tensor) -> torch.Tensor:
+        """Every qubit's reduced density matrix ρ_q[a, c] = Σ ψ_a ψ_c*: [B, n, 2, 2]."""
+        state = state.contiguous()
+        rho = torch.empty(state.shape[0], self.n_qubits, 2, 2, dtype=state.dtype)
+        scratch = self._scratch(state, 2)
+        fn, n = self._fn("qrnn_rdm1"), self.n_qubits
+        _run_split(state.shape[0],
+                   lambda k, b0, b1: fn(state.data_ptr(), b0, b1, n, rho.data_ptr(), scratch[k].data_ptr()))
+        return rho
+
+    def apply_sum(self, state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Σ_q W_q acting on qubit q of ``state``, for per-qubit matrices ``weights`` [B, n, 2, 2]."""
+        state, weights = state.contiguous(), weights.contiguous()
+        out = torch.empty_like(state)
+        scratch = self._scratch(state, 4)
+        fn, n = self._fn("qrnn_apply_sum"), self.n_qubits
+        _run_split(state.shape[0], lambda k, b0, b1: fn(state.data_ptr(), out.data_ptr(), b0, b1, n,
+                                                          weights.data_ptr(), scratch[k].data_ptr()))
+        return out

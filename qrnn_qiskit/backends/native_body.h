@@ -1,0 +1,291 @@
+/* Kernels of native.c for one real type: native.c includes this file twice, with REAL = float (complex64
+ * states, FN(name) = name_f32) and REAL = double (complex128 states, name_f64).
+ *
+ * Layout. States arrive as interleaved complex numbers [B, 2^n] (index bit q = qubit q, Qiskit's order).
+ * Each sample is copied into planar form (a real plane and an imaginary plane, in per-thread scratch that
+ * stays in cache for n ≤ 12), worked on there with 32-byte vectors of LANES reals, and copied back. A gate
+ * on qubit q with 2^q ≥ LANES pairs whole vectors; on a lower qubit it pairs lanes inside one vector (a
+ * shuffle), so every qubit costs the same. 2×2 matrices are row-major, 8 reals: m00 m01 m10 m11 (re, im).
+ * Every function works on the samples [b0, b1) so that callers can split a batch across threads.
+ */
+
+typedef REAL FN(vec) __attribute__((vector_size(32), aligned(sizeof(REAL))));
+typedef ITYPE FN(ivec) __attribute__((vector_size(32)));
+#define VEC FN(vec)
+#define IVEC FN(ivec)
+#define LANES ((size_t)(32 / sizeof(REAL)))
+#define LOAD(p) (*(const VEC *)(p))
+#define STORE(p, v) (*(VEC *)(p) = (v))
+#define FLUSH_EVERY 64 /* vectors summed in REAL before the sums move to double */
+
+static inline VEC FN(splat)(REAL x)
+{
+    VEC v;
+    for (size_t l = 0; l < LANES; l++) v[l] = x;
+    return v;
+}
+
+/* Lane l ^ s for every lane l (s < LANES): the pair partner of each amplitude for qubit log2(s). */
+static inline IVEC FN(partner_mask)(size_t s)
+{
+    IVEC mask;
+    for (size_t l = 0; l < LANES; l++) mask[l] = (ITYPE)(l ^ s);
+    return mask;
+}
+
+static inline VEC FN(partner)(VEC v, IVEC mask)
+{
+#if defined(__GNUC__) && !defined(__clang__)
+    return __builtin_shuffle(v, mask);
+#else
+    VEC w;
+    for (size_t l = 0; l < LANES; l++) w[l] = v[mask[l]];
+    return w;
+#endif
+}
+
+static void FN(to_planar)(const REAL *restrict x, REAL *restrict re, REAL *restrict im, size_t dim)
+{
+    for (size_t i = 0; i < dim; i++) {
+        re[i] = x[2 * i];
+        im[i] = x[2 * i + 1];
+    }
+}
+
+static void FN(from_planar)(const REAL *restrict re, const REAL *restrict im, REAL *restrict x, size_t dim)
+{
+    for (size_t i = 0; i < dim; i++) {
+        x[2 * i] = re[i];
+        x[2 * i + 1] = im[i];
+    }
+}
+
+/* o ← M x (accumulate = 0; o may be x) or o ← o + M x on qubit q; M† instead of M when adjoint. */
+static void FN(gate)(const REAL *xr, const REAL *xi, REAL *or_, REAL *oi, int n, int q, const REAL *m,
+                     int adjoint, int accumulate)
+{
+    REAL ar = m[0], ai = m[1], br = m[2], bi = m[3], cr = m[4], ci = m[5], dr = m[6], di = m[7];
+    if (adjoint) { /* M† = [[a*, c*], [b*, d*]] */
+        REAL tr = br, ti = bi;
+        br = cr; bi = -ci; cr = tr; ci = -ti;
+        ai = -ai; di = -di;
+    }
+    const size_t dim = (size_t)1 << n, s = (size_t)1 << q;
+    if (s >= LANES) {
+        const VEC Ar = FN(splat)(ar), Ai = FN(splat)(ai), Br = FN(splat)(br), Bi = FN(splat)(bi);
+        const VEC Cr = FN(splat)(cr), Ci = FN(splat)(ci), Dr = FN(splat)(dr), Di = FN(splat)(di);
+        for (size_t block = 0; block < dim; block += 2 * s) {
+            for (size_t j = block; j < block + s; j += LANES) {
+                const VEC ur = LOAD(xr + j), ui = LOAD(xi + j), vr = LOAD(xr + j + s), vi = LOAD(xi + j + s);
+                VEC lr = Ar * ur - Ai * ui + Br * vr - Bi * vi, li = Ar * ui + Ai * ur + Br * vi + Bi * vr;
+                VEC hr = Cr * ur - Ci * ui + Dr * vr - Di * vi, hi = Cr * ui + Ci * ur + Dr * vi + Di * vr;
+                if (accumulate) {
+                    lr += LOAD(or_ + j); li += LOAD(oi + j); hr += LOAD(or_ + j + s); hi += LOAD(oi + j + s);
+                }
+                STORE(or_ + j, lr); STORE(oi + j, li); STORE(or_ + j + s, hr); STORE(oi + j + s, hi);
+            }
+        }
+        return;
+    }
+    /* lanes with bit q = 0 hold the pair's first amplitude: new = a·own + b·partner; bit 1: d·own + c·partner */
+    VEC Pr, Pi, Qr, Qi;
+    const IVEC mask = FN(partner_mask)(s);
+    for (size_t l = 0; l < LANES; l++) {
+        int high = (l & s) != 0;
+        Pr[l] = high ? dr : ar; Pi[l] = high ? di : ai;
+        Qr[l] = high ? cr : br; Qi[l] = high ? ci : bi;
+    }
+    for (size_t j = 0; j < dim; j += LANES) {
+        const VEC ur = LOAD(xr + j), ui = LOAD(xi + j);
+        const VEC vr = FN(partner)(ur, mask), vi = FN(partner)(ui, mask);
+        VEC nr = Pr * ur - Pi * ui + Qr * vr - Qi * vi, ni = Pr * ui + Pi * ur + Qr * vi + Qi * vr;
+        if (accumulate) {
+            nr += LOAD(or_ + j); ni += LOAD(oi + j);
+        }
+        STORE(or_ + j, nr); STORE(oi + j, ni);
+    }
+}
+
+/* k[a][c] = Σ x_a y_c* over the pairs of qubit q (row-major 2×2, re/im interleaved, 8 reals). */
+static void FN(pair_products)(const REAL *xr, const REAL *xi, const REAL *yr, const REAL *yi, int n, int q,
+                              REAL *k)
+{
+    const size_t dim = (size_t)1 << n, s = (size_t)1 << q;
+    double total[8][LANES];
+    VEC acc[8];
+    memset(total, 0, sizeof(total));
+    for (int t = 0; t < 8; t++) acc[t] = FN(splat)(0);
+    size_t count = 0;
+#define FLUSH()                                                              \
+    do {                                                                     \
+        for (int t = 0; t < 8; t++) {                                        \
+            for (size_t l = 0; l < LANES; l++) total[t][l] += acc[t][l];     \
+            acc[t] = FN(splat)(0);                                           \
+        }                                                                    \
+    } while (0)
+    if (s >= LANES) { /* acc: 00 re, 00 im, 01 re, 01 im, 10 re, 10 im, 11 re, 11 im */
+        for (size_t block = 0; block < dim; block += 2 * s) {
+            for (size_t j = block; j < block + s; j += LANES) {
+                const VEC ar = LOAD(xr + j), ai = LOAD(xi + j), cr = LOAD(xr + j + s), ci = LOAD(xi + j + s);
+                const VEC ur = LOAD(yr + j), ui = LOAD(yi + j), vr = LOAD(yr + j + s), vi = LOAD(yi + j + s);
+                acc[0] += ar * ur + ai * ui; acc[1] += ai * ur - ar * ui;
+                acc[2] += ar * vr + ai * vi; acc[3] += ai * vr - ar * vi;
+                acc[4] += cr * ur + ci * ui; acc[5] += ci * ur - cr * ui;
+                acc[6] += cr * vr + ci * vi; acc[7] += ci * vr - cr * vi;
+                if (++count % FLUSH_EVERY == 0) FLUSH();
+            }
+        }
+        FLUSH();
+        for (int t = 0; t < 8; t++) {
+            double sum = 0;
+            for (size_t l = 0; l < LANES; l++) sum += total[t][l];
+            k[t] = (REAL)sum;
+        }
+        return;
+    }
+    /* acc 0,1: Σ x y* lane-wise; acc 2,3: Σ x (partner y)*. A lane with bit q = a gives k[a][a] from the
+     * first and k[a][1-a] from the second. */
+    const IVEC mask = FN(partner_mask)(s);
+    for (size_t j = 0; j < dim; j += LANES) {
+        const VEC ar = LOAD(xr + j), ai = LOAD(xi + j), ur = LOAD(yr + j), ui = LOAD(yi + j);
+        const VEC vr = FN(partner)(ur, mask), vi = FN(partner)(ui, mask);
+        acc[0] += ar * ur + ai * ui; acc[1] += ai * ur - ar * ui;
+        acc[2] += ar * vr + ai * vi; acc[3] += ai * vr - ar * vi;
+        if (++count % FLUSH_EVERY == 0) FLUSH();
+    }
+    FLUSH();
+    double sums[2][4] = {{0}};
+    for (size_t l = 0; l < LANES; l++) {
+        int high = (l & s) != 0;
+        for (int t = 0; t < 4; t++) sums[high][t] += total[t][l];
+    }
+    k[0] = (REAL)sums[0][0]; k[1] = (REAL)sums[0][1]; /* 00 */
+    k[2] = (REAL)sums[0][2]; k[3] = (REAL)sums[0][3]; /* 01 */
+    k[4] = (REAL)sums[1][2]; k[5] = (REAL)sums[1][3]; /* 10 */
+    k[6] = (REAL)sums[1][0]; k[7] = (REAL)sums[1][1]; /* 11 */
+#undef FLUSH
+}
+
+/* (re, im) ← phase ⊙ (re, im)[perm], or with conj_first: ← (phase* ⊙ (re, im))[perm]; either may be NULL. */
+static void FN(permute)(REAL *re, REAL *im, size_t dim, const int64_t *perm, const REAL *phase, int conj_first,
+                        REAL *tmp_re, REAL *tmp_im)
+{
+    if (phase && conj_first) {
+        for (size_t i = 0; i < dim; i++) {
+            REAL pr = phase[2 * i], pi = -phase[2 * i + 1], xr = re[i], xi = im[i];
+            re[i] = pr * xr - pi * xi;
+            im[i] = pr * xi + pi * xr;
+        }
+    }
+    if (perm) {
+        for (size_t i = 0; i < dim; i++) {
+            tmp_re[i] = re[perm[i]];
+            tmp_im[i] = im[perm[i]];
+        }
+        memcpy(re, tmp_re, dim * sizeof(REAL));
+        memcpy(im, tmp_im, dim * sizeof(REAL));
+    }
+    if (phase && !conj_first) {
+        for (size_t i = 0; i < dim; i++) {
+            REAL pr = phase[2 * i], pi = phase[2 * i + 1], xr = re[i], xi = im[i];
+            re[i] = pr * xr - pi * xi;
+            im[i] = pr * xi + pi * xr;
+        }
+    }
+}
+
+/* out[b] = U(θ_b) in[b]: per segment s, every qubit's fused 2×2 (mats[b, s, q], when has_mats[s]), then
+ * the segment's signed permutation ψ ← phase ⊙ ψ[perm]. With rho, also every qubit's reduced density matrix
+ * rho[b, q] = Σ ψ_a ψ_c* of the output. Scratch: 4·2^n reals. in and out may be the same buffer. */
+void FN(qrnn_forward)(const REAL *in, REAL *out, int64_t b0, int64_t b1, int n, int n_seg, const REAL *mats,
+                      const uint8_t *has_mats, const int64_t *const *perms, const REAL *const *phases,
+                      REAL *rho, REAL *scratch)
+{
+    const size_t dim = (size_t)1 << n;
+    REAL *re = scratch, *im = scratch + dim, *tre = scratch + 2 * dim, *tim = scratch + 3 * dim;
+    for (int64_t b = b0; b < b1; b++) {
+        FN(to_planar)(in + 2 * dim * b, re, im, dim);
+        for (int s = 0; s < n_seg; s++) {
+            if (has_mats[s])
+                for (int q = 0; q < n; q++)
+                    FN(gate)(re, im, re, im, n, q, mats + 8 * (((size_t)b * n_seg + s) * n + q), 0, 0);
+            if (perms[s] || phases[s]) FN(permute)(re, im, dim, perms[s], phases[s], 0, tre, tim);
+        }
+        if (rho)
+            for (int q = 0; q < n; q++) FN(pair_products)(re, im, re, im, n, q, rho + 8 * ((size_t)b * n + q));
+        FN(from_planar)(re, im, out + 2 * dim * b, dim);
+    }
+}
+
+/* The reversible backward of qrnn_forward: psi (the step's output) and g (∂L/∂ψ in torch's convention;
+ * NULL: zero) walk back through U† into psi_out and g_out. With W, first g ← g + Σ_q W[b, q] on qubit q of
+ * ψ (the gradient of the readouts). Before a segment's single-qubit layer is undone, K[b, s, q] = Σ ψ_a g_c*
+ * over qubit q's pairs is written (other qubits' gates leave it unchanged); the caller turns it into ∂L/∂θ.
+ * Scratch: 6·2^n reals. */
+void FN(qrnn_backward)(const REAL *psi, const REAL *g, REAL *psi_out, REAL *g_out, int64_t b0, int64_t b1,
+                       int n, int n_seg, const REAL *mats, const uint8_t *has_mats,
+                       const int64_t *const *inverse_perms, const REAL *const *phases, const REAL *W, REAL *K,
+                       REAL *scratch)
+{
+    const size_t dim = (size_t)1 << n;
+    REAL *xr = scratch, *xi = scratch + dim, *gr = scratch + 2 * dim, *gi = scratch + 3 * dim;
+    REAL *tre = scratch + 4 * dim, *tim = scratch + 5 * dim;
+    for (int64_t b = b0; b < b1; b++) {
+        FN(to_planar)(psi + 2 * dim * b, xr, xi, dim);
+        if (g) {
+            FN(to_planar)(g + 2 * dim * b, gr, gi, dim);
+        } else {
+            memset(gr, 0, dim * sizeof(REAL));
+            memset(gi, 0, dim * sizeof(REAL));
+        }
+        if (W)
+            for (int q = 0; q < n; q++) FN(gate)(xr, xi, gr, gi, n, q, W + 8 * ((size_t)b * n + q), 0, 1);
+        for (int s = n_seg - 1; s >= 0; s--) {
+            if (inverse_perms[s] || phases[s]) {
+                FN(permute)(xr, xi, dim, inverse_perms[s], phases[s], 1, tre, tim);
+                FN(permute)(gr, gi, dim, inverse_perms[s], phases[s], 1, tre, tim);
+            }
+            if (!has_mats[s]) continue;
+            for (int q = 0; q < n; q++) {
+                const size_t at = 8 * (((size_t)b * n_seg + s) * n + q);
+                FN(pair_products)(xr, xi, gr, gi, n, q, K + at);
+                FN(gate)(xr, xi, xr, xi, n, q, mats + at, 1, 0);
+                FN(gate)(gr, gi, gr, gi, n, q, mats + at, 1, 0);
+            }
+        }
+        FN(from_planar)(xr, xi, psi_out + 2 * dim * b, dim);
+        FN(from_planar)(gr, gi, g_out + 2 * dim * b, dim);
+    }
+}
+
+/* rho[b, q] = Σ ψ_a ψ_c* over the pairs of qubit q. Scratch: 2·2^n reals. */
+void FN(qrnn_rdm1)(const REAL *psi, int64_t b0, int64_t b1, int n, REAL *rho, REAL *scratch)
+{
+    const size_t dim = (size_t)1 << n;
+    REAL *re = scratch, *im = scratch + dim;
+    for (int64_t b = b0; b < b1; b++) {
+        FN(to_planar)(psi + 2 * dim * b, re, im, dim);
+        for (int q = 0; q < n; q++) FN(pair_products)(re, im, re, im, n, q, rho + 8 * ((size_t)b * n + q));
+    }
+}
+
+/* out[b] = Σ_q W[b, q] on qubit q of psi[b]. Scratch: 4·2^n reals. */
+void FN(qrnn_apply_sum)(const REAL *psi, REAL *out, int64_t b0, int64_t b1, int n, const REAL *W, REAL *scratch)
+{
+    const size_t dim = (size_t)1 << n;
+    REAL *xr = scratch, *xi = scratch + dim, *o_r = scratch + 2 * dim, *o_i = scratch + 3 * dim;
+    for (int64_t b = b0; b < b1; b++) {
+        FN(to_planar)(psi + 2 * dim * b, xr, xi, dim);
+        memset(o_r, 0, dim * sizeof(REAL));
+        memset(o_i, 0, dim * sizeof(REAL));
+        for (int q = 0; q < n; q++) FN(gate)(xr, xi, o_r, o_i, n, q, W + 8 * ((size_t)b * n + q), 0, 1);
+        FN(from_planar)(o_r, o_i, out + 2 * dim * b, dim);
+    }
+}
+
+#undef VEC
+#undef IVEC
+#undef LANES
+#undef LOAD
+#undef STORE
+#undef FLUSH_EVERY

@@ -1,0 +1,115 @@
+"""The native CPU kernels: agreement with the torch path at larger n, threading, selection and fallbacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kernels import kernel_or_skip
+from qrnn_qiskit.backends import StatevectorEngine, native
+from qrnn_qiskit.circuits import QRNNSpec, readout_observables, step_circuit
+
+TOL = {torch.complex128: 1e-10, torch.complex64: 2e-5}
+
+
+def _run(engine: StatevectorEngine, angles: torch.Tensor, weights: torch.Tensor):
+    a = angles.to(engine.real_dtype).clone().requires_grad_(True)
+    values, state = engine.sequence(a)
+    ((values * weights.to(values.dtype)).sum() + state.real.sum()).backward()
+    return values.detach(), state.detach(), a.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["c128", "c64"])
+@pytest.mark.parametrize("entangler", ["cx_ring", "cz_ring"])
+def test_native_equals_torch_path_at_twelve_qubits(dtype, entangler):
+    spec = QRNNSpec(12, 2, entangler, "xyz")
+    engines = [StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype,
+                                 kernel=kernel_or_skip(k, spec.n_qubits)) for k in ("native", "torch")]
+    gen = torch.Generator().manual_seed(3)
+    angles = torch.randn(3, 4, spec.n_params, generator=gen, dtype=torch.float64)
+    weights = torch.randn(4, spec.n_readouts, generator=gen, dtype=torch.float64)
+    fast, reference = (_run(e, angles, weights) for e in engines)
+    for x, y in zip(fast, reference):
+        torch.testing.assert_close(x, y, atol=TOL[dtype], rtol=TOL[dtype])
+
+
+def test_threads_split_the_batch_without_changing_results():
+    spec = QRNNSpec(7, 2, "cx_ring", "xyz")
+    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec),
+                               kernel=kernel_or_skip("native", spec.n_qubits))
+    angles = torch.randn(5, 3, spec.n_params, generator=torch.Generator().manual_seed(1))
+    weights = torch.randn(3, spec.n_readouts, generator=torch.Generator().manual_seed(2))
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(_run(engine, angles, weights))
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        for x, y in zip(results[0], other):
+            assert torch.equal(x, y)
+
+
+def test_kernel_selection_and_bad_arguments():
+    spec = QRNNSpec(4, 1)
+    circuit, observables = step_circuit(spec), readout_observables(spec)
+    assert StatevectorEngine(circuit, observables, kernel="torch").kernel == "torch"
+    if native.load() is not None:
+        assert StatevectorEngine(circuit, observables).kernel == "native"
+        assert "kernel='native'" in repr(StatevectorEngine(circuit, observables))
+    with pytest.raises(ValueError, match="kernel must be"):
+        StatevectorEngine(circuit, observables, kernel="fast")
+    small = QRNNSpec(2, 1)
+    with pytest.raises(ValueError, match="at least 3 qubits"):
+        StatevectorEngine(step_circuit(small), readout_observables(small), kernel="native")
+    assert StatevectorEngine(step_circuit(small), readout_observables(small)).kernel == "torch"
+
+
+_PROBE = """
+from qrnn_qiskit.backends import StatevectorEngine, native
+from qrnn_qiskit.circuits import QRNNSpec, readout_observables, step_circuit
+spec = QRNNSpec(4, 1)
+print(StatevectorEngine(step_circuit(spec), readout_observables(spec)).kernel)
+print(native.status())
+try:
+    StatevectorEngine(step_circuit(spec), readout_observables(spec), kernel="native")
+except RuntimeError as error:
+    print("refused:", error)
+"""
+
+
+def _probe(tmp_path, **env) -> list[str]:
+    full = {**os.environ, "QRNN_NATIVE_CACHE": str(tmp_path / "native"), **env}
+    done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=full, check=True)
+    return done.stdout.splitlines()
+
+
+def test_disabled_native_kernels_fall_back_to_torch(tmp_path):
+    kernel, status, refused = _probe(tmp_path, QRNN_NATIVE="0")
+    assert kernel == "torch"
+    assert status == "disabled by QRNN_NATIVE=0"
+    assert refused.startswith("refused: kernel='native' requested but disabled")
+
+
+def test_a_failing_compiler_falls_back_to_torch_and_says_why(tmp_path):
+    kernel, status, refused = _probe(tmp_path, CC="false")
+    assert kernel == "torch"
+    assert "failed" in status and refused.startswith("refused:")
+    assert not list((tmp_path / "native").glob("*.so"))
+
+
+def test_the_library_is_built_once_per_cache(tmp_path):
+    if native.load() is None:
+        pytest.skip(native.status())
+    assert _probe(tmp_path)[0] == "native"
+    built = list((tmp_path / "native").glob("qrnn_native_*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    assert _probe(tmp_path)[0] == "native"
+    assert built[0].stat().st_mtime_ns == stamp
