@@ -46,10 +46,10 @@ def _worker(job: dict) -> dict:
     spec = QRNNSpec(n, layers, "cx_ring", "xyz")
     circuit = step_circuit(spec)
     gates = sum(1 for ins in circuit.data if ins.operation.name != "barrier")
-    if job["engine"] == "fast":
-        engine = StatevectorEngine(circuit, readout_observables(spec), device=device)
-    else:
+    if job["engine"] == "plain":
         engine = PlainEngine(spec, device=str(device))
+    else:  # the package's engine with its native kernels or its torch path
+        engine = StatevectorEngine(circuit, readout_observables(spec), device=device, kernel=job["engine"])
 
     def sync() -> None:
         if device.type == "cuda":
@@ -62,7 +62,7 @@ def _worker(job: dict) -> dict:
         a = angles[:, :steps].clone().requires_grad_(backward)
         with torch.set_grad_enabled(backward):
             state, total = engine.initial_state(batch), 0.0
-            if job["engine"] == "fast" and backward:
+            if job["engine"] != "plain" and backward:
                 values, _ = engine.sequence(a)
                 total = values.sum()
             else:
@@ -107,7 +107,8 @@ def _memory_worker(job: dict) -> dict:
     if job["threads"]:
         torch.set_num_threads(job["threads"])
     spec = QRNNSpec(job["n"], job["layers"])
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), device=job["device"])
+    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), device=job["device"],
+                               kernel=job["kernel"])
     controller = torch.nn.Linear(spec.n_readouts + 8, spec.n_params).to(job["device"])
     inputs = torch.randn(job["batch"], job["seq_len"], 8, device=job["device"])
     base_rss = _peak_mb()
@@ -121,7 +122,7 @@ def _memory_worker(job: dict) -> dict:
     total.backward()
     seconds = time.perf_counter() - started
     state_mb = job["batch"] * (1 << job["n"]) * 8 / 2**20
-    return {"seconds": seconds, "peak_mb": _peak_mb() - base_rss, "state_mb": state_mb,
+    return {"seconds": seconds, "peak_mb": _peak_mb() - base_rss, "state_mb": state_mb, "kernel": engine.kernel,
             "grad_norm": float(controller.weight.grad.norm())}
 
 
@@ -147,7 +148,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=20.0, help="per measurement, after 3 repeats")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--engines", default="fast,plain")
+    parser.add_argument("--engines", default="native,torch,plain",
+                        help="native / torch: the package's engine with that kernel; plain: the reference. "
+                             "Ratios are against the first one")
     parser.add_argument("--plain-memory-gb", type=float, default=6.0)
     parser.add_argument("--memory-check", action="store_true", help="n=12, B=64, T=784 forward+backward memory")
     parser.add_argument("--out", help="JSON path (default: benchmarks/results/engine-<device>[-memory].json)")
@@ -170,7 +173,7 @@ def main() -> None:
 
     if args.memory_check:
         job = {"memory": True, "n": 12, "batch": 64, "layers": args.layers, "seq_len": 784,
-               "device": args.device, "threads": args.threads}
+               "device": args.device, "threads": args.threads, "kernel": args.engines.split(",")[0]}
         result = _spawn(job)
         print(f"n=12 B=64 L={args.layers} T=784 forward+backward (reversible engine): {result}")
         out.write_text(json.dumps({"meta": meta, "memory_check": {**job, **result}}, indent=2))
@@ -192,23 +195,30 @@ def main() -> None:
                 print(f"  measured {engine:5s} n={n:2d} B={batch:3d}", file=sys.stderr, flush=True)
             rows.append(entry)
 
-    header = "| n | B | measurement | fast median ms (range) | plain median ms | plain/fast | fast Mupd/s | fast peak MB | plain peak MB |"
+    engines = args.engines.split(",")
+    subject, others = engines[0], engines[1:]
+    header = (f"| n | B | measurement | {subject} ms (range) | " + "".join(f"{o} ms | " for o in others)
+              + "".join(f"{o}/{subject} | " for o in others) + f"{subject} M amp·gate/s | "
+              + "".join(f"{e} peak MB | " for e in engines))
     print(f"\nStatevector engine, L={args.layers}, {meta['device']}, {meta['threads']} threads, torch {meta['torch']}")
-    print(header)
+    print(header.rstrip())
     print("|---" * (header.count("|") - 1) + "|")
     for entry in rows:
-        fast, plain = entry.get("fast", {}), entry.get("plain", {})
-        for key in (fast.get("results") or plain.get("results") or {}):
-            f = fast.get("results", {}).get(key)
-            p = plain.get("results", {}).get(key)
-            ratio = f"{p['median_ms'] / f['median_ms']:.1f}×" if f and p else "-"
-            f_text = f"{f['median_ms']:.2f} ({f['min_ms']:.2f}–{f['max_ms']:.2f})" if f else fast.get("error", "-")
-            p_text = f"{p['median_ms']:.2f}" if p else plain.get("error", "skipped: needs > "
-                                                                   f"{args.plain_memory_gb} GB")
-            print(f"| {entry['n']} | {entry['batch']} | {key} | {f_text} | {p_text} | {ratio} | "
-                  f"{f['updates_per_s'] / 1e6:.0f} | {fast.get('peak_mb', 0):.0f} | "
-                  f"{plain.get('peak_mb', float('nan')):.0f} |" if f else
-                  f"| {entry['n']} | {entry['batch']} | {key} | {f_text} | {p_text} | {ratio} | - | - | - |")
+        keys = next((entry[e]["results"] for e in engines if "results" in entry.get(e, {})), {})
+        for key in keys:
+            measured = {e: entry.get(e, {}).get("results", {}).get(key) for e in engines}
+            first = measured[subject]
+            cells = [str(entry["n"]), str(entry["batch"]), key,
+                     f"{first['median_ms']:.2f} ({first['min_ms']:.2f}–{first['max_ms']:.2f})" if first
+                     else entry.get(subject, {}).get("error", "-")]
+            for o in others:
+                cells.append(f"{measured[o]['median_ms']:.2f}" if measured[o] else
+                             entry.get(o, {}).get("error", f"skipped: needs > {args.plain_memory_gb} GB"))
+            for o in others:
+                cells.append(f"{measured[o]['median_ms'] / first['median_ms']:.1f}×" if first and measured[o] else "-")
+            cells.append(f"{first['updates_per_s'] / 1e6:.0f}" if first else "-")
+            cells += [f"{entry[e]['peak_mb']:.0f}" if "peak_mb" in entry.get(e, {}) else "-" for e in engines]
+            print("| " + " | ".join(cells) + " |")
     out.write_text(json.dumps({"meta": meta, "args": vars(args), "rows": rows}, indent=2))
     print(f"\nsaved {out}")
 

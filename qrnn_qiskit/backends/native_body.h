@@ -9,11 +9,11 @@
  * Every function works on the samples [b0, b1) so that callers can split a batch across threads.
  */
 
-typedef REAL FN(vec) __attribute__((vector_size(32), aligned(sizeof(REAL))));
-typedef ITYPE FN(ivec) __attribute__((vector_size(32)));
+typedef REAL FN(vec) __attribute__((vector_size(VBYTES), aligned(sizeof(REAL))));
+typedef ITYPE FN(ivec) __attribute__((vector_size(VBYTES)));
 #define VEC FN(vec)
 #define IVEC FN(ivec)
-#define LANES ((size_t)(32 / sizeof(REAL)))
+#define LANES ((size_t)(VBYTES / sizeof(REAL)))
 #define LOAD(p) (*(const VEC *)(p))
 #define STORE(p, v) (*(VEC *)(p) = (v))
 #define FLUSH_EVERY 64 /* vectors summed in REAL before the sums move to double */
@@ -166,6 +166,59 @@ static void FN(pair_products)(const REAL *xr, const REAL *xi, const REAL *yr, co
 #undef FLUSH
 }
 
+/* rho = Σ x_a x_c* over the pairs of qubit q: pair_products(x, x) at half the arithmetic. */
+static void FN(density)(const REAL *xr, const REAL *xi, int n, int q, REAL *rho)
+{
+    const size_t dim = (size_t)1 << n, s = (size_t)1 << q;
+    double total[4][LANES];
+    VEC acc[4];
+    memset(total, 0, sizeof(total));
+    for (int t = 0; t < 4; t++) acc[t] = FN(splat)(0);
+    size_t count = 0;
+#define FLUSH()                                                              \
+    do {                                                                     \
+        for (int t = 0; t < 4; t++) {                                        \
+            for (size_t l = 0; l < LANES; l++) total[t][l] += acc[t][l];     \
+            acc[t] = FN(splat)(0);                                           \
+        }                                                                    \
+    } while (0)
+    double p0 = 0, p1 = 0, cr = 0, ci = 0;
+    if (s >= LANES) { /* acc: |a|², |c|², Re a c*, Im a c* */
+        for (size_t block = 0; block < dim; block += 2 * s) {
+            for (size_t j = block; j < block + s; j += LANES) {
+                const VEC ar = LOAD(xr + j), ai = LOAD(xi + j), br = LOAD(xr + j + s), bi = LOAD(xi + j + s);
+                acc[0] += ar * ar + ai * ai; acc[1] += br * br + bi * bi;
+                acc[2] += ar * br + ai * bi; acc[3] += ai * br - ar * bi;
+                if (++count % FLUSH_EVERY == 0) FLUSH();
+            }
+        }
+        FLUSH();
+        for (size_t l = 0; l < LANES; l++) {
+            p0 += total[0][l]; p1 += total[1][l]; cr += total[2][l]; ci += total[3][l];
+        }
+    } else { /* acc 0: |x|² lane-wise; acc 2, 3: x (partner x)*, whose lanes with bit q = 0 sum to a c* */
+        const IVEC mask = FN(partner_mask)(s);
+        for (size_t j = 0; j < dim; j += LANES) {
+            const VEC ar = LOAD(xr + j), ai = LOAD(xi + j);
+            const VEC br = FN(partner)(ar, mask), bi = FN(partner)(ai, mask);
+            acc[0] += ar * ar + ai * ai;
+            acc[2] += ar * br + ai * bi; acc[3] += ai * br - ar * bi;
+            if (++count % FLUSH_EVERY == 0) FLUSH();
+        }
+        FLUSH();
+        for (size_t l = 0; l < LANES; l++) {
+            if (l & s) {
+                p1 += total[0][l];
+            } else {
+                p0 += total[0][l]; cr += total[2][l]; ci += total[3][l];
+            }
+        }
+    }
+#undef FLUSH
+    rho[0] = (REAL)p0; rho[1] = 0; rho[2] = (REAL)cr; rho[3] = (REAL)ci;
+    rho[4] = (REAL)cr; rho[5] = (REAL)-ci; rho[6] = (REAL)p1; rho[7] = 0;
+}
+
 /* (re, im) ← phase ⊙ (re, im)[perm], or with conj_first: ← (phase* ⊙ (re, im))[perm]; either may be NULL. */
 static void FN(permute)(REAL *re, REAL *im, size_t dim, const int64_t *perm, const REAL *phase, int conj_first,
                         REAL *tmp_re, REAL *tmp_im)
@@ -212,7 +265,7 @@ void FN(qrnn_forward)(const REAL *in, REAL *out, int64_t b0, int64_t b1, int n, 
             if (perms[s] || phases[s]) FN(permute)(re, im, dim, perms[s], phases[s], 0, tre, tim);
         }
         if (rho)
-            for (int q = 0; q < n; q++) FN(pair_products)(re, im, re, im, n, q, rho + 8 * ((size_t)b * n + q));
+            for (int q = 0; q < n; q++) FN(density)(re, im, n, q, rho + 8 * ((size_t)b * n + q));
         FN(from_planar)(re, im, out + 2 * dim * b, dim);
     }
 }
@@ -265,7 +318,7 @@ void FN(qrnn_rdm1)(const REAL *psi, int64_t b0, int64_t b1, int n, REAL *rho, RE
     REAL *re = scratch, *im = scratch + dim;
     for (int64_t b = b0; b < b1; b++) {
         FN(to_planar)(psi + 2 * dim * b, re, im, dim);
-        for (int q = 0; q < n; q++) FN(pair_products)(re, im, re, im, n, q, rho + 8 * ((size_t)b * n + q));
+        for (int q = 0; q < n; q++) FN(density)(re, im, n, q, rho + 8 * ((size_t)b * n + q));
     }
 }
 
