@@ -113,3 +113,43 @@ def test_the_library_is_built_once_per_cache(tmp_path):
     stamp = built[0].stat().st_mtime_ns
     assert _probe(tmp_path)[0] == "native"
     assert built[0].stat().st_mtime_ns == stamp
+
+
+def test_a_forked_child_gets_its_own_thread_pool():
+    """The batch is split over a thread pool; a child forked after the parent used it must not wait on
+    threads that do not exist in the child."""
+    import multiprocessing
+
+    spec = QRNNSpec(5, 1)
+    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec),
+                               kernel=kernel_or_skip("native", spec.n_qubits))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        angles = torch.randn(4, 2, spec.n_params)
+        expected, _ = engine.sequence(angles)  # the parent's pool now exists
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            values = pool.apply_async(_child_sequence, (engine, angles)).get(timeout=60)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(values, expected.detach())
+
+
+def _child_sequence(engine: StatevectorEngine, angles: torch.Tensor) -> torch.Tensor:
+    torch.set_num_threads(2)
+    with torch.no_grad():
+        return engine.sequence(angles)[0]
+
+
+def test_engines_with_native_kernels_copy_and_pickle():
+    import copy
+    import pickle
+
+    spec = QRNNSpec(4, 2)
+    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec),
+                               kernel=kernel_or_skip("native", spec.n_qubits))
+    angles = torch.randn(2, 3, spec.n_params)
+    expected, _ = engine.sequence(angles)
+    for clone in (copy.deepcopy(engine), pickle.loads(pickle.dumps(engine))):
+        assert clone.kernel == "native"
+        assert torch.equal(clone.sequence(angles)[0], expected)

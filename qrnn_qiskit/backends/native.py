@@ -41,6 +41,7 @@ _library: Optional[ctypes.CDLL] = None
 _failure: Optional[str] = None
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_size = 0
+_pool_pid = 0  # a forked child (DataLoader workers, multiprocessing) must not reuse its parent's pool
 
 
 def cache_dir() -> Path:
@@ -137,16 +138,17 @@ def _suffix(dtype: torch.dtype) -> str:
 
 def _run_split(batch: int, call) -> None:
     """``call(k, b0, b1)`` for chunks k of the batch, split across ``torch.get_num_threads()`` threads."""
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_pid
     threads = max(1, min(torch.get_num_threads(), batch))
     if threads == 1:
         call(0, 0, batch)
         return
     with _lock:
-        if _pool is None or _pool_size < threads:
-            if _pool is not None:
+        if _pool is None or _pool_size < threads or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
-            _pool, _pool_size = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qrnn-native"), threads
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qrnn-native")
+            _pool_size, _pool_pid = threads, os.getpid()
     bounds = [batch * k // threads for k in range(threads + 1)]
     futures = [_pool.submit(call, k, bounds[k], bounds[k + 1]) for k in range(threads) if bounds[k] < bounds[k + 1]]
     for future in futures:
@@ -170,16 +172,33 @@ class NativeProgram:
     def __init__(self, library: ctypes.CDLL, n_qubits: int, has_mats: Sequence[bool],
                  perms: Sequence[Optional[torch.Tensor]], inverse_perms: Sequence[Optional[torch.Tensor]],
                  phases: Sequence[Optional[torch.Tensor]], dtype: torch.dtype) -> None:
-        self._lib = library
-        self._suffix = _suffix(dtype)
         self.n_qubits = n_qubits
         self.n_segments = len(has_mats)
+        self.dtype = dtype
+        self._has = [bool(h) for h in has_mats]
         self._keep = [t.contiguous() if t is not None else None for t in (*perms, *inverse_perms, *phases)]
+        self._bind(library)
+
+    def _bind(self, library: ctypes.CDLL) -> None:
+        """The ctypes side: the library and pointer tables into the kept tensors (rebuilt after unpickling)."""
+        self._lib = library
+        self._suffix = _suffix(self.dtype)
         s = self.n_segments
         self._perms = _pointers(self._keep[:s])
         self._inverse_perms = _pointers(self._keep[s:2 * s])
         self._phases = _pointers(self._keep[2 * s:])
-        self._has_mats = (ctypes.c_uint8 * max(1, s))(*[int(bool(h)) for h in has_mats])
+        self._has_mats = (ctypes.c_uint8 * max(1, s))(*[int(h) for h in self._has])
+
+    def __getstate__(self) -> dict:  # ctypes objects do not pickle (copy.deepcopy, multiprocessing)
+        return {"n_qubits": self.n_qubits, "n_segments": self.n_segments, "dtype": self.dtype,
+                "_has": self._has, "_keep": self._keep}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        library = load()
+        if library is None:
+            raise RuntimeError(f"cannot restore an engine that uses the native kernels here: {status()}")
+        self._bind(library)
 
     def _fn(self, name: str):
         return getattr(self._lib, name + self._suffix)
