@@ -1,6 +1,7 @@
 /* Native CPU kernels of the statevector engine (see native.py, which compiles this file on first use and
  * calls it through ctypes). GNU C99 with vector extensions (checked with gcc 12; clang has them too), no
  * Python or torch headers. */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -24,4 +25,4 @@
 #undef ITYPE
 #undef FN
 
-int qrnn_native_abi(void) { return 3; }
+int qrnn_native_abi(void) { return 5; }

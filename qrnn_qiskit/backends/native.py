@@ -33,7 +33,7 @@ _FLAGS = ["-O3", "-march=native", "-std=gnu99", "-fPIC", "-shared",
           # reassociation lets the compiler vectorize the reductions; -ffast-math is avoided on purpose
           # (linking a shared object with it can switch the whole process to flush-denormals-to-zero)
           "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros"]
-_ABI = 3
+_ABI = 5
 MIN_QUBITS = 3  # a state must fill one 32-byte vector of float32 planes
 
 _lock = threading.Lock()
@@ -69,7 +69,7 @@ def _build(target: Path, compiler: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / target.name
-        cmd = [compiler, *_FLAGS, "-o", str(out), str(here / "native.c")]
+        cmd = [compiler, *_FLAGS, "-o", str(out), str(here / "native.c"), "-lm"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines()
@@ -124,7 +124,12 @@ def _declare(library: ctypes.CDLL) -> None:
         getattr(library, "qrnn_backward" + suffix).argtypes = [p, p, p, p, i64, i64, i32, i32, p, p, p, p, p, p, p]
         getattr(library, "qrnn_rdm1" + suffix).argtypes = [p, i64, i64, i32, p, p]
         getattr(library, "qrnn_apply_sum" + suffix).argtypes = [p, p, i64, i64, i32, p, p]
-        for name in ("qrnn_forward", "qrnn_backward", "qrnn_rdm1", "qrnn_apply_sum"):
+        getattr(library, "qrnn_bank" + suffix).argtypes = [p, i64, i64, i32, i32, p, p, p, p, i32, p, p]
+        getattr(library, "qrnn_fuse" + suffix).argtypes = [p, i64, i64, i32, p, i32, i32, p]
+        getattr(library, "qrnn_rotation_grads" + suffix).argtypes = [p, i64, i64, i32, p, i32, i32, p, i32, p, p, p,
+                                                                     p, i32, p]
+        for name in ("qrnn_forward", "qrnn_backward", "qrnn_rdm1", "qrnn_apply_sum", "qrnn_bank",
+                     "qrnn_fuse", "qrnn_rotation_grads"):
             getattr(library, name + suffix).restype = None
 
 
@@ -160,23 +165,34 @@ def _pointers(tensors: Sequence[Optional[torch.Tensor]]) -> ctypes.Array:
 
 
 class NativeProgram:
-    """A compiled circuit's segment structure for the native kernels.
+    """A compiled circuit's structure for the native kernels.
 
     Args:
         n_qubits: register size.
         has_mats: per segment, whether it has a single-qubit layer.
         perms, inverse_perms, phases: per segment, the entangler's permutation, its inverse and its phases
             (``None`` where trivial), as in ``StatevectorEngine``.
+        table: [segments·n, width] op-bank indices of every (segment, qubit) gate chain, identity-padded.
+        rotations: (chain, position in chain, rotation index) [R] each, and the rotations' Pauli generators
+            [R, 2, 2]; ``n_rot`` rotations in all.
+        bank: the op bank's recipe as in ``StatevectorEngine._bank``: per rotation its parameter, coefficient,
+            offset and generator G (R(θ) = cos(θ/2)·I + sin(θ/2)·G), then the constant matrices.
     """
 
     def __init__(self, library: ctypes.CDLL, n_qubits: int, has_mats: Sequence[bool],
                  perms: Sequence[Optional[torch.Tensor]], inverse_perms: Sequence[Optional[torch.Tensor]],
-                 phases: Sequence[Optional[torch.Tensor]], dtype: torch.dtype) -> None:
+                 phases: Sequence[Optional[torch.Tensor]], dtype: torch.dtype, table: torch.Tensor,
+                 rotations: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], n_rot: int,
+                 bank: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
         self.n_qubits = n_qubits
         self.n_segments = len(has_mats)
         self.dtype = dtype
+        self.n_rot = n_rot
         self._has = [bool(h) for h in has_mats]
         self._keep = [t.contiguous() if t is not None else None for t in (*perms, *inverse_perms, *phases)]
+        self._table = table.contiguous()
+        self._rotations = tuple(t.contiguous() for t in rotations)
+        self._recipe = tuple(t.contiguous() for t in bank)
         self._bind(library)
 
     def _bind(self, library: ctypes.CDLL) -> None:
@@ -190,8 +206,9 @@ class NativeProgram:
         self._has_mats = (ctypes.c_uint8 * max(1, s))(*[int(h) for h in self._has])
 
     def __getstate__(self) -> dict:  # ctypes objects do not pickle (copy.deepcopy, multiprocessing)
-        return {"n_qubits": self.n_qubits, "n_segments": self.n_segments, "dtype": self.dtype,
-                "_has": self._has, "_keep": self._keep}
+        return {"n_qubits": self.n_qubits, "n_segments": self.n_segments, "dtype": self.dtype, "n_rot": self.n_rot,
+                "_has": self._has, "_keep": self._keep, "_table": self._table, "_rotations": self._rotations,
+                "_recipe": self._recipe}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -267,3 +284,35 @@ class NativeProgram:
         _run_split(state.shape[0], lambda k, b0, b1: fn(state.data_ptr(), out.data_ptr(), b0, b1, n,
                                                           weights.data_ptr(), scratch[k].data_ptr()))
         return out
+
+    def fuse(self, bank: torch.Tensor) -> torch.Tensor:
+        """Every gate chain multiplied out, from the op bank [B, ops, 2, 2]: [B, segments, n, 2, 2]."""
+        bank = bank.contiguous()
+        chains, width = self._table.shape
+        mats = torch.empty(bank.shape[0], self.n_segments, self.n_qubits, 2, 2, dtype=bank.dtype)
+        self._fn("qrnn_fuse")(bank.data_ptr(), 0, bank.shape[0], bank.shape[1], self._table.data_ptr(), chains,
+                              width, mats.data_ptr())
+        return mats
+
+    def rotation_grads(self, bank: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+        """∂L/∂(each rotation's angle) [B, n_rot] from the op bank and the K blocks of ``backward``."""
+        bank, blocks = bank.contiguous(), blocks.contiguous()
+        chains, width = self._table.shape
+        rows, positions, ops, paulis = self._rotations
+        grad = torch.zeros(bank.shape[0], self.n_rot, dtype=bank.real.dtype)
+        self._fn("qrnn_rotation_grads")(
+            bank.data_ptr(), 0, bank.shape[0], bank.shape[1], self._table.data_ptr(), chains, width,
+            blocks.data_ptr(), rows.numel(), rows.data_ptr(), positions.data_ptr(), ops.data_ptr(),
+            paulis.data_ptr(), self.n_rot, grad.data_ptr())
+        return grad
+
+    def bank(self, angles: torch.Tensor) -> torch.Tensor:
+        """The op bank [B, ops, 2, 2] for angles [B, P] (no autograd)."""
+        angles = angles.contiguous()
+        param, coef, offset, gen, consts = self._recipe
+        n_rot, n_const = param.numel(), consts.shape[0]
+        bank = torch.empty(angles.shape[0], n_rot + n_const, 2, 2, dtype=self.dtype)
+        self._fn("qrnn_bank")(angles.data_ptr(), 0, angles.shape[0], angles.shape[1], n_rot, param.data_ptr(),
+                              coef.data_ptr(), offset.data_ptr(), gen.data_ptr(), n_const, consts.data_ptr(),
+                              bank.data_ptr())
+        return bank

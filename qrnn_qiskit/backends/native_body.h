@@ -336,6 +336,91 @@ void FN(qrnn_apply_sum)(const REAL *psi, REAL *out, int64_t b0, int64_t b1, int 
     }
 }
 
+/* c ← a·b for row-major 2×2 complex matrices (8 reals each; c must not alias a or b). */
+static void FN(mul2)(const REAL *a, const REAL *b, REAL *c)
+{
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) {
+            const REAL *x = a + 4 * i, *y0 = b + 2 * k, *y1 = b + 4 + 2 * k;
+            c[4 * i + 2 * k] = x[0] * y0[0] - x[1] * y0[1] + x[2] * y1[0] - x[3] * y1[1];
+            c[4 * i + 2 * k + 1] = x[0] * y0[1] + x[1] * y0[0] + x[2] * y1[1] + x[3] * y1[0];
+        }
+}
+
+/* The op bank [B, n_rot + n_const, 2, 2]: rotation r is cos(h)·I + sin(h)·gen[r] with
+ * h = (angles[b, param[r]]·coef[r] + offset[r]) / 2, then the constant matrices. */
+void FN(qrnn_bank)(const REAL *angles, int64_t b0, int64_t b1, int n_params, int n_rot, const int64_t *param,
+                   const REAL *coef, const REAL *offset, const REAL *gen, int n_const, const REAL *consts,
+                   REAL *bank)
+{
+    const int n_ops = n_rot + n_const;
+    for (int64_t b = b0; b < b1; b++) {
+        REAL *out = bank + 8 * (size_t)b * n_ops;
+        for (int r = 0; r < n_rot; r++) {
+            const double h = 0.5 * ((double)angles[(size_t)b * n_params + param[r]] * coef[r] + offset[r]);
+            const REAL c = (REAL)cos(h), sn = (REAL)sin(h);
+            const REAL *g = gen + 8 * r;
+            for (int k = 0; k < 8; k++) out[8 * r + k] = sn * g[k];
+            out[8 * r] += c;
+            out[8 * r + 6] += c;
+        }
+        memcpy(out + 8 * n_rot, consts, 8 * (size_t)n_const * sizeof(REAL));
+    }
+}
+
+/* mats[b, c] = G_{w-1} ··· G_1 G_0 with G_k = bank[b, table[c, k]]: every gate chain multiplied out. */
+void FN(qrnn_fuse)(const REAL *bank, int64_t b0, int64_t b1, int n_ops, const int64_t *table, int chains,
+                   int width, REAL *mats)
+{
+    for (int64_t b = b0; b < b1; b++) {
+        const REAL *ops = bank + 8 * (size_t)b * n_ops;
+        for (int c = 0; c < chains; c++) {
+            REAL acc[8], tmp[8];
+            memcpy(acc, ops + 8 * table[(size_t)c * width], sizeof(acc));
+            for (int k = 1; k < width; k++) {
+                FN(mul2)(ops + 8 * table[(size_t)c * width + k], acc, tmp);
+                memcpy(acc, tmp, sizeof(acc));
+            }
+            memcpy(mats + 8 * ((size_t)b * chains + c), acc, sizeof(acc));
+        }
+    }
+}
+
+/* grad[b, ops[r]] += ½ Im Tr(S P_r S† K[b, rows[r]]) for every rotation r: P_r its Pauli generator (paulis,
+ * 8 reals each), sitting at position pos[r] of chain rows[r], S = G_{w-1} ··· G_{pos+1} the gates after it
+ * (bank/table as in qrnn_fuse) and K[b, c] = Σ ψ_a g_c* the chain's qubit block from qrnn_backward. */
+void FN(qrnn_rotation_grads)(const REAL *bank, int64_t b0, int64_t b1, int n_ops, const int64_t *table,
+                             int chains, int width, const REAL *K, int n_rot, const int64_t *rows,
+                             const int64_t *pos, const int64_t *ops, const REAL *paulis, int grad_width,
+                             REAL *grad)
+{
+    for (int64_t b = b0; b < b1; b++) {
+        const REAL *bk = bank + 8 * (size_t)b * n_ops;
+        for (int r = 0; r < n_rot; r++) {
+            const int64_t *chain = table + (size_t)rows[r] * width;
+            REAL S[8] = {1, 0, 0, 0, 0, 0, 1, 0}, tmp[8], SP[8], Sd[8], Pp[8];
+            for (int k = (int)pos[r] + 1; k < width; k++) {
+                FN(mul2)(bk + 8 * chain[k], S, tmp);
+                memcpy(S, tmp, sizeof(S));
+            }
+            /* S† */
+            Sd[0] = S[0]; Sd[1] = -S[1]; Sd[2] = S[4]; Sd[3] = -S[5];
+            Sd[4] = S[2]; Sd[5] = -S[3]; Sd[6] = S[6]; Sd[7] = -S[7];
+            FN(mul2)(S, paulis + 8 * (size_t)r, SP);
+            FN(mul2)(SP, Sd, Pp);
+            const REAL *k = K + 8 * ((size_t)b * chains + rows[r]);
+            /* Im Tr(P' K) = Im Σ_ac P'_ac K_ca */
+            REAL im = 0;
+            for (int a = 0; a < 2; a++)
+                for (int c = 0; c < 2; c++) {
+                    const REAL *p = Pp + 4 * a + 2 * c, *q = k + 4 * c + 2 * a;
+                    im += p[0] * q[1] + p[1] * q[0];
+                }
+            grad[(size_t)b * grad_width + ops[r]] += (REAL)0.5 * im;
+        }
+    }
+}
+
 #undef VEC
 #undef IVEC
 #undef LANES

@@ -447,23 +447,23 @@ class StatevectorEngine:
             table = seg.table if seg.table is not None else torch.full((self.n_qubits, 1), identity)
             pad = torch.full((self.n_qubits, width - table.shape[1]), identity, dtype=torch.long)
             tables.append(torch.cat([table, pad], dim=1))
-        self._native_table = torch.cat(tables) if tables else None
-        # every rotation's row (segment·n + qubit) of the K blocks and slot (row·width + position) of the
-        # suffix products, over all segments, so that its gradients come from one batched computation
-        rows, slots, ops = [], [], []
+        # every rotation's chain (segment·n + qubit), position in it and index
+        rows, positions, ops = [], [], []
         for si, seg in enumerate(self._segments):
             if seg.table is None:
                 continue
             lmax = seg.table.shape[1]
             for op, q, slot in zip(seg.rot_ops.tolist(), seg.rot_qubits.tolist(), seg.rot_slots.tolist()):
                 rows.append(si * self.n_qubits + q)
-                slots.append(rows[-1] * width + slot % lmax)
+                positions.append(slot % lmax)
                 ops.append(op)
-        self._native_rot = tuple(torch.tensor(x, dtype=torch.long) for x in (rows, slots, ops))  # for _add_rotation_grads
+        rotations = (*(torch.tensor(x, dtype=torch.long) for x in (rows, positions, ops)),
+                     self._rot_pauli[torch.tensor(ops, dtype=torch.long)] if ops else self._rot_pauli)
         return native.NativeProgram(
             library, self.n_qubits, [seg.table is not None for seg in self._segments],
             [seg.perm for seg in self._segments], [seg.inverse_perm for seg in self._segments],
-            [seg.phase for seg in self._segments], self.dtype)
+            [seg.phase for seg in self._segments], self.dtype, torch.cat(tables), rotations, self._n_rot,
+            (self._rot_param, self._rot_coef, self._rot_offset, self._rot_gen, self._const_bank))
 
     # ------------------------------------------------------------------ public execution
     def initial_state(self, batch: int) -> torch.Tensor:
@@ -696,25 +696,23 @@ class StatevectorEngine:
                 pair = self._rotate_out(pair, size, mats[gi].mH)
             if seg.rot_ops.numel():
                 reduced = torch.cat(blocks, dim=1).view(batch, self.n_qubits, 2, 2)
-                grad_rot = self._add_rotation_grads(grad_rot, bank, seg.table, reduced, seg.rot_qubits,
-                                                    seg.rot_slots, seg.rot_ops)
+                grad_rot = self._add_rotation_grads(grad_rot, seg, bank, reduced)
         return pair[:, 0], pair[:, 1], self._angle_grads(angles, grad_rot)
 
-    def _add_rotation_grads(self, grad_rot: torch.Tensor, bank: torch.Tensor, table: torch.Tensor,
-                            reduced: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor, ops: torch.Tensor
-                            ) -> torch.Tensor:
-        """Add rotation gradients to ``grad_rot`` [B, rotations]. ``table`` [C, Lmax] lists gate chains (op-bank
-        indices, identity-padded) and ``reduced`` [B, C, 2, 2] the block K[a, c] = Σ ψ_a g_c* of each chain's
-        qubit at the chain's output; rotation ``ops[i]`` sits in chain ``rows[i]`` at flat slot ``slots[i]`` =
-        chain·Lmax + position. dL/dθ = ½ Im Tr(P' K) with P' = S P S†, S the gates after it in its chain."""
-        batch, lmax = reduced.shape[0], table.shape[1]
-        suffix = [self._eye2.expand(batch, table.shape[0], 2, 2)]
+    def _add_rotation_grads(self, grad_rot: torch.Tensor, seg: _CompiledSegment, bank: torch.Tensor,
+                            reduced: torch.Tensor) -> torch.Tensor:
+        """Add a segment's rotation gradients to ``grad_rot`` [B, rotations], given each qubit's 2×2 block
+        K_q[a, c] = Σ ψ_a g_c* [B, n, 2, 2] at the output of the segment's single-qubit layer:
+        dL/dθ = ½ Im Tr(P' K_q) with P' = S P S†, S the gates after the rotation in its qubit's chain
+        (the native kernels' ``qrnn_rotation_grads`` computes the same)."""
+        batch, lmax = reduced.shape[0], seg.table.shape[1]
+        suffix = [self._eye2.expand(batch, self.n_qubits, 2, 2)]
         for j in range(lmax - 1, 0, -1):
-            suffix.append(torch.matmul(suffix[-1], bank[:, table[:, j]]))
-        after = torch.stack(suffix[::-1], dim=2).reshape(batch, -1, 2, 2)[:, slots]  # [B, rotations, 2, 2]
-        generator = torch.matmul(torch.matmul(after, self._rot_pauli[ops]), after.mH)
-        trace = (generator * reduced[:, rows].transpose(-1, -2)).sum(dim=(-1, -2))
-        return grad_rot.index_add(1, ops, 0.5 * trace.imag)
+            suffix.append(torch.matmul(suffix[-1], bank[:, seg.table[:, j]]))
+        after = torch.stack(suffix[::-1], dim=2).reshape(batch, -1, 2, 2)[:, seg.rot_slots]  # [B, n·Lmax] → rotations
+        generator = torch.matmul(torch.matmul(after, self._rot_pauli[seg.rot_ops]), after.mH)
+        trace = (generator * reduced[:, seg.rot_qubits].transpose(-1, -2)).sum(dim=(-1, -2))
+        return grad_rot.index_add(1, seg.rot_ops, 0.5 * trace.imag)
 
     def _angle_grads(self, angles: torch.Tensor, grad_rot: torch.Tensor) -> torch.Tensor:
         """∂L/∂angles [B, P] from the gradients of the individual rotations."""
@@ -724,9 +722,13 @@ class StatevectorEngine:
         return grad_angles
 
     # ------------------------------------------------------------------ dispatch (native kernels or torch)
+    def _bank_fast(self, angles: torch.Tensor) -> torch.Tensor:
+        """``_bank`` outside autograd, on the fastest path."""
+        return self._bank(angles) if self._native is None else self._native.bank(angles.detach())
+
     def _native_mats(self, bank: torch.Tensor) -> torch.Tensor:
         """Every segment's fused per-qubit matrices [B, segments, n, 2, 2] for the native kernels."""
-        return self._fused(bank, self._native_table).view(bank.shape[0], self.n_segments, self.n_qubits, 2, 2)
+        return self._native.fuse(bank)
 
     def _forward(self, state: torch.Tensor, bank: torch.Tensor, with_readouts: bool = False
                  ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -779,16 +781,13 @@ class StatevectorEngine:
                 grad = vjp if grad is None else grad + vjp
         if self._native is None:
             return self._step_vjp(state, angles, torch.zeros_like(state) if grad is None else grad, bank)
-        bank = self._bank(angles) if bank is None else bank
+        bank = self._bank_fast(angles) if bank is None else bank
         if self.global_phase != 1.0:  # U = e^{iφ}·V: walk back through e^{-iφ} first (W commutes with it)
             back = complex(np.conj(self.global_phase))
             state = state * back
             grad = grad * back if grad is not None else None
         previous, grad_in, blocks = self._native.backward(state, grad, self._native_mats(bank), weights)
-        grad_rot = angles.new_zeros(angles.shape[0], self._n_rot)
-        if self._n_rot:  # all segments at once: their chains are the rows of the padded native table
-            grad_rot = self._add_rotation_grads(grad_rot, bank, self._native_table,
-                                                blocks.view(bank.shape[0], -1, 2, 2), *self._native_rot)
+        grad_rot = self._native.rotation_grads(bank, blocks).to(angles.dtype)
         return previous, grad_in, self._angle_grads(angles, grad_rot)
 
     def to(self, device: Union[str, torch.device]) -> "StatevectorEngine":
@@ -846,7 +845,7 @@ class ReversibleTape:
         start = position - position % self.checkpoint_every
         state = self._checkpoints[start]
         for t in range(start + 1, position + 1):
-            state, _ = engine._forward(state, engine._bank(self._angles[t]))
+            state, _ = engine._forward(state, engine._bank_fast(self._angles[t]))
         return state
 
     def rewind(self, position: int, previous: torch.Tensor) -> None:
@@ -860,7 +859,7 @@ class _StepFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, state, angles, engine, tape, with_readouts):
         with torch.no_grad():
-            bank = engine._bank(angles)
+            bank = engine._bank_fast(angles)
             out, values = engine._forward(state, bank, with_readouts)
             if values is None:
                 values = out.new_zeros(out.shape[0], 0).real
