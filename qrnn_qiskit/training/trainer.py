@@ -208,6 +208,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc=f"{cfg.task}/{cfg.model}",
                    dynamic_ncols=True, file=sys.stderr)
         running = None
+        metrics, evaluated_at = None, None
         while self.step < cfg.steps and self.elapsed < limit:
             started = time.perf_counter()
             loss = self._train_loss()
@@ -225,14 +226,15 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4f}", refresh=False)
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps or self.elapsed >= limit:
-                metrics = self.evaluate()
+                metrics, evaluated_at = self.evaluate(), self.step
                 self.best = {k: max(v, self.best.get(k, v)) if k in HIGHER_IS_BETTER else min(v, self.best.get(k, v))
                              for k, v in metrics.items()}
                 self._log({"step": self.step, "seconds": round(self.elapsed, 3), "train_loss": running, **metrics})
                 bar.set_postfix(loss=f"{running:.4f}", **{f"val_{k}": f"{v:.4f}" for k, v in metrics.items()})
                 self._checkpoint()
         bar.close()
-        metrics = self.evaluate()
+        if evaluated_at != self.step:  # unless the loop has just evaluated this very model
+            metrics = self.evaluate()
         return RunResult(self.run_dir, cfg, self.step, self.elapsed, count_parameters(self.model), metrics,
                          self.task.describe(metrics))
 
