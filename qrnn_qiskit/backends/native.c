@@ -25,4 +25,4 @@
 #undef ITYPE
 #undef FN
 
-int qrnn_native_abi(void) { return 5; }
+int qrnn_native_abi(void) { return 6; }

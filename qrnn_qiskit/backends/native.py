@@ -33,7 +33,7 @@ _FLAGS = ["-O3", "-march=native", "-std=gnu99", "-fPIC", "-shared",
           # reassociation lets the compiler vectorize the reductions; -ffast-math is avoided on purpose
           # (linking a shared object with it can switch the whole process to flush-denormals-to-zero)
           "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros"]
-_ABI = 5
+_ABI = 6
 MIN_QUBITS = 3  # a state must fill one 32-byte vector of float32 planes
 
 _lock = threading.Lock()

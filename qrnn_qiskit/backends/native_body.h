@@ -60,16 +60,11 @@ static void FN(from_planar)(const REAL *restrict re, const REAL *restrict im, RE
     }
 }
 
-/* o ← M x (accumulate = 0; o may be x) or o ← o + M x on qubit q; M† instead of M when adjoint. */
+/* o ← M x (accumulate = 0; o may be x) or o ← o + M x on qubit q. */
 static void FN(gate)(const REAL *xr, const REAL *xi, REAL *or_, REAL *oi, int n, int q, const REAL *m,
-                     int adjoint, int accumulate)
+                     int accumulate)
 {
-    REAL ar = m[0], ai = m[1], br = m[2], bi = m[3], cr = m[4], ci = m[5], dr = m[6], di = m[7];
-    if (adjoint) { /* M† = [[a*, c*], [b*, d*]] */
-        REAL tr = br, ti = bi;
-        br = cr; bi = -ci; cr = tr; ci = -ti;
-        ai = -ai; di = -di;
-    }
+    const REAL ar = m[0], ai = m[1], br = m[2], bi = m[3], cr = m[4], ci = m[5], dr = m[6], di = m[7];
     const size_t dim = (size_t)1 << n, s = (size_t)1 << q;
     if (s >= LANES) {
         const VEC Ar = FN(splat)(ar), Ai = FN(splat)(ai), Br = FN(splat)(br), Bi = FN(splat)(bi);
@@ -106,10 +101,12 @@ static void FN(gate)(const REAL *xr, const REAL *xi, REAL *or_, REAL *oi, int n,
     }
 }
 
-/* k[a][c] = Σ x_a y_c* over the pairs of qubit q (row-major 2×2, re/im interleaved, 8 reals). */
-static void FN(pair_products)(const REAL *xr, const REAL *xi, const REAL *yr, const REAL *yi, int n, int q,
-                              REAL *k)
+/* The backward's pass for qubit q: k[a][c] = Σ x_a y_c* over the qubit's pairs (row-major 2×2, 8 reals),
+ * then x ← M† x and y ← M† y, in one sweep over both states. */
+static void FN(undo_with_products)(REAL *xr, REAL *xi, REAL *yr, REAL *yi, int n, int q, const REAL *m, REAL *k)
 {
+    /* M† = [[a*, c*], [b*, d*]] */
+    const REAL ar = m[0], ai = -m[1], br = m[4], bi = -m[5], cr = m[2], ci = -m[3], dr = m[6], di = -m[7];
     const size_t dim = (size_t)1 << n, s = (size_t)1 << q;
     double total[8][LANES];
     VEC acc[8];
@@ -124,14 +121,24 @@ static void FN(pair_products)(const REAL *xr, const REAL *xi, const REAL *yr, co
         }                                                                    \
     } while (0)
     if (s >= LANES) { /* acc: 00 re, 00 im, 01 re, 01 im, 10 re, 10 im, 11 re, 11 im */
+        const VEC Ar = FN(splat)(ar), Ai = FN(splat)(ai), Br = FN(splat)(br), Bi = FN(splat)(bi);
+        const VEC Cr = FN(splat)(cr), Ci = FN(splat)(ci), Dr = FN(splat)(dr), Di = FN(splat)(di);
         for (size_t block = 0; block < dim; block += 2 * s) {
             for (size_t j = block; j < block + s; j += LANES) {
-                const VEC ar = LOAD(xr + j), ai = LOAD(xi + j), cr = LOAD(xr + j + s), ci = LOAD(xi + j + s);
+                const VEC pr = LOAD(xr + j), pi = LOAD(xi + j), hr = LOAD(xr + j + s), hi = LOAD(xi + j + s);
                 const VEC ur = LOAD(yr + j), ui = LOAD(yi + j), vr = LOAD(yr + j + s), vi = LOAD(yi + j + s);
-                acc[0] += ar * ur + ai * ui; acc[1] += ai * ur - ar * ui;
-                acc[2] += ar * vr + ai * vi; acc[3] += ai * vr - ar * vi;
-                acc[4] += cr * ur + ci * ui; acc[5] += ci * ur - cr * ui;
-                acc[6] += cr * vr + ci * vi; acc[7] += ci * vr - cr * vi;
+                acc[0] += pr * ur + pi * ui; acc[1] += pi * ur - pr * ui;
+                acc[2] += pr * vr + pi * vi; acc[3] += pi * vr - pr * vi;
+                acc[4] += hr * ur + hi * ui; acc[5] += hi * ur - hr * ui;
+                acc[6] += hr * vr + hi * vi; acc[7] += hi * vr - hr * vi;
+                STORE(xr + j, Ar * pr - Ai * pi + Br * hr - Bi * hi);
+                STORE(xi + j, Ar * pi + Ai * pr + Br * hi + Bi * hr);
+                STORE(xr + j + s, Cr * pr - Ci * pi + Dr * hr - Di * hi);
+                STORE(xi + j + s, Cr * pi + Ci * pr + Dr * hi + Di * hr);
+                STORE(yr + j, Ar * ur - Ai * ui + Br * vr - Bi * vi);
+                STORE(yi + j, Ar * ui + Ai * ur + Br * vi + Bi * vr);
+                STORE(yr + j + s, Cr * ur - Ci * ui + Dr * vr - Di * vi);
+                STORE(yi + j + s, Cr * ui + Ci * ur + Dr * vi + Di * vr);
                 if (++count % FLUSH_EVERY == 0) FLUSH();
             }
         }
@@ -144,13 +151,24 @@ static void FN(pair_products)(const REAL *xr, const REAL *xi, const REAL *yr, co
         return;
     }
     /* acc 0,1: Σ x y* lane-wise; acc 2,3: Σ x (partner y)*. A lane with bit q = a gives k[a][a] from the
-     * first and k[a][1-a] from the second. */
+     * first and k[a][1-a] from the second. The update pairs lanes as in gate(). */
     const IVEC mask = FN(partner_mask)(s);
+    VEC Pr, Pi, Qr, Qi;
+    for (size_t l = 0; l < LANES; l++) {
+        int high = (l & s) != 0;
+        Pr[l] = high ? dr : ar; Pi[l] = high ? di : ai;
+        Qr[l] = high ? cr : br; Qi[l] = high ? ci : bi;
+    }
     for (size_t j = 0; j < dim; j += LANES) {
-        const VEC ar = LOAD(xr + j), ai = LOAD(xi + j), ur = LOAD(yr + j), ui = LOAD(yi + j);
+        const VEC pr = LOAD(xr + j), pi = LOAD(xi + j), ur = LOAD(yr + j), ui = LOAD(yi + j);
+        const VEC hr = FN(partner)(pr, mask), hi = FN(partner)(pi, mask);
         const VEC vr = FN(partner)(ur, mask), vi = FN(partner)(ui, mask);
-        acc[0] += ar * ur + ai * ui; acc[1] += ai * ur - ar * ui;
-        acc[2] += ar * vr + ai * vi; acc[3] += ai * vr - ar * vi;
+        acc[0] += pr * ur + pi * ui; acc[1] += pi * ur - pr * ui;
+        acc[2] += pr * vr + pi * vi; acc[3] += pi * vr - pr * vi;
+        STORE(xr + j, Pr * pr - Pi * pi + Qr * hr - Qi * hi);
+        STORE(xi + j, Pr * pi + Pi * pr + Qr * hi + Qi * hr);
+        STORE(yr + j, Pr * ur - Pi * ui + Qr * vr - Qi * vi);
+        STORE(yi + j, Pr * ui + Pi * ur + Qr * vi + Qi * vr);
         if (++count % FLUSH_EVERY == 0) FLUSH();
     }
     FLUSH();
@@ -166,7 +184,7 @@ static void FN(pair_products)(const REAL *xr, const REAL *xi, const REAL *yr, co
 #undef FLUSH
 }
 
-/* rho = Σ x_a x_c* over the pairs of qubit q: pair_products(x, x) at half the arithmetic. */
+/* rho = Σ x_a x_c* over the pairs of qubit q (the products of undo_with_products for y = x, half the work). */
 static void FN(density)(const REAL *xr, const REAL *xi, int n, int q, REAL *rho)
 {
     const size_t dim = (size_t)1 << n, s = (size_t)1 << q;
@@ -261,7 +279,7 @@ void FN(qrnn_forward)(const REAL *in, REAL *out, int64_t b0, int64_t b1, int n, 
         for (int s = 0; s < n_seg; s++) {
             if (has_mats[s])
                 for (int q = 0; q < n; q++)
-                    FN(gate)(re, im, re, im, n, q, mats + 8 * (((size_t)b * n_seg + s) * n + q), 0, 0);
+                    FN(gate)(re, im, re, im, n, q, mats + 8 * (((size_t)b * n_seg + s) * n + q), 0);
             if (perms[s] || phases[s]) FN(permute)(re, im, dim, perms[s], phases[s], 0, tre, tim);
         }
         if (rho)
@@ -292,7 +310,7 @@ void FN(qrnn_backward)(const REAL *psi, const REAL *g, REAL *psi_out, REAL *g_ou
             memset(gi, 0, dim * sizeof(REAL));
         }
         if (W)
-            for (int q = 0; q < n; q++) FN(gate)(xr, xi, gr, gi, n, q, W + 8 * ((size_t)b * n + q), 0, 1);
+            for (int q = 0; q < n; q++) FN(gate)(xr, xi, gr, gi, n, q, W + 8 * ((size_t)b * n + q), 1);
         for (int s = n_seg - 1; s >= 0; s--) {
             if (inverse_perms[s] || phases[s]) {
                 FN(permute)(xr, xi, dim, inverse_perms[s], phases[s], 1, tre, tim);
@@ -301,9 +319,7 @@ void FN(qrnn_backward)(const REAL *psi, const REAL *g, REAL *psi_out, REAL *g_ou
             if (!has_mats[s]) continue;
             for (int q = 0; q < n; q++) {
                 const size_t at = 8 * (((size_t)b * n_seg + s) * n + q);
-                FN(pair_products)(xr, xi, gr, gi, n, q, K + at);
-                FN(gate)(xr, xi, xr, xi, n, q, mats + at, 1, 0);
-                FN(gate)(gr, gi, gr, gi, n, q, mats + at, 1, 0);
+                FN(undo_with_products)(xr, xi, gr, gi, n, q, mats + at, K + at);
             }
         }
         FN(from_planar)(xr, xi, psi_out + 2 * dim * b, dim);
@@ -331,7 +347,7 @@ void FN(qrnn_apply_sum)(const REAL *psi, REAL *out, int64_t b0, int64_t b1, int 
         FN(to_planar)(psi + 2 * dim * b, xr, xi, dim);
         memset(o_r, 0, dim * sizeof(REAL));
         memset(o_i, 0, dim * sizeof(REAL));
-        for (int q = 0; q < n; q++) FN(gate)(xr, xi, o_r, o_i, n, q, W + 8 * ((size_t)b * n + q), 0, 1);
+        for (int q = 0; q < n; q++) FN(gate)(xr, xi, o_r, o_i, n, q, W + 8 * ((size_t)b * n + q), 1);
         FN(from_planar)(o_r, o_i, out + 2 * dim * b, dim);
     }
 }
