@@ -23,6 +23,7 @@ class EngineCheck:
     gradient_error: float
     value_tolerance: float
     gradient_tolerance: float
+    kernel: str = "torch"
 
     @property
     def ok(self) -> bool:
@@ -31,7 +32,7 @@ class EngineCheck:
 
     def __str__(self) -> str:
         verdict = "ok" if self.ok else "FAILED"
-        return (f"states {self.state_error:.1e}, readouts {self.readout_error:.1e} vs qiskit Statevector "
+        return (f"{self.kernel} kernels: states {self.state_error:.1e}, readouts {self.readout_error:.1e} vs qiskit Statevector "
                 f"(tolerance {self.value_tolerance:.0e}); reversible gradients {self.gradient_error:.1e} vs plain "
                 f"autograd (relative tolerance {self.gradient_tolerance:.0e}): {verdict}")
 
@@ -67,4 +68,4 @@ def check_engine(engine: StatevectorEngine, *, batch: int = 3, steps: int = 3, s
     scale = max(1.0, float(plain.grad.abs().max()))
     gradient_error = float((fast.grad - plain.grad).abs().max()) / scale
     value_tol, grad_tol = TOLERANCES[engine.dtype]
-    return EngineCheck(state_error, readout_error, gradient_error, value_tol, grad_tol)
+    return EngineCheck(state_error, readout_error, gradient_error, value_tol, grad_tol, engine.kernel)
