@@ -2,10 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# peer simulators (PennyLane, tensorcircuit-ng) live in their own venv, never in the test one
+PEERS_VENV := .venv-peers
 # This machine has a local CPU wheel of torch; installing it first keeps pip from pulling CUDA builds.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-slow bench setup clean
+.PHONY: demo test test-slow bench bench-peers setup clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +29,16 @@ test-slow: setup
 
 bench: setup
 	$(PY) benchmarks/engine.py
+
+$(PEERS_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet "$(TORCH_PIN)"
+	$(PEERS_VENV)/bin/python -m pip install --quiet -e ".[peers]"
+	touch $@
+
+bench-peers: $(PEERS_VENV)/.installed
+	$(PEERS_VENV)/bin/python benchmarks/peers.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
