@@ -18,10 +18,11 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from grid import add_grid_arguments, spawn  # benchmarks/grid.py (the script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -126,13 +127,6 @@ def _memory_worker(job: dict) -> dict:
             "grad_norm": float(controller.weight.grad.norm())}
 
 
-def _spawn(job: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _plain_fits(n: int, batch: int, seq_len: int, layers: int, budget_gb: float) -> bool:
     """Plain autograd keeps ~ (2·n·layers + 4) states per step; skip runs that would not fit."""
     return batch * (1 << n) * 8 * seq_len * (2 * n * layers + 4) / 2**30 <= budget_gb
@@ -140,12 +134,7 @@ def _plain_fits(n: int, batch: int, seq_len: int, layers: int, budget_gb: float)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--qubits", type=int, nargs="+", default=[4, 8, 12, 14])
-    parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--seq-len", type=int, default=28)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--max-seconds", type=float, default=20.0, help="per measurement, after 3 repeats")
+    add_grid_arguments(parser)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--engines", default="native,torch,plain",
@@ -174,7 +163,7 @@ def main() -> None:
     if args.memory_check:
         job = {"memory": True, "n": 12, "batch": 64, "layers": args.layers, "seq_len": 784,
                "device": args.device, "threads": args.threads, "kernel": args.engines.split(",")[0]}
-        result = _spawn(job)
+        result = spawn(__file__, job)
         print(f"n=12 B=64 L={args.layers} T=784 forward+backward (reversible engine): {result}")
         out.write_text(json.dumps({"meta": meta, "memory_check": {**job, **result}}, indent=2))
         return
@@ -191,7 +180,7 @@ def main() -> None:
                 job = {"engine": engine, "n": n, "batch": batch, "layers": args.layers, "seq_len": args.seq_len,
                        "repeats": args.repeats, "max_seconds": args.max_seconds, "device": args.device,
                        "threads": args.threads, "sequences": sequences}
-                entry[engine] = _spawn(job)
+                entry[engine] = spawn(__file__, job)
                 print(f"  measured {engine:5s} n={n:2d} B={batch:3d}", file=sys.stderr, flush=True)
             rows.append(entry)
 

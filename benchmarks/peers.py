@@ -44,7 +44,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from importlib import metadata
@@ -52,6 +51,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+
+from grid import add_grid_arguments, spawn  # benchmarks/grid.py (the script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -361,14 +362,6 @@ def _time_worker(job: dict) -> dict:
     return {"results": results, "version": runner.version, "precision": runner.precision}
 
 
-def _spawn(job: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
-    if out.returncode != 0:
-        lines = out.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else f"exit {out.returncode}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _cell(result: Optional[dict]) -> str:
     if not result:
         return "-"
@@ -380,12 +373,7 @@ def _cell(result: Optional[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--qubits", type=int, nargs="+", default=[4, 8, 12, 14])
-    parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--seq-len", type=int, default=28)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--max-seconds", type=float, default=20.0, help="per measurement, after 3 repeats")
+    add_grid_arguments(parser)
     parser.add_argument("--max-run-seconds", type=float, default=300.0,
                         help="skip a T-step measurement whose single run is estimated to take longer")
     parser.add_argument("--threads", type=int, default=0, help="cores per run (0: library defaults, all cores)")
@@ -412,7 +400,7 @@ def main() -> None:
     checks: dict[str, dict] = {}
     if args.check:
         for peer in peers:
-            checks[peer] = _spawn({"task": "check", "peer": peer, "qubits": [4, 8], "layers": args.layers,
+            checks[peer] = spawn(__file__, {"task": "check", "peer": peer, "qubits": [4, 8], "layers": args.layers,
                                    "seq_len": args.seq_len, "atol": args.atol, "threads": args.threads})
             if "error" in checks[peer]:
                 print(f"check {peer}: {checks[peer]['error']}", file=sys.stderr)
@@ -431,7 +419,7 @@ def main() -> None:
                 if peer in refused:
                     entry[peer] = {"error": f"not timed: {refused[peer]}"}
                     continue
-                entry[peer] = _spawn({"task": "time", "peer": peer, "n": n, "batch": batch, "layers": args.layers,
+                entry[peer] = spawn(__file__, {"task": "time", "peer": peer, "n": n, "batch": batch, "layers": args.layers,
                                       "seq_len": args.seq_len, "repeats": args.repeats,
                                       "max_seconds": args.max_seconds, "max_run_seconds": args.max_run_seconds,
                                       "threads": args.threads})
@@ -440,7 +428,7 @@ def main() -> None:
 
     subject, others = peers[0], peers[1:]
     compiled = [p for p in peers if p == "tensorcircuit"]
-    header = (f"| n | B | measurement | " + "".join(f"{p} ms (range) | " for p in peers)
+    header = ("| n | B | measurement | " + "".join(f"{p} ms (range) | " for p in peers)
               + "".join(f"{o}/{subject} | " for o in others) + "".join(f"{p} compile s | " for p in compiled))
     print(f"\nQRNN step circuit, L={args.layers}, cx_ring, xyz readouts, complex64, "
           f"threads: {meta['threads']}, checked: {args.check}")
