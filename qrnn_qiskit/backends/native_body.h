@@ -101,6 +101,16 @@ static void FN(gate)(const REAL *xr, const REAL *xi, REAL *or_, REAL *oi, int n,
     }
 }
 
+/* total[t] += acc[t] lane by lane and acc[t] = 0, for t < k: REAL partial sums stay FLUSH_EVERY vectors short and
+ * the running totals are double. */
+static inline void FN(flush)(double total[][LANES], VEC *acc, int k)
+{
+    for (int t = 0; t < k; t++) {
+        for (size_t l = 0; l < LANES; l++) total[t][l] += acc[t][l];
+        acc[t] = FN(splat)(0);
+    }
+}
+
 /* The backward's pass for qubit q: k[a][c] = Σ x_a y_c* over the qubit's pairs (row-major 2×2, 8 reals),
  * then x ← M† x and y ← M† y, in one sweep over both states. */
 static void FN(undo_with_products)(REAL *xr, REAL *xi, REAL *yr, REAL *yi, int n, int q, const REAL *m, REAL *k)
@@ -113,13 +123,6 @@ static void FN(undo_with_products)(REAL *xr, REAL *xi, REAL *yr, REAL *yi, int n
     memset(total, 0, sizeof(total));
     for (int t = 0; t < 8; t++) acc[t] = FN(splat)(0);
     size_t count = 0;
-#define FLUSH()                                                              \
-    do {                                                                     \
-        for (int t = 0; t < 8; t++) {                                        \
-            for (size_t l = 0; l < LANES; l++) total[t][l] += acc[t][l];     \
-            acc[t] = FN(splat)(0);                                           \
-        }                                                                    \
-    } while (0)
     if (s >= LANES) { /* acc: 00 re, 00 im, 01 re, 01 im, 10 re, 10 im, 11 re, 11 im */
         const VEC Ar = FN(splat)(ar), Ai = FN(splat)(ai), Br = FN(splat)(br), Bi = FN(splat)(bi);
         const VEC Cr = FN(splat)(cr), Ci = FN(splat)(ci), Dr = FN(splat)(dr), Di = FN(splat)(di);
@@ -139,10 +142,10 @@ static void FN(undo_with_products)(REAL *xr, REAL *xi, REAL *yr, REAL *yi, int n
                 STORE(yi + j, Ar * ui + Ai * ur + Br * vi + Bi * vr);
                 STORE(yr + j + s, Cr * ur - Ci * ui + Dr * vr - Di * vi);
                 STORE(yi + j + s, Cr * ui + Ci * ur + Dr * vi + Di * vr);
-                if (++count % FLUSH_EVERY == 0) FLUSH();
+                if (++count % FLUSH_EVERY == 0) FN(flush)(total, acc, 8);
             }
         }
-        FLUSH();
+        FN(flush)(total, acc, 8);
         for (int t = 0; t < 8; t++) {
             double sum = 0;
             for (size_t l = 0; l < LANES; l++) sum += total[t][l];
@@ -169,9 +172,9 @@ static void FN(undo_with_products)(REAL *xr, REAL *xi, REAL *yr, REAL *yi, int n
         STORE(xi + j, Pr * pi + Pi * pr + Qr * hi + Qi * hr);
         STORE(yr + j, Pr * ur - Pi * ui + Qr * vr - Qi * vi);
         STORE(yi + j, Pr * ui + Pi * ur + Qr * vi + Qi * vr);
-        if (++count % FLUSH_EVERY == 0) FLUSH();
+        if (++count % FLUSH_EVERY == 0) FN(flush)(total, acc, 8);
     }
-    FLUSH();
+    FN(flush)(total, acc, 8);
     double sums[2][4] = {{0}};
     for (size_t l = 0; l < LANES; l++) {
         int high = (l & s) != 0;
@@ -181,7 +184,6 @@ static void FN(undo_with_products)(REAL *xr, REAL *xi, REAL *yr, REAL *yi, int n
     k[2] = (REAL)sums[0][2]; k[3] = (REAL)sums[0][3]; /* 01 */
     k[4] = (REAL)sums[1][2]; k[5] = (REAL)sums[1][3]; /* 10 */
     k[6] = (REAL)sums[1][0]; k[7] = (REAL)sums[1][1]; /* 11 */
-#undef FLUSH
 }
 
 /* rho = Σ x_a x_c* over the pairs of qubit q (the products of undo_with_products for y = x, half the work). */
@@ -193,13 +195,6 @@ static void FN(density)(const REAL *xr, const REAL *xi, int n, int q, REAL *rho)
     memset(total, 0, sizeof(total));
     for (int t = 0; t < 4; t++) acc[t] = FN(splat)(0);
     size_t count = 0;
-#define FLUSH()                                                              \
-    do {                                                                     \
-        for (int t = 0; t < 4; t++) {                                        \
-            for (size_t l = 0; l < LANES; l++) total[t][l] += acc[t][l];     \
-            acc[t] = FN(splat)(0);                                           \
-        }                                                                    \
-    } while (0)
     double p0 = 0, p1 = 0, cr = 0, ci = 0;
     if (s >= LANES) { /* acc: |a|², |c|², Re a c*, Im a c* */
         for (size_t block = 0; block < dim; block += 2 * s) {
@@ -207,10 +202,10 @@ static void FN(density)(const REAL *xr, const REAL *xi, int n, int q, REAL *rho)
                 const VEC ar = LOAD(xr + j), ai = LOAD(xi + j), br = LOAD(xr + j + s), bi = LOAD(xi + j + s);
                 acc[0] += ar * ar + ai * ai; acc[1] += br * br + bi * bi;
                 acc[2] += ar * br + ai * bi; acc[3] += ai * br - ar * bi;
-                if (++count % FLUSH_EVERY == 0) FLUSH();
+                if (++count % FLUSH_EVERY == 0) FN(flush)(total, acc, 4);
             }
         }
-        FLUSH();
+        FN(flush)(total, acc, 4);
         for (size_t l = 0; l < LANES; l++) {
             p0 += total[0][l]; p1 += total[1][l]; cr += total[2][l]; ci += total[3][l];
         }
@@ -221,9 +216,9 @@ static void FN(density)(const REAL *xr, const REAL *xi, int n, int q, REAL *rho)
             const VEC br = FN(partner)(ar, mask), bi = FN(partner)(ai, mask);
             acc[0] += ar * ar + ai * ai;
             acc[2] += ar * br + ai * bi; acc[3] += ai * br - ar * bi;
-            if (++count % FLUSH_EVERY == 0) FLUSH();
+            if (++count % FLUSH_EVERY == 0) FN(flush)(total, acc, 4);
         }
-        FLUSH();
+        FN(flush)(total, acc, 4);
         for (size_t l = 0; l < LANES; l++) {
             if (l & s) {
                 p1 += total[0][l];
@@ -232,7 +227,6 @@ static void FN(density)(const REAL *xr, const REAL *xi, int n, int q, REAL *rho)
             }
         }
     }
-#undef FLUSH
     rho[0] = (REAL)p0; rho[1] = 0; rho[2] = (REAL)cr; rho[3] = (REAL)ci;
     rho[4] = (REAL)cr; rho[5] = (REAL)-ci; rho[6] = (REAL)p1; rho[7] = 0;
 }
