@@ -14,7 +14,7 @@ from qiskit.circuit import Parameter, ParameterVector
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from kernels import KERNELS, kernel_or_skip
-from qrnn_qiskit.backends import StatevectorEngine, UnsupportedCircuitError
+from qrnn_qiskit.backends import StatevectorEngine, UnsupportedCircuitError, native
 from qrnn_qiskit.circuits import ENTANGLERS, QRNNSpec, readout_observables, step_circuit
 
 TOL = {torch.complex128: 1e-10, torch.complex64: 1e-5}
@@ -51,12 +51,12 @@ def _engine_run(engine: StatevectorEngine, angles: np.ndarray) -> tuple[list[tor
     return states, values
 
 
-SPECS = [(n, ent, ro) for n in range(1, 9) for ent in ENTANGLERS for ro in READOUTS]
+SPECS = [(n, ent, ro, k) for n in range(1, 9) for ent in ENTANGLERS for ro in READOUTS for k in KERNELS
+         if k != "native" or n >= native.MIN_QUBITS]
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["c128", "c64"])
-@pytest.mark.parametrize("n,entangler,readouts", SPECS, ids=[f"n{n}-{e}-{r}" for n, e, r in SPECS])
+@pytest.mark.parametrize("n,entangler,readouts,kernel", SPECS, ids=[f"n{n}-{e}-{r}-{k}" for n, e, r, k in SPECS])
 def test_states_and_readouts_match_statevector(n, entangler, readouts, dtype, kernel):
     rng = np.random.default_rng(zlib.crc32(f"{n}-{entangler}-{readouts}".encode()))
     layers = int(rng.integers(1, 4))
@@ -76,8 +76,8 @@ def test_states_and_readouts_match_statevector(n, entangler, readouts, dtype, ke
             np.testing.assert_allclose(values[t][b].detach().numpy(), ref_values[t], atol=tol, rtol=0)
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("n,kernel", [(n, k) for n in (1, 2, 3, 5, 8) for k in KERNELS
+                                      if k != "native" or n >= native.MIN_QUBITS])
 def test_gradients_match_central_finite_differences(n, kernel):
     rng = np.random.default_rng(100 + n)
     spec = QRNNSpec(n, 2, ENTANGLERS[n % 3], "xyz")
