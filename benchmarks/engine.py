@@ -42,6 +42,10 @@ def _worker(job: dict) -> dict:
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])
+    if job.get("native_threads"):
+        from qrnn_qiskit.backends import native
+
+        native.set_threads(job["native_threads"])
     device = torch.device(job["device"])
     n, batch, layers, seq_len = job["n"], job["batch"], job["layers"], job["seq_len"]
     spec = QRNNSpec(n, layers, "cx_ring", "xyz")
@@ -136,6 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_grid_arguments(parser)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--native-threads", type=int, default=0,
+                        help="threads of the native kernels (0: as many as torch's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--engines", default="native,torch,plain",
                         help="native / torch: the package's engine with that kernel; plain: the reference. "
@@ -179,7 +185,7 @@ def main() -> None:
                     continue
                 job = {"engine": engine, "n": n, "batch": batch, "layers": args.layers, "seq_len": args.seq_len,
                        "repeats": args.repeats, "max_seconds": args.max_seconds, "device": args.device,
-                       "threads": args.threads, "sequences": sequences}
+                       "threads": args.threads, "native_threads": args.native_threads, "sequences": sequences}
                 entry[engine] = spawn(__file__, job)
                 print(f"  measured {engine:5s} n={n:2d} B={batch:3d}", file=sys.stderr, flush=True)
             rows.append(entry)
@@ -189,7 +195,9 @@ def main() -> None:
     header = (f"| n | B | measurement | {subject} ms (range) | " + "".join(f"{o} ms | " for o in others)
               + "".join(f"{o}/{subject} | " for o in others) + f"{subject} M amp·gate/s | "
               + "".join(f"{e} peak MB | " for e in engines))
-    print(f"\nStatevector engine, L={args.layers}, {meta['device']}, {meta['threads']} threads, torch {meta['torch']}")
+    native_threads = f", native kernels {args.native_threads} threads" if args.native_threads else ""
+    print(f"\nStatevector engine, L={args.layers}, {meta['device']}, {meta['threads']} torch threads{native_threads}, "
+          f"torch {meta['torch']}")
     print(header.rstrip())
     print("|---" * (header.count("|") - 1) + "|")
     for entry in rows:

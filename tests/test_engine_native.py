@@ -37,7 +37,8 @@ def test_native_equals_torch_path_at_twelve_qubits(dtype, entangler):
         torch.testing.assert_close(x, y, atol=TOL[dtype], rtol=TOL[dtype])
 
 
-def test_threads_split_the_batch_without_changing_results():
+def test_threads_split_the_batch_without_changing_results(monkeypatch):
+    monkeypatch.setattr(native, "MIN_AMPLITUDES_PER_THREAD", 1)  # split even this small batch
     spec = QRNNSpec(7, 2, "cx_ring", "xyz")
     engine = StatevectorEngine(step_circuit(spec), readout_observables(spec),
                                kernel=kernel_or_skip("native", spec.n_qubits))
@@ -115,10 +116,12 @@ def test_the_library_is_built_once_per_cache(tmp_path):
     assert built[0].stat().st_mtime_ns == stamp
 
 
-def test_a_forked_child_gets_its_own_thread_pool():
+def test_a_forked_child_gets_its_own_thread_pool(monkeypatch):
     """The batch is split over a thread pool; a child forked after the parent used it must not wait on
     threads that do not exist in the child."""
     import multiprocessing
+
+    monkeypatch.setattr(native, "MIN_AMPLITUDES_PER_THREAD", 1)
 
     spec = QRNNSpec(5, 1)
     engine = StatevectorEngine(step_circuit(spec), readout_observables(spec),
@@ -153,3 +156,30 @@ def test_engines_with_native_kernels_copy_and_pickle():
     for clone in (copy.deepcopy(engine), pickle.loads(pickle.dumps(engine))):
         assert clone.kernel == "native"
         assert torch.equal(clone.sequence(angles)[0], expected)
+
+
+def test_small_batches_stay_on_the_calling_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert native._threads(32, 1 << 8) == 1  # n = 8, B = 32: a pool hand-off costs more than the work
+        assert native._threads(32, 1 << 12) == 2  # n = 12, B = 32
+        assert native._threads(1, 1 << 20) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_native_thread_budget_is_separate_from_torch(monkeypatch):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert native.max_threads() == 1  # follows torch by default
+        monkeypatch.setenv("QRNN_NATIVE_THREADS", "2")
+        assert native.max_threads() == 2 and native._threads(32, 1 << 12) == 2
+        native.set_threads(3)
+        assert native.max_threads() == 3
+        with pytest.raises(ValueError, match="positive integer"):
+            native.set_threads(0)
+    finally:
+        native.set_threads(None)
+        torch.set_num_threads(before)

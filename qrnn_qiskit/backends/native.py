@@ -3,8 +3,9 @@
 Each sample's state is copied into planar form (real and imaginary planes, in cache for n ≤ 12) and walked
 there with 32-byte vectors: one 2×2 pass per qubit (no Kronecker blocks), a gather per entangler permutation,
 the reversible backward together with the per-qubit blocks K_q of the gradient, and one-qubit reduced density
-matrices for readouts made of one-qubit terms, and their gradient. A batch is split across
-``torch.get_num_threads()`` Python threads; ctypes releases the GIL while a kernel runs.
+matrices for readouts made of one-qubit terms, and their gradient. A large batch is split across
+``torch.get_num_threads()`` Python threads (or :func:`set_threads`, ``$QRNN_NATIVE_THREADS``); ctypes releases the
+GIL while a kernel runs.
 
 The shared library is built with the system C compiler (``$CC``, else ``cc``) with ``-march=native`` into
 ``$QRNN_NATIVE_CACHE`` (default ``~/.cache/qrnn-qiskit/native``), keyed by the source, the flags and the
@@ -35,6 +36,9 @@ _FLAGS = ["-O3", "-march=native", "-std=gnu99", "-fPIC", "-shared",
           "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros"]
 _ABI = 6
 MIN_QUBITS = 3  # a state must fill one 32-byte vector of float32 planes
+# Amplitudes per thread below which a batch is not split: handing work to a pool thread costs ~0.1 ms, more
+# than a whole n = 8, B = 32 step (measured on 2 cores: splitting it made it 2× slower, n = 12, B = 32 faster).
+MIN_AMPLITUDES_PER_THREAD = 1 << 16
 
 _lock = threading.Lock()
 _library: Optional[ctypes.CDLL] = None
@@ -141,10 +145,38 @@ def _suffix(dtype: torch.dtype) -> str:
     raise TypeError(f"native kernels take complex64 or complex128 states, got {dtype}")
 
 
-def _run_split(batch: int, call) -> None:
-    """``call(k, b0, b1)`` for chunks k of the batch, split across ``torch.get_num_threads()`` threads."""
+_thread_limit: Optional[int] = None
+
+
+def set_threads(threads: Optional[int]) -> None:
+    """Threads the native kernels may split a batch over (``None``: follow ``torch.get_num_threads()``, or
+    ``$QRNN_NATIVE_THREADS`` when set). With torch itself at one thread, its OpenMP workers do not spin on the
+    cores the kernels use: at n = 12, B = 32 a step took 4.0 ms that way on 2 cores, 5.2 ms with both at 2."""
+    global _thread_limit
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    _thread_limit = threads
+
+
+def max_threads() -> int:
+    """The thread budget of the native kernels now (see :func:`set_threads`)."""
+    if _thread_limit is not None:
+        return _thread_limit
+    env = os.environ.get("QRNN_NATIVE_THREADS", "")
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    return torch.get_num_threads()
+
+
+def _threads(batch: int, dim: int) -> int:
+    """How many threads share a batch of ``batch`` states of ``dim`` amplitudes."""
+    return max(1, min(max_threads(), batch, batch * dim // MIN_AMPLITUDES_PER_THREAD))
+
+
+def _run_split(batch: int, dim: int, call) -> None:
+    """``call(k, b0, b1)`` for chunks k of the batch, split across up to ``torch.get_num_threads()`` threads."""
     global _pool, _pool_size, _pool_pid
-    threads = max(1, min(torch.get_num_threads(), batch))
+    threads = _threads(batch, dim)
     if threads == 1:
         call(0, 0, batch)
         return
@@ -223,7 +255,7 @@ class NativeProgram:
     @staticmethod
     def _scratch(state: torch.Tensor, planes: int) -> torch.Tensor:
         """Per thread chunk (see ``_run_split``), ``planes`` real planes of 2^n values."""
-        rows = max(1, min(torch.get_num_threads(), state.shape[0]))
+        rows = _threads(state.shape[0], state.shape[1])
         return torch.empty(rows, planes * state.shape[1], dtype=state.real.dtype)
 
     def forward(self, state: torch.Tensor, mats: torch.Tensor, readouts: bool = False
@@ -240,7 +272,7 @@ class NativeProgram:
             fn(state.data_ptr(), out.data_ptr(), b0, b1, n, s, mats.data_ptr(), self._has_mats, self._perms,
                self._phases, rho.data_ptr() if rho is not None else None, scratch[k].data_ptr())
 
-        _run_split(state.shape[0], call)
+        _run_split(state.shape[0], state.shape[1], call)
         return out, rho
 
     def backward(self, state: torch.Tensor, grad: Optional[torch.Tensor], mats: torch.Tensor,
@@ -262,7 +294,7 @@ class NativeProgram:
                b0, b1, n, s, mats.data_ptr(), self._has_mats, self._inverse_perms, self._phases,
                weights.data_ptr() if weights is not None else None, blocks.data_ptr(), scratch[k].data_ptr())
 
-        _run_split(batch, call)
+        _run_split(batch, state.shape[1], call)
         return psi, g, blocks
 
     def rdm1(self, state: torch.Tensor) -> torch.Tensor:
@@ -271,7 +303,7 @@ class NativeProgram:
         rho = torch.empty(state.shape[0], self.n_qubits, 2, 2, dtype=state.dtype)
         scratch = self._scratch(state, 2)
         fn, n = self._fn("qrnn_rdm1"), self.n_qubits
-        _run_split(state.shape[0],
+        _run_split(state.shape[0], state.shape[1],
                    lambda k, b0, b1: fn(state.data_ptr(), b0, b1, n, rho.data_ptr(), scratch[k].data_ptr()))
         return rho
 
@@ -281,7 +313,7 @@ class NativeProgram:
         out = torch.empty_like(state)
         scratch = self._scratch(state, 4)
         fn, n = self._fn("qrnn_apply_sum"), self.n_qubits
-        _run_split(state.shape[0], lambda k, b0, b1: fn(state.data_ptr(), out.data_ptr(), b0, b1, n,
+        _run_split(state.shape[0], state.shape[1], lambda k, b0, b1: fn(state.data_ptr(), out.data_ptr(), b0, b1, n,
                                                           weights.data_ptr(), scratch[k].data_ptr()))
         return out
 
