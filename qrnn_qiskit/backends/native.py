@@ -180,12 +180,13 @@ def _run_split(batch: int, dim: int, call) -> None:
     if threads == 1:
         call(0, 0, batch)
         return
-    with _lock:
-        if _pool is None or _pool_size < threads or _pool_pid != os.getpid():
-            if _pool is not None and _pool_pid == os.getpid():
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qrnn-native")
-            _pool_size, _pool_pid = threads, os.getpid()
+    if _pool is None or _pool_size < threads or _pool_pid != os.getpid():  # rare: lock only to (re)build
+        with _lock:
+            if _pool is None or _pool_size < threads or _pool_pid != os.getpid():
+                if _pool is not None and _pool_pid == os.getpid():
+                    _pool.shutdown(wait=False)
+                _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qrnn-native")
+                _pool_size, _pool_pid = threads, os.getpid()
     bounds = [batch * k // threads for k in range(threads + 1)]
     futures = [_pool.submit(call, k, bounds[k], bounds[k + 1]) for k in range(threads) if bounds[k] < bounds[k + 1]]
     for future in futures:

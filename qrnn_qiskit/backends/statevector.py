@@ -193,6 +193,7 @@ class StatevectorEngine:
         self._compile_readouts()
         self._native = self._compile_native(kernel)
         self.kernel = "native" if self._native is not None else "torch"
+        self._native_readouts_on = self._native is not None and self._native_terms is not None
 
     # ------------------------------------------------------------------ compilation
     def _angle(self, value, name: str) -> tuple[Optional[int], float, float]:
@@ -726,18 +727,14 @@ class StatevectorEngine:
         """``_bank`` outside autograd, on the fastest path."""
         return self._bank(angles) if self._native is None else self._native.bank(angles.detach())
 
-    def _native_mats(self, bank: torch.Tensor) -> torch.Tensor:
-        """Every segment's fused per-qubit matrices [B, segments, n, 2, 2] for the native kernels."""
-        return self._native.fuse(bank)
-
     def _forward(self, state: torch.Tensor, bank: torch.Tensor, with_readouts: bool = False
                  ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(U(θ)·state, its readouts or ``None``) outside autograd, on the fastest path."""
         if self._native is None:
             out = self._apply_circuit(state, None, bank)
             return out, self._readout_values(out) if with_readouts else None
-        fused = with_readouts and self._native_terms is not None
-        out, rho = self._native.forward(state, self._native_mats(bank), readouts=fused)
+        fused = with_readouts and self._native_readouts_on
+        out, rho = self._native.forward(state, self._native.fuse(bank), readouts=fused)
         if self.global_phase != 1.0:
             out = out * self.global_phase
         if not with_readouts:
@@ -757,13 +754,13 @@ class StatevectorEngine:
 
     def _readouts_fast(self, state: torch.Tensor) -> torch.Tensor:
         """``_readout_values`` outside autograd, on the fastest path."""
-        if self._native is None or self._native_terms is None:
+        if not self._native_readouts_on:
             return self._readout_values(state)
         return self._native_readouts(self._native.rdm1(state))
 
     def _readouts_vjp_fast(self, state: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """∂L/∂ψ of L = Σ_k grad_k ⟨O_k⟩, on the fastest path."""
-        if self._native is None or self._native_terms is None:
+        if not self._native_readouts_on:
             return self._readouts_vjp(state, grad)
         return self._native.apply_sum(state, self._native_weights(grad))
 
@@ -774,7 +771,7 @@ class StatevectorEngine:
         state (``None``: zero) and ``readout_grad`` of its readouts (``None``: no readouts), fastest path."""
         weights = None
         if readout_grad is not None:
-            if self._native is not None and self._native_terms is not None:
+            if self._native_readouts_on:
                 weights = self._native_weights(readout_grad)
             else:
                 vjp = self._readouts_vjp(state, readout_grad)
@@ -786,7 +783,7 @@ class StatevectorEngine:
             back = complex(np.conj(self.global_phase))
             state = state * back
             grad = grad * back if grad is not None else None
-        previous, grad_in, blocks = self._native.backward(state, grad, self._native_mats(bank), weights)
+        previous, grad_in, blocks = self._native.backward(state, grad, self._native.fuse(bank), weights)
         grad_rot = self._native.rotation_grads(bank, blocks).to(angles.dtype)
         return previous, grad_in, self._angle_grads(angles, grad_rot)
 
