@@ -1,10 +1,12 @@
 """Engine benchmark (not a test): the torch statevector engine against the Aer paths.
 
-Part 1, one step circuit (T = 1), B = 32, L = 2, n = 4, 8 (and 12 within --budget-minutes), forward+backward of
-Σ w·z (random w) down to the P angles of every sample:
+Part 1, one step circuit (T = 1), B = 32, L = 2, n = 4, 8 (and 12 within --budget-minutes),
+forward+backward of Σ w·z (random w) down to the P angles of every sample:
   statevector     the torch engine (complex64, autograd)
-  aer-qnn-stock   EstimatorQNN + TorchConnector on Aer EstimatorV2, qiskit-machine-learning's default
-                  ParamShiftEstimatorGradient (one pub = one Aer run per sample × observable × shifted angle)
+  aer-qnn-stock   EstimatorQNN + TorchConnector on Aer EstimatorV2, qiskit-machine-learning's
+  default
+                  ParamShiftEstimatorGradient (one pub = one Aer run per sample × observable ×
+                  shifted angle)
   aer-qnn         the same with our BroadcastParamShiftGradient (one broadcast pub per circuit)
   aer-direct      Aer EstimatorV2 called directly: one pub for the forward, one for all ±π/2 shifts
 Part 2, a QRNN sequence of T = 8 (controller + feedback), B = 32, L = 2, n = 4 and 8:
@@ -13,8 +15,8 @@ Part 2, a QRNN sequence of T = 8 (controller + feedback), B = 32, L = 2, n = 4 a
   aer-runner      AerSequenceRunner, forward only, given all angles (one run() call)
   statevector-fwd the torch engine, forward only over the same angles
 
-Rows whose calibrated estimate exceeds the remaining budget are skipped and say so. Prints a table with
-ratios to the statevector row and writes JSON to benchmarks/results/engines-<time>.json.
+Rows whose calibrated estimate exceeds the remaining budget are skipped and say so. Prints a table
+with ratios to the statevector row and writes JSON to benchmarks/results/engines-<time>.json.
 
     python benchmarks/engines.py [--qubits 4 8 12] [--budget-minutes 5] [--repeats 3]
 """
@@ -28,8 +30,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -82,7 +84,9 @@ def step_rows(n: int, batch: int, layers: int, repeats: int, budget_s: float, lo
         (z * weights.float()).sum().backward()
 
     seconds, times = _time(sv, repeats)
-    rows.append({"part": "step", "n": n, "engine": "statevector", "seconds": seconds, "times": times})
+    rows.append(
+        {"part": "step", "n": n, "engine": "statevector", "seconds": seconds, "times": times}
+    )
     log(rows[-1])
 
     estimator = aer_estimator()
@@ -94,13 +98,29 @@ def step_rows(n: int, batch: int, layers: int, repeats: int, budget_s: float, lo
 
         estimate = estimate_cost(spec, batch, 1, timing=timing, broadcast=broadcast)
         if estimate.seconds > remaining():
-            rows.append({"part": "step", "n": n, "engine": name, "seconds": None, "estimate": estimate.seconds,
-                         "skipped": f"estimated {estimate.seconds:.0f} s > {max(remaining(), 0):.0f} s left"})
+            rows.append(
+                {
+                    "part": "step",
+                    "n": n,
+                    "engine": name,
+                    "seconds": None,
+                    "estimate": estimate.seconds,
+                    "skipped": f"estimated {estimate.seconds:.0f} s > {max(remaining(), 0):.0f} s "
+                    "left",
+                }
+            )
             log(rows[-1])
             return
-        qnn = EstimatorQNN(circuit=circuit, estimator=estimator, observables=observables,
-                           input_params=list(circuit.parameters), weight_params=[], gradient=gradient,
-                           input_gradients=True, default_precision=0.0)
+        qnn = EstimatorQNN(
+            circuit=circuit,
+            estimator=estimator,
+            observables=observables,
+            input_params=list(circuit.parameters),
+            weight_params=[],
+            gradient=gradient,
+            input_gradients=True,
+            default_precision=0.0,
+        )
         connector = TorchConnector(qnn)
 
         def run() -> None:
@@ -109,8 +129,17 @@ def step_rows(n: int, batch: int, layers: int, repeats: int, budget_s: float, lo
 
         reps = 1 if estimate.seconds * (repeats + 1) > remaining() else repeats
         seconds, times = _time(run, reps)
-        rows.append({"part": "step", "n": n, "engine": name, "seconds": seconds, "times": times,
-                     "estimate": estimate.seconds, "pubs": estimate.pubs})
+        rows.append(
+            {
+                "part": "step",
+                "n": n,
+                "engine": name,
+                "seconds": seconds,
+                "times": times,
+                "estimate": estimate.seconds,
+                "pubs": estimate.pubs,
+            }
+        )
         log(rows[-1])
 
     from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
@@ -119,8 +148,10 @@ def step_rows(n: int, batch: int, layers: int, repeats: int, budget_s: float, lo
     qnn_row("aer-qnn-stock", ParamShiftEstimatorGradient(estimator), False)
 
     values = angles.numpy()
-    shifts = np.concatenate([values[:, None, :] + np.eye(p) * np.pi / 2,
-                             values[:, None, :] - np.eye(p) * np.pi / 2], axis=1)  # [B, 2P, P]
+    shifts = np.concatenate(
+        [values[:, None, :] + np.eye(p) * np.pi / 2, values[:, None, :] - np.eye(p) * np.pi / 2],
+        axis=1,
+    )  # [B, 2P, P]
     column = [[o] for o in observables]  # [R, 1] against parameter sets [B]
     column3 = [[[o]] for o in observables]  # [R, 1, 1] against [B, 2P]
     w = weights.numpy()
@@ -132,12 +163,16 @@ def step_rows(n: int, batch: int, layers: int, repeats: int, budget_s: float, lo
         _ = (forward.T * w).sum(), np.einsum("rbp,br->bp", jac, w)
 
     seconds, times = _time(direct, repeats)
-    rows.append({"part": "step", "n": n, "engine": "aer-direct", "seconds": seconds, "times": times})
+    rows.append(
+        {"part": "step", "n": n, "engine": "aer-direct", "seconds": seconds, "times": times}
+    )
     log(rows[-1])
     return rows
 
 
-def sequence_rows(n: int, batch: int, layers: int, steps: int, repeats: int, budget_s: float, log) -> list[dict]:
+def sequence_rows(
+    n: int, batch: int, layers: int, steps: int, repeats: int, budget_s: float, log
+) -> list[dict]:
     spec = QRNNSpec(n, layers, "cx_ring", "xyz")
     config = QRNNConfig(spec, ControllerConfig(width=64, depth=1))
     features = 16
@@ -154,7 +189,15 @@ def sequence_rows(n: int, batch: int, layers: int, steps: int, repeats: int, bud
         z.pow(2).mean().backward()
 
     seconds, times = _time(sv, repeats)
-    rows.append({"part": f"sequence T={steps}", "n": n, "engine": "statevector", "seconds": seconds, "times": times})
+    rows.append(
+        {
+            "part": f"sequence T={steps}",
+            "n": n,
+            "engine": "statevector",
+            "seconds": seconds,
+            "times": times,
+        }
+    )
     log(rows[-1])
 
     torch.manual_seed(0)
@@ -162,18 +205,37 @@ def sequence_rows(n: int, batch: int, layers: int, steps: int, repeats: int, bud
     estimate = aer_core.engine.estimate(batch, steps, backward=True)
     left = budget_s - (time.perf_counter() - started)
     if estimate.seconds > left:
-        rows.append({"part": f"sequence T={steps}", "n": n, "engine": "aer", "seconds": None,
-                     "estimate": estimate.seconds, "skipped": f"estimated {estimate.seconds:.0f} s > {left:.0f} s left"})
+        rows.append(
+            {
+                "part": f"sequence T={steps}",
+                "n": n,
+                "engine": "aer",
+                "seconds": None,
+                "estimate": estimate.seconds,
+                "skipped": f"estimated {estimate.seconds:.0f} s > {left:.0f} s left",
+            }
+        )
         log(rows[-1])
     else:
+
         def aer() -> None:
             aer_core.zero_grad(set_to_none=True)
             z, _ = aer_core(x)
             z.pow(2).mean().backward()
 
         seconds, times = _time(aer, 1)
-        rows.append({"part": f"sequence T={steps}", "n": n, "engine": "aer", "seconds": seconds, "times": times,
-                     "estimate": estimate.seconds, "pubs": estimate.pubs, "step_circuits": estimate.step_circuits})
+        rows.append(
+            {
+                "part": f"sequence T={steps}",
+                "n": n,
+                "engine": "aer",
+                "seconds": seconds,
+                "times": times,
+                "estimate": estimate.seconds,
+                "pubs": estimate.pubs,
+                "step_circuits": estimate.step_circuits,
+            }
+        )
         log(rows[-1])
 
     # forward only, given the angles: the whole-sequence runner against the torch engine
@@ -188,18 +250,32 @@ def sequence_rows(n: int, batch: int, layers: int, steps: int, repeats: int, bud
             engine.readouts(state)
 
     seconds, times = _time(sv_forward, repeats)
-    rows.append({"part": f"sequence T={steps}, forward", "n": n, "engine": "statevector-fwd", "seconds": seconds,
-                 "times": times})
+    rows.append(
+        {
+            "part": f"sequence T={steps}, forward",
+            "n": n,
+            "engine": "statevector-fwd",
+            "seconds": seconds,
+            "times": times,
+        }
+    )
     log(rows[-1])
     runner = AerSequenceRunner(spec)
     seconds, times = _time(lambda: runner.run(angles), repeats)
-    rows.append({"part": f"sequence T={steps}, forward", "n": n, "engine": "aer-runner", "seconds": seconds,
-                 "times": times})
+    rows.append(
+        {
+            "part": f"sequence T={steps}, forward",
+            "n": n,
+            "engine": "aer-runner",
+            "seconds": seconds,
+            "times": times,
+        }
+    )
     log(rows[-1])
     return rows
 
 
-def _fmt(seconds: Optional[float]) -> str:
+def _fmt(seconds: float | None) -> str:
     if seconds is None:
         return "skipped"
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
@@ -210,18 +286,28 @@ def table(rows: list[dict]) -> str:
     for row in rows:
         if row["engine"] in ("statevector", "statevector-fwd"):
             baseline[(row["part"], row["n"])] = row["seconds"]
-    lines = [f"{'part':<22} {'n':>3} {'engine':<16} {'time':>11} {'× statevector':>14}  note",
-             "-" * 90]
+    lines = [
+        f"{'part':<22} {'n':>3} {'engine':<16} {'time':>11} {'× statevector':>14}  note",
+        "-" * 90,
+    ]
     for row in rows:
         base = baseline.get((row["part"], row["n"]))
-        ratio = f"{row['seconds'] / base:,.0f}×" if row["seconds"] and base and row["engine"] not in (
-            "statevector", "statevector-fwd") else ""
-        note = row.get("skipped") or (f"est. {row['estimate']:.1f} s" if row.get("estimate") else "")
-        lines.append(f"{row['part']:<22} {row['n']:>3} {row['engine']:<16} {_fmt(row['seconds']):>11} {ratio:>14}  {note}")
+        ratio = (
+            f"{row['seconds'] / base:,.0f}×"
+            if row["seconds"] and base and row["engine"] not in ("statevector", "statevector-fwd")
+            else ""
+        )
+        note = row.get("skipped") or (
+            f"est. {row['estimate']:.1f} s" if row.get("estimate") else ""
+        )
+        lines.append(
+            f"{row['part']:<22} {row['n']:>3} {row['engine']:<16} {_fmt(row['seconds']):>11} "
+            f"{ratio:>14}  {note}"
+        )
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qubits", type=int, nargs="+", default=[4, 8, 12])
     parser.add_argument("--sequence-qubits", type=int, nargs="+", default=[4, 8])
@@ -229,15 +315,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8, help="sequence length T of part 2")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--budget-minutes", type=float, default=5.0, help="time budget per qubit count")
+    parser.add_argument(
+        "--budget-minutes", type=float, default=5.0, help="time budget per qubit count"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     def log(row: dict) -> None:
-        print(f"  {row['part']:<22} n={row['n']:<3} {row['engine']:<16} {_fmt(row['seconds'])}"
-              + (f"  ({row['skipped']})" if row.get("skipped") else ""), file=sys.stderr, flush=True)
+        print(
+            f"  {row['part']:<22} n={row['n']:<3} {row['engine']:<16} {_fmt(row['seconds'])}"
+            + (f"  ({row['skipped']})" if row.get("skipped") else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
     rows: list[dict] = []
     started = time.perf_counter()
@@ -245,8 +337,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"[step circuit] n={n}, B={args.batch}, L={args.layers}", file=sys.stderr, flush=True)
         rows += step_rows(n, args.batch, args.layers, args.repeats, args.budget_minutes * 60, log)
     for n in args.sequence_qubits:
-        print(f"[sequence] n={n}, T={args.steps}, B={args.batch}, L={args.layers}", file=sys.stderr, flush=True)
-        rows += sequence_rows(n, args.batch, args.layers, args.steps, args.repeats, args.budget_minutes * 60, log)
+        print(
+            f"[sequence] n={n}, T={args.steps}, B={args.batch}, L={args.layers}",
+            file=sys.stderr,
+            flush=True,
+        )
+        rows += sequence_rows(
+            n, args.batch, args.layers, args.steps, args.repeats, args.budget_minutes * 60, log
+        )
     total = time.perf_counter() - started
 
     import qiskit
@@ -258,17 +356,28 @@ def main(argv: Optional[list[str]] = None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds_total": total,
         "args": vars(args),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "versions": {"torch": torch.__version__, "qiskit": qiskit.__version__, "qiskit_aer": qiskit_aer.__version__,
-                     "qiskit_machine_learning": qiskit_machine_learning.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "versions": {
+            "torch": torch.__version__,
+            "qiskit": qiskit.__version__,
+            "qiskit_aer": qiskit_aer.__version__,
+            "qiskit_machine_learning": qiskit_machine_learning.__version__,
+        },
         "rows": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"engines-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(table(rows))
-    print(f"\n{total:.0f} s in all; {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads; saved {path}")
+    print(
+        f"\n{total:.0f} s in all; {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads; "
+        f"saved {path}"
+    )
     return 0
 
 

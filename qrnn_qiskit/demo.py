@@ -1,11 +1,11 @@
-"""`qrnn demo`: a small QRNN and a same-size LSTM trained on copying memory, compared in one table."""
+"""`qrnn demo`: a small QRNN and a same-size LSTM trained on copying memory, compared in one
+table."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 from .data.copying import memoryless_baseline
 from .evaluation.demo import demo_noisy_comparison
@@ -13,7 +13,8 @@ from .formatting import markdown_table
 from .training import RunResult, TrainConfig, Trainer
 
 # Chosen so the QRNN clearly beats the memoryless baseline on this 2-core machine within the budget:
-# 4 qubits and lr 1e-2 learned fastest in the step-matched ablation (docs/results.md, "Copying memory").
+# 4 qubits and lr 1e-2 learned fastest in the step-matched ablation (docs/results.md, "Copying
+# memory").
 DEMO_CONFIG = TrainConfig(
     task="copying",
     model="qrnn",
@@ -38,13 +39,24 @@ def format_table(results: list[RunResult], baseline: float) -> str:
     header = ("model", "params", "steps", "seconds", "recalled acc", "loss", "loss / baseline")
     rows = [header]
     for r in results:
-        rows.append((r.config.model, str(r.parameters), str(r.steps), f"{r.seconds:.0f}",
-                     f"{r.metrics['accuracy']:.1%}", f"{r.metrics['loss']:.4f}", f"{r.metrics['loss'] / baseline:.2f}"))
+        rows.append(
+            (
+                r.config.model,
+                str(r.parameters),
+                str(r.steps),
+                f"{r.seconds:.0f}",
+                f"{r.metrics['accuracy']:.1%}",
+                f"{r.metrics['loss']:.4f}",
+                f"{r.metrics['loss'] / baseline:.2f}",
+            )
+        )
     rows.append(("memoryless", "0", "-", "-", "12.5%", f"{baseline:.4f}", "1.00"))
     return markdown_table(rows)
 
 
-def run_demo(minutes: Optional[float] = None, root: Optional[Path] = None, progress: bool = True) -> list[RunResult]:
+def run_demo(
+    minutes: float | None = None, root: Path | None = None, progress: bool = True
+) -> list[RunResult]:
     """Train the demo QRNN and a parameter-matched LSTM, print and return the comparison."""
     root = root or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     scale = minutes / sum(DEMO_MINUTES.values()) if minutes else 1.0
@@ -52,13 +64,17 @@ def run_demo(minutes: Optional[float] = None, root: Optional[Path] = None, progr
     results = []
     for model in ("qrnn", "lstm"):
         config = replace(base, model=model, max_minutes=DEMO_MINUTES[model] * scale)
-        print(f"\n== training {model} on copying memory (delay {config.delay}) for up to "
-              f"{config.max_minutes:.1f} min -> {root / model}")
+        print(
+            f"\n== training {model} on copying memory (delay {config.delay}) for up to "
+            f"{config.max_minutes:.1f} min -> {root / model}"
+        )
         results.append(Trainer(config, root / model, argv=["qrnn", "demo"]).fit())
         print(results[-1].summary)
     baseline = memoryless_baseline(base.delay)
-    print(f"\nCopying memory, delay T={base.delay} (sequence length {base.delay + 20}), "
-          f"QRNN: {base.qubits} qubits × {base.layers} layers, LSTM matched in parameters")
+    print(
+        f"\nCopying memory, delay T={base.delay} (sequence length {base.delay + 20}), "
+        f"QRNN: {base.qubits} qubits × {base.layers} layers, LSTM matched in parameters"
+    )
     print(format_table(results, baseline))
     demo_noisy_comparison(root / "qrnn", progress=progress)
     return results

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def markdown_table(rows: Sequence[Sequence[object]]) -> str:

@@ -5,7 +5,8 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _seed():
-    """Every test starts from the same seeds; tests that need other randomness make their own generators."""
+    """Every test starts from the same seeds; tests that need other randomness make their own
+    generators."""
     torch.manual_seed(1234)
     np.random.seed(1234)
     yield
@@ -18,6 +19,7 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def cache(cache_root, monkeypatch):
-    """Point the dataset cache (QRNN_DATA) at the ``cache_root`` that the requesting test module builds."""
+    """Point the dataset cache (QRNN_DATA) at the ``cache_root`` that the requesting test module
+    builds."""
     monkeypatch.setenv("QRNN_DATA", str(cache_root))
     return cache_root

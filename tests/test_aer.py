@@ -1,5 +1,6 @@
-"""The Aer paths against the torch engine: the sequence runner's readouts, and the aer backend's loss,
-gradients and optimizer step (EstimatorQNN + TorchConnector) against the statevector backend's."""
+"""The Aer paths against the torch engine: the sequence runner's readouts, and the aer backend's
+loss, gradients and optimizer step (EstimatorQNN + TorchConnector) against the statevector
+backend's."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def _rng(name: str) -> np.random.Generator:
 
 
 def _torch_readouts(spec: QRNNSpec, angles: np.ndarray) -> np.ndarray:
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=torch.complex128)
+    engine = StatevectorEngine(
+        step_circuit(spec), readout_observables(spec), dtype=torch.complex128
+    )
     state = engine.initial_state(angles.shape[0])
     out = []
     for t in range(angles.shape[1]):
@@ -64,7 +67,9 @@ class CountingEstimator(EstimatorV2):
     """Aer's EstimatorV2 counting pubs and parameter bindings (the work the cost model predicts)."""
 
     def __init__(self) -> None:
-        super().__init__(options={"backend_options": {"method": "statevector"}, "default_precision": 0.0})
+        super().__init__(
+            options={"backend_options": {"method": "statevector"}, "default_precision": 0.0}
+        )
         self.pubs = 0
         self.bindings = 0
         self.expectations = 0
@@ -73,7 +78,9 @@ class CountingEstimator(EstimatorV2):
         self.pubs += 1
         bindings = int(np.prod(pub.parameter_values.shape))
         self.bindings += bindings
-        self.expectations += bindings * int(np.prod(pub.observables.shape[:pub.observables.ndim - pub.parameter_values.ndim]) or 1)
+        self.expectations += bindings * int(
+            np.prod(pub.observables.shape[: pub.observables.ndim - pub.parameter_values.ndim]) or 1
+        )
         return super()._run_pub(pub)
 
 
@@ -97,7 +104,9 @@ def test_sequence_circuits_have_one_vector_per_step_and_saves_after_each():
 RUNNER_CASES = [(n, ent, ro) for n in (1, 2, 3, 4) for ent in ENTANGLERS for ro in ("xyz", "z")]
 
 
-@pytest.mark.parametrize("n,entangler,readouts", RUNNER_CASES, ids=[f"n{n}-{e}-{r}" for n, e, r in RUNNER_CASES])
+@pytest.mark.parametrize(
+    "n,entangler,readouts", RUNNER_CASES, ids=[f"n{n}-{e}-{r}" for n, e, r in RUNNER_CASES]
+)
 def test_sequence_runner_matches_torch_engine(n, entangler, readouts):
     rng = _rng(f"runner-{n}-{entangler}-{readouts}")
     spec = QRNNSpec(n, int(rng.integers(1, 3)), entangler, readouts)
@@ -115,7 +124,9 @@ def test_sequence_runner_accepts_torch_and_rejects_bad_shapes():
     spec = QRNNSpec(2, 1)
     runner = AerSequenceRunner(spec, runtime_parameter_bind=False)
     angles = torch.randn(2, 3, spec.n_params, dtype=torch.float64)
-    np.testing.assert_allclose(runner.run(angles), _torch_readouts(spec, angles.numpy()), atol=RUNNER_TOL, rtol=0)
+    np.testing.assert_allclose(
+        runner.run(angles), _torch_readouts(spec, angles.numpy()), atol=RUNNER_TOL, rtol=0
+    )
     with pytest.raises(ValueError, match="shape"):
         runner.run(np.zeros((2, 3, spec.n_params + 1)))
     with pytest.raises(ValueError, match="NaN"):
@@ -147,14 +158,24 @@ def test_broadcast_gradient_equals_qiskit_param_shift_including_shared_and_scale
             hi, lo = v.copy(), v.copy()
             hi[k] += eps
             lo[k] -= eps
-            fd = (Statevector(qc.assign_parameters(hi)).expectation_value(o).real
-                  - Statevector(qc.assign_parameters(lo)).expectation_value(o).real) / (2 * eps)
+            fd = (
+                Statevector(qc.assign_parameters(hi)).expectation_value(o).real
+                - Statevector(qc.assign_parameters(lo)).expectation_value(o).real
+            ) / (2 * eps)
             assert abs(ours[i][k] - fd) < 1e-6
 
 
 # ------------------------------------------------------------------------------- trainable path
-def _pair(spec: QRNNSpec, seed: int, vocab: int = 5, n_out: int = 3, head: str = "all", feedback: bool = True,
-          estimator=None, gradient=None):
+def _pair(
+    spec: QRNNSpec,
+    seed: int,
+    vocab: int = 5,
+    n_out: int = 3,
+    head: str = "all",
+    feedback: bool = True,
+    estimator=None,
+    gradient=None,
+):
     """(statevector model in complex128, aer model) with identical initial parameters."""
     config = QRNNConfig(spec, ControllerConfig(width=6, depth=1, activation="tanh"), feedback)
     inputs = InputSpec(vocab=vocab, embed_dim=4)
@@ -166,17 +187,26 @@ def _pair(spec: QRNNSpec, seed: int, vocab: int = 5, n_out: int = 3, head: str =
     return reference, aer
 
 
-MODEL_CASES = [(2, "cx_ring", "xyz", True), (3, "cz_ring", "z", True), (4, "cx_ladder", "xyz", False)]
+MODEL_CASES = [
+    (2, "cx_ring", "xyz", True),
+    (3, "cz_ring", "z", True),
+    (4, "cx_ladder", "xyz", False),
+]
 
 
-@pytest.mark.parametrize("n,entangler,readouts,feedback", MODEL_CASES,
-                         ids=[f"n{n}-{e}-{r}-{'fb' if f else 'nofb'}" for n, e, r, f in MODEL_CASES])
+@pytest.mark.parametrize(
+    "n,entangler,readouts,feedback",
+    MODEL_CASES,
+    ids=[f"n{n}-{e}-{r}-{'fb' if f else 'nofb'}" for n, e, r, f in MODEL_CASES],
+)
 def test_aer_backend_loss_gradients_and_step_match_statevector(n, entangler, readouts, feedback):
     rng = _rng(f"model-{n}-{entangler}-{readouts}")
     spec = QRNNSpec(n, int(rng.integers(1, 3)), entangler, readouts)
     batch, steps = int(rng.integers(2, 5)), int(rng.integers(2, 5))
     reference, aer = _pair(spec, seed=int(rng.integers(1 << 30)), feedback=feedback)
-    assert reference.state_dict().keys() == aer.state_dict().keys()  # checkpoints are interchangeable
+    assert (
+        reference.state_dict().keys() == aer.state_dict().keys()
+    )  # checkpoints are interchangeable
     x = torch.from_numpy(rng.integers(0, 5, (batch, steps)))
     y = torch.from_numpy(rng.integers(0, 3, (batch, steps)))
 
@@ -199,14 +229,22 @@ def test_aer_backend_loss_gradients_and_step_match_statevector(n, entangler, rea
 
 @pytest.mark.parametrize("case", range(12))
 def test_aer_backend_matches_statevector_on_random_small_configs(case):
-    """Seeded random configs: n ≤ 4, T ≤ 4, B ≤ 4, xyz/z readouts, all entanglers, dropout, both heads."""
+    """Seeded random configs: n ≤ 4, T ≤ 4, B ≤ 4, xyz/z readouts, all entanglers, dropout, both
+    heads."""
     rng = _rng(f"sweep-{case}")
-    spec = QRNNSpec(int(rng.integers(1, 5)), int(rng.integers(1, 3)), str(rng.choice(ENTANGLERS)),
-                    str(rng.choice(["xyz", "z"])))
+    spec = QRNNSpec(
+        int(rng.integers(1, 5)),
+        int(rng.integers(1, 3)),
+        str(rng.choice(ENTANGLERS)),
+        str(rng.choice(["xyz", "z"])),
+    )
     batch, steps = int(rng.integers(1, 5)), int(rng.integers(1, 5))
     head = str(rng.choice(["all", "last"]))
-    config = QRNNConfig(spec, ControllerConfig(width=5, depth=int(rng.integers(0, 3)), activation="gelu",
-                                               dropout=0.2), bool(rng.integers(0, 2)))
+    config = QRNNConfig(
+        spec,
+        ControllerConfig(width=5, depth=int(rng.integers(0, 3)), activation="gelu", dropout=0.2),
+        bool(rng.integers(0, 2)),
+    )
     inputs = InputSpec(vocab=6, embed_dim=3)
     seed = int(rng.integers(1 << 30))
     x = torch.from_numpy(rng.integers(0, 6, (batch, steps)))
@@ -234,8 +272,13 @@ def test_aer_backend_matches_statevector_on_random_small_configs(case):
 def test_aer_core_with_qiskit_stock_gradient_matches_too():
     spec = QRNNSpec(2, 1, "cx_ring", "z")
     estimator = aer_estimator()
-    reference, aer = _pair(spec, seed=7, estimator=estimator, gradient=ParamShiftEstimatorGradient(estimator),
-                           head="last")
+    reference, aer = _pair(
+        spec,
+        seed=7,
+        estimator=estimator,
+        gradient=ParamShiftEstimatorGradient(estimator),
+        head="last",
+    )
     x = torch.tensor([[1, 2, 3], [4, 0, 1]])
     for model in (reference, aer):
         model(x).sum().backward()
@@ -248,7 +291,11 @@ def test_cost_model_counts_the_pubs_and_circuits_actually_run():
     batch, steps = 3, 3
     for broadcast in (True, False):
         estimator = CountingEstimator()
-        gradient = BroadcastParamShiftGradient(estimator) if broadcast else ParamShiftEstimatorGradient(estimator)
+        gradient = (
+            BroadcastParamShiftGradient(estimator)
+            if broadcast
+            else ParamShiftEstimatorGradient(estimator)
+        )
         engine = AerEstimatorEngine(spec, estimator=estimator, gradient=gradient)
         angles = torch.randn(batch, steps, spec.n_params, requires_grad=True)
         state = engine.initial_state(batch)
@@ -259,10 +306,16 @@ def test_cost_model_counts_the_pubs_and_circuits_actually_run():
         torch.stack(zs).sum().backward()
         cost = estimate_cost(spec, batch, steps, broadcast=broadcast)
         assert (estimator.pubs, estimator.bindings, estimator.expectations) == (
-            cost.pubs, cost.bindings, cost.expectations)
-        # bindings per prefix length t: forward R·B, gradient 2·t·P·B shifted sets (× R without broadcast)
+            cost.pubs,
+            cost.bindings,
+            cost.expectations,
+        )
+        # bindings per prefix length t: forward R·B, gradient 2·t·P·B shifted sets (× R without
+        # broadcast)
         r, p = spec.n_readouts, spec.n_params
-        per_t = [r * batch + 2 * p * t * batch * (1 if broadcast else r) for t in range(1, steps + 1)]
+        per_t = [
+            r * batch + 2 * p * t * batch * (1 if broadcast else r) for t in range(1, steps + 1)
+        ]
         assert cost.bindings == sum(per_t)
         assert cost.step_circuits == sum(t * b for t, b in zip(range(1, steps + 1), per_t))
 
@@ -283,7 +336,13 @@ def test_cost_guard_refuses_with_an_estimate_and_force_overrides():
 
 def test_estimate_cost_grows_cubically_in_steps():
     spec = QRNNSpec(4, 2)
-    timing = AerTiming(per_run_s=0.0, per_pub_s=0.0, per_binding_s=0.0, per_step_circuit_s=1.0, per_expectation_s=0.0)
+    timing = AerTiming(
+        per_run_s=0.0,
+        per_pub_s=0.0,
+        per_binding_s=0.0,
+        per_step_circuit_s=1.0,
+        per_expectation_s=0.0,
+    )
     small = estimate_cost(spec, 1, 10, timing=timing)
     large = estimate_cost(spec, 1, 20, timing=timing)
     assert 7 < large.seconds / small.seconds < 9
@@ -292,5 +351,8 @@ def test_estimate_cost_grows_cubically_in_steps():
 def test_memory_check_says_how_much_before_allocating():
     assert statevector_bytes(10, 3) == 1024 * 16 * 3
     assert check_memory(10, 3, available=10**9) == 1024 * 16 * 3
-    with pytest.raises(QRNNError, match=r"20 qubits × batch 64 needs about 1.0 GiB of state vectors \(2\^20·16 bytes"):
+    with pytest.raises(
+        QRNNError,
+        match=r"20 qubits × batch 64 needs about 1.0 GiB of state vectors \(2\^20·16 bytes",
+    ):
         check_memory(20, 64, available=1 << 29)

@@ -1,4 +1,5 @@
-"""`qrnn train --backend aer`: a tiny real run, checkpoints shared with the statevector backend, bad input."""
+"""`qrnn train --backend aer`: a tiny real run, checkpoints shared with the statevector backend, bad
+input."""
 
 from __future__ import annotations
 
@@ -13,9 +14,25 @@ from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.models.aer_core import AerQRNNCore
 from qrnn_qiskit.training import TrainConfig, Trainer, load_run, make_task
 
-# T = delay + 20 = 21 steps: the shortest copying sequence; 2 qubits, 1 layer keep Aer training ~seconds
-TINY_AER = TrainConfig(task="copying", model="qrnn", backend="aer", delay=1, qubits=2, layers=1, readouts="z",
-                       width=6, embed_dim=4, dtype="complex128", steps=1, batch_size=2, eval_every=1, eval_size=2, progress=False)
+# T = delay + 20 = 21 steps: the shortest copying sequence; 2 qubits, 1 layer keep Aer training
+# ~seconds
+TINY_AER = TrainConfig(
+    task="copying",
+    model="qrnn",
+    backend="aer",
+    delay=1,
+    qubits=2,
+    layers=1,
+    readouts="z",
+    width=6,
+    embed_dim=4,
+    dtype="complex128",
+    steps=1,
+    batch_size=2,
+    eval_every=1,
+    eval_size=2,
+    progress=False,
+)
 
 
 def test_tiny_aer_run_resumes_on_statevector_with_the_same_model(tmp_path):
@@ -47,22 +64,38 @@ def _cli_error(capsys, *args: str) -> str:
 
 
 def test_backend_bad_input_is_one_line_exit_2(tmp_path, capsys):
-    err = _cli_error(capsys, "--backend", "aer", "--model", "lstm", "--run-dir", str(tmp_path / "a"))
+    err = _cli_error(
+        capsys, "--backend", "aer", "--model", "lstm", "--run-dir", str(tmp_path / "a")
+    )
     assert "--model lstm is classical" in err
     err = _cli_error(capsys, "--backend", "gpu", "--run-dir", str(tmp_path / "b"))
     assert "unknown backend 'gpu'" in err
-    err = _cli_error(capsys, "--backend", "aer", "--qubits", "24", "--batch-size", "4096", "--run-dir", str(tmp_path / "c"))
+    err = _cli_error(
+        capsys,
+        "--backend",
+        "aer",
+        "--qubits",
+        "24",
+        "--batch-size",
+        "4096",
+        "--run-dir",
+        str(tmp_path / "c"),
+    )
     assert "2^24·16 bytes per sample" in err
 
 
 def test_default_aer_training_is_refused_with_an_estimate(tmp_path, capsys):
     # the default copying run: T = 40, B = 64, 8 qubits, 2000 steps: thousands of hours
-    err = _cli_error(capsys, "--backend", "aer", "--no-progress", "--run-dir", str(tmp_path / "run"))
+    err = _cli_error(
+        capsys, "--backend", "aer", "--no-progress", "--run-dir", str(tmp_path / "run")
+    )
     assert "would take about" in err and "--force" in err and "T=40" in err
 
 
 def test_missing_or_old_packages_are_named_with_the_fix():
-    with pytest.raises(QRNNError, match=r"needs qiskit-aer >= 99.0, found .*pip install 'qiskit-aer>=99.0'"):
+    with pytest.raises(
+        QRNNError, match=r"needs qiskit-aer >= 99.0, found .*pip install 'qiskit-aer>=99.0'"
+    ):
         _require("qiskit_aer", "qiskit-aer", (99, 0), "the aer backend")
     with pytest.raises(QRNNError, match="not installed"):
         _require("qiskit_aer_not_a_package", "qiskit-aer-not-a-package", (0, 1), "the aer backend")

@@ -9,17 +9,31 @@ def test_step_circuit_layout_and_parameter_order():
     assert spec.n_params == 12 == qc.num_parameters
     assert [p.name for p in qc.parameters] == [f"θ[{i}]" for i in range(12)]
     names = [(ins.operation.name, [qc.find_bit(q).index for q in ins.qubits]) for ins in qc.data]
-    layer = [("ry", [0]), ("ry", [1]), ("ry", [2]), ("rz", [0]), ("rz", [1]), ("rz", [2]),
-             ("cx", [0, 1]), ("cx", [1, 2]), ("cx", [2, 0])]
+    layer = [
+        ("ry", [0]),
+        ("ry", [1]),
+        ("ry", [2]),
+        ("rz", [0]),
+        ("rz", [1]),
+        ("rz", [2]),
+        ("cx", [0, 1]),
+        ("cx", [1, 2]),
+        ("cx", [2, 0]),
+    ]
     assert names == layer + layer
     first_rz = qc.data[3].operation.params[0]
     assert first_rz.name == "θ[3]"
 
 
-@pytest.mark.parametrize("n,entangler,edges", [
-    (1, "cx_ring", []), (2, "cz_ring", [(0, 1)]), (3, "cz_ring", [(0, 1), (1, 2), (2, 0)]),
-    (4, "cx_ladder", [(0, 1), (1, 2), (2, 3)]),
-])
+@pytest.mark.parametrize(
+    "n,entangler,edges",
+    [
+        (1, "cx_ring", []),
+        (2, "cz_ring", [(0, 1)]),
+        (3, "cz_ring", [(0, 1), (1, 2), (2, 0)]),
+        (4, "cx_ladder", [(0, 1), (1, 2), (2, 3)]),
+    ],
+)
 def test_entangler_edges(n, entangler, edges):
     assert QRNNSpec(n, 1, entangler).edges() == edges
 
@@ -31,11 +45,18 @@ def test_readout_sets():
     assert readout_labels(QRNNSpec(2, 1, readouts=["XY", "ZI"])) == ["XY", "ZI"]
 
 
-@pytest.mark.parametrize("kwargs,field", [
-    ({"n_qubits": 0}, "n_qubits"), ({"n_qubits": 25}, "n_qubits"), ({"n_qubits": 2, "layers": 0}, "layers"),
-    ({"n_qubits": 2, "entangler": "swap"}, "entangler"), ({"n_qubits": 2, "readouts": "xx"}, "readouts"),
-    ({"n_qubits": 2, "readouts": ("XYZ",)}, "readouts"), ({"n_qubits": 2, "readouts": ()}, "readouts"),
-])
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"n_qubits": 0}, "n_qubits"),
+        ({"n_qubits": 25}, "n_qubits"),
+        ({"n_qubits": 2, "layers": 0}, "layers"),
+        ({"n_qubits": 2, "entangler": "swap"}, "entangler"),
+        ({"n_qubits": 2, "readouts": "xx"}, "readouts"),
+        ({"n_qubits": 2, "readouts": ("XYZ",)}, "readouts"),
+        ({"n_qubits": 2, "readouts": ()}, "readouts"),
+    ],
+)
 def test_bad_specs_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         QRNNSpec(**kwargs)

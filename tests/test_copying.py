@@ -10,7 +10,9 @@ def test_copying_layout_follows_data_md():
     x, y = copying_batch(np.random.default_rng(0), 4, delay=7)
     assert x.shape == y.shape == (4, 27)
     assert ((x[:, :10] >= 1) & (x[:, :10] <= 8)).all()
-    assert (x[:, 10:17] == BLANK).all() and (x[:, 17] == MARKER).all() and (x[:, 18:] == BLANK).all()
+    assert (
+        (x[:, 10:17] == BLANK).all() and (x[:, 17] == MARKER).all() and (x[:, 18:] == BLANK).all()
+    )
     assert (y[:, :17] == BLANK).all()
     np.testing.assert_array_equal(y[:, 17:], x[:, :10])
 
@@ -30,6 +32,10 @@ def test_bad_arguments():
 def test_markdown_table_aligns_columns():
     from qrnn_qiskit.formatting import markdown_table
 
-    assert markdown_table([("a", "bb"), ("ccc", 1)]).splitlines() == ["| a   | bb |", "|-----|----|", "| ccc | 1  |"]
+    assert markdown_table([("a", "bb"), ("ccc", 1)]).splitlines() == [
+        "| a   | bb |",
+        "|-----|----|",
+        "| ccc | 1  |",
+    ]
     with pytest.raises(ValueError):
         markdown_table([])

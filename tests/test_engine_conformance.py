@@ -1,5 +1,5 @@
-"""The statevector engine (native CPU kernels and the torch path) against Qiskit's Statevector (and Aer):
-states, readouts, gradients."""
+"""The statevector engine (native CPU kernels and the torch path) against Qiskit's Statevector (and
+Aer): states, readouts, gradients."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from kernels import KERNELS, kernel_or_skip
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterVector
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from kernels import KERNELS, kernel_or_skip
 from qrnn_qiskit.backends import StatevectorEngine, UnsupportedCircuitError, native
 from qrnn_qiskit.circuits import ENTANGLERS, QRNNSpec, readout_observables, step_circuit
 
@@ -30,7 +30,9 @@ def _random_labels(rng: np.random.Generator, n: int, k: int = 4) -> tuple[str, .
     return tuple(labels)
 
 
-def _reference(circuit: QuantumCircuit, angles: np.ndarray, observables) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _reference(
+    circuit: QuantumCircuit, angles: np.ndarray, observables
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """States and readouts after each step for one sample, by Qiskit's Statevector."""
     state = Statevector.from_label("0" * circuit.num_qubits)
     states, values = [], []
@@ -41,7 +43,9 @@ def _reference(circuit: QuantumCircuit, angles: np.ndarray, observables) -> tupl
     return states, values
 
 
-def _engine_run(engine: StatevectorEngine, angles: np.ndarray) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _engine_run(
+    engine: StatevectorEngine, angles: np.ndarray
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     state = engine.initial_state(angles.shape[0])
     states, values = [], []
     for t in range(angles.shape[1]):
@@ -51,20 +55,33 @@ def _engine_run(engine: StatevectorEngine, angles: np.ndarray) -> tuple[list[tor
     return states, values
 
 
-SPECS = [(n, ent, ro, k) for n in range(1, 9) for ent in ENTANGLERS for ro in READOUTS for k in KERNELS
-         if k != "native" or n >= native.MIN_QUBITS]
+SPECS = [
+    (n, ent, ro, k)
+    for n in range(1, 9)
+    for ent in ENTANGLERS
+    for ro in READOUTS
+    for k in KERNELS
+    if k != "native" or n >= native.MIN_QUBITS
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["c128", "c64"])
-@pytest.mark.parametrize("n,entangler,readouts,kernel", SPECS, ids=[f"n{n}-{e}-{r}-{k}" for n, e, r, k in SPECS])
+@pytest.mark.parametrize(
+    "n,entangler,readouts,kernel", SPECS, ids=[f"n{n}-{e}-{r}-{k}" for n, e, r, k in SPECS]
+)
 def test_states_and_readouts_match_statevector(n, entangler, readouts, dtype, kernel):
     rng = np.random.default_rng(zlib.crc32(f"{n}-{entangler}-{readouts}".encode()))
     layers = int(rng.integers(1, 4))
     labels = _random_labels(rng, n) if readouts == "explicit" else readouts
     spec = QRNNSpec(n, layers, entangler, labels)
     circuit, observables = step_circuit(spec), readout_observables(spec)
-    engine = StatevectorEngine(circuit, observables, dtype=dtype, group_size=int(rng.integers(1, 5)),
-                               kernel=kernel_or_skip(kernel, n))
+    engine = StatevectorEngine(
+        circuit,
+        observables,
+        dtype=dtype,
+        group_size=int(rng.integers(1, 5)),
+        kernel=kernel_or_skip(kernel, n),
+    )
     batch, steps = 2, 3
     angles = rng.uniform(-np.pi, np.pi, size=(batch, steps, spec.n_params))
     states, values = _engine_run(engine, angles)
@@ -72,17 +89,27 @@ def test_states_and_readouts_match_statevector(n, entangler, readouts, dtype, ke
     for b in range(batch):
         ref_states, ref_values = _reference(circuit, angles[b], observables)
         for t in range(steps):
-            np.testing.assert_allclose(states[t][b].detach().numpy(), ref_states[t], atol=tol, rtol=0)
-            np.testing.assert_allclose(values[t][b].detach().numpy(), ref_values[t], atol=tol, rtol=0)
+            np.testing.assert_allclose(
+                states[t][b].detach().numpy(), ref_states[t], atol=tol, rtol=0
+            )
+            np.testing.assert_allclose(
+                values[t][b].detach().numpy(), ref_values[t], atol=tol, rtol=0
+            )
 
 
-@pytest.mark.parametrize("n,kernel", [(n, k) for n in (1, 2, 3, 5, 8) for k in KERNELS
-                                      if k != "native" or n >= native.MIN_QUBITS])
+@pytest.mark.parametrize(
+    "n,kernel",
+    [(n, k) for n in (1, 2, 3, 5, 8) for k in KERNELS if k != "native" or n >= native.MIN_QUBITS],
+)
 def test_gradients_match_central_finite_differences(n, kernel):
     rng = np.random.default_rng(100 + n)
     spec = QRNNSpec(n, 2, ENTANGLERS[n % 3], "xyz")
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=torch.complex128,
-                               kernel=kernel_or_skip(kernel, n))
+    engine = StatevectorEngine(
+        step_circuit(spec),
+        readout_observables(spec),
+        dtype=torch.complex128,
+        kernel=kernel_or_skip(kernel, n),
+    )
     steps = 2
     weights = torch.tensor(rng.normal(size=(steps, spec.n_readouts)))
 
@@ -94,7 +121,9 @@ def test_gradients_match_central_finite_differences(n, kernel):
             total = total + (engine.readouts(state)[0] * weights[t]).sum()
         return total
 
-    angles = torch.tensor(rng.uniform(-np.pi, np.pi, size=(steps, spec.n_params)), requires_grad=True)
+    angles = torch.tensor(
+        rng.uniform(-np.pi, np.pi, size=(steps, spec.n_params)), requires_grad=True
+    )
     (grad,) = torch.autograd.grad(loss(angles), angles)
     eps = 1e-6
     fd = torch.zeros_like(angles)
@@ -111,10 +140,14 @@ def test_pauli_label_order_rightmost_is_qubit_zero():
     qc = QuantumCircuit(3)
     qc.x(0)
     labels = ["IIZ", "ZII", "IZI", "ZIZ"]
-    engine = StatevectorEngine(qc, [SparsePauliOp(l) for l in labels], dtype=torch.complex128)
+    engine = StatevectorEngine(
+        qc, [SparsePauliOp(label) for label in labels], dtype=torch.complex128
+    )
     state = engine.step(engine.initial_state(1), torch.zeros(1, 0))
     assert state[0].abs().argmax().item() == 1
-    np.testing.assert_allclose(engine.readouts(state)[0].numpy(), [-1.0, 1.0, 1.0, -1.0], atol=1e-12)
+    np.testing.assert_allclose(
+        engine.readouts(state)[0].numpy(), [-1.0, 1.0, 1.0, -1.0], atol=1e-12
+    )
 
 
 def test_readout_order_of_xyz_spec():
@@ -155,7 +188,9 @@ def test_general_circuit_with_every_supported_gate_and_multi_term_observables():
     for i in range(3):
         ref = Statevector(qc.assign_parameters(params[i]))
         np.testing.assert_allclose(state[i].numpy(), ref.data, atol=1e-12)
-        np.testing.assert_allclose(values[i].numpy(), [ref.expectation_value(o).real for o in observables], atol=1e-12)
+        np.testing.assert_allclose(
+            values[i].numpy(), [ref.expectation_value(o).real for o in observables], atol=1e-12
+        )
 
 
 def test_matches_aer_statevector():
@@ -208,5 +243,9 @@ def test_complex64_and_complex128_agree_and_state_stays_normalised():
         engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype)
         states, values = _engine_run(engine, angles)
         runs[dtype] = values[-1].double()
-        np.testing.assert_allclose(states[-1].abs().pow(2).sum(-1).double().numpy(), 1.0, atol=TOL[dtype] * 10)
-    np.testing.assert_allclose(runs[torch.complex64].numpy(), runs[torch.complex128].numpy(), atol=1e-5)
+        np.testing.assert_allclose(
+            states[-1].abs().pow(2).sum(-1).double().numpy(), 1.0, atol=TOL[dtype] * 10
+        )
+    np.testing.assert_allclose(
+        runs[torch.complex64].numpy(), runs[torch.complex128].numpy(), atol=1e-5
+    )

@@ -1,4 +1,5 @@
-"""The native CPU kernels: agreement with the torch path at larger n, threading, selection and fallbacks."""
+"""The native CPU kernels: agreement with the torch path at larger n, threading, selection and
+fallbacks."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import sys
 
 import pytest
 import torch
-
 from kernels import kernel_or_skip
+
 from qrnn_qiskit.backends import StatevectorEngine, native
 from qrnn_qiskit.circuits import QRNNSpec, readout_observables, step_circuit
 
@@ -27,8 +28,15 @@ def _run(engine: StatevectorEngine, angles: torch.Tensor, weights: torch.Tensor)
 @pytest.mark.parametrize("entangler", ["cx_ring", "cz_ring"])
 def test_native_equals_torch_path_at_twelve_qubits(dtype, entangler):
     spec = QRNNSpec(12, 2, entangler, "xyz")
-    engines = [StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype,
-                                 kernel=kernel_or_skip(k, spec.n_qubits)) for k in ("native", "torch")]
+    engines = [
+        StatevectorEngine(
+            step_circuit(spec),
+            readout_observables(spec),
+            dtype=dtype,
+            kernel=kernel_or_skip(k, spec.n_qubits),
+        )
+        for k in ("native", "torch")
+    ]
     gen = torch.Generator().manual_seed(3)
     angles = torch.randn(3, 4, spec.n_params, generator=gen, dtype=torch.float64)
     weights = torch.randn(4, spec.n_readouts, generator=gen, dtype=torch.float64)
@@ -40,8 +48,11 @@ def test_native_equals_torch_path_at_twelve_qubits(dtype, entangler):
 def test_threads_split_the_batch_without_changing_results(monkeypatch):
     monkeypatch.setattr(native, "MIN_AMPLITUDES_PER_THREAD", 1)  # split even this small batch
     spec = QRNNSpec(7, 2, "cx_ring", "xyz")
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec),
-                               kernel=kernel_or_skip("native", spec.n_qubits))
+    engine = StatevectorEngine(
+        step_circuit(spec),
+        readout_observables(spec),
+        kernel=kernel_or_skip("native", spec.n_qubits),
+    )
     angles = torch.randn(5, 3, spec.n_params, generator=torch.Generator().manual_seed(1))
     weights = torch.randn(3, spec.n_readouts, generator=torch.Generator().manual_seed(2))
     before = torch.get_num_threads()
@@ -87,7 +98,9 @@ except RuntimeError as error:
 
 def _probe(tmp_path, **env) -> list[str]:
     full = {**os.environ, "QRNN_NATIVE_CACHE": str(tmp_path / "native"), **env}
-    done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=full, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, env=full, check=True
+    )
     return done.stdout.splitlines()
 
 
@@ -117,15 +130,18 @@ def test_the_library_is_built_once_per_cache(tmp_path):
 
 
 def test_a_forked_child_gets_its_own_thread_pool(monkeypatch):
-    """The batch is split over a thread pool; a child forked after the parent used it must not wait on
-    threads that do not exist in the child."""
+    """The batch is split over a thread pool; a child forked after the parent used it must not wait
+    on threads that do not exist in the child."""
     import multiprocessing
 
     monkeypatch.setattr(native, "MIN_AMPLITUDES_PER_THREAD", 1)
 
     spec = QRNNSpec(5, 1)
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec),
-                               kernel=kernel_or_skip("native", spec.n_qubits))
+    engine = StatevectorEngine(
+        step_circuit(spec),
+        readout_observables(spec),
+        kernel=kernel_or_skip("native", spec.n_qubits),
+    )
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -149,8 +165,11 @@ def test_engines_with_native_kernels_copy_and_pickle():
     import pickle
 
     spec = QRNNSpec(4, 2)
-    engine = StatevectorEngine(step_circuit(spec), readout_observables(spec),
-                               kernel=kernel_or_skip("native", spec.n_qubits))
+    engine = StatevectorEngine(
+        step_circuit(spec),
+        readout_observables(spec),
+        kernel=kernel_or_skip("native", spec.n_qubits),
+    )
     angles = torch.randn(2, 3, spec.n_params)
     expected, _ = engine.sequence(angles)
     for clone in (copy.deepcopy(engine), pickle.loads(pickle.dumps(engine))):
@@ -162,7 +181,9 @@ def test_small_batches_stay_on_the_calling_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert native._threads(32, 1 << 8) == 1  # n = 8, B = 32: a pool hand-off costs more than the work
+        assert (
+            native._threads(32, 1 << 8) == 1
+        )  # n = 8, B = 32: a pool hand-off costs more than the work
         assert native._threads(32, 1 << 12) == 2  # n = 12, B = 32
         assert native._threads(1, 1 << 20) == 1
     finally:

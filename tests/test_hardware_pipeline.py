@@ -1,4 +1,5 @@
-"""Hardware pipeline: replay/dynamic protocols, noisy Aer on fake backends, IBM local mode, reports, CLI."""
+"""Hardware pipeline: replay/dynamic protocols, noisy Aer on fake backends, IBM local mode, reports,
+CLI."""
 
 from __future__ import annotations
 
@@ -31,8 +32,20 @@ TOKEN = "qrnn-test-token-5f1c9e0b7d"
 def run_dir(tmp_path_factory) -> Path:
     """A briefly trained 3-qubit QRNN on copying memory with delay 1 (sequences of 21 steps)."""
     path = tmp_path_factory.mktemp("hw") / "run"
-    config = TrainConfig(task="copying", model="qrnn", delay=1, qubits=3, layers=1, width=16, steps=3,
-                         eval_every=3, eval_size=16, batch_size=8, progress=False, threads=1)
+    config = TrainConfig(
+        task="copying",
+        model="qrnn",
+        delay=1,
+        qubits=3,
+        layers=1,
+        width=16,
+        steps=3,
+        eval_every=3,
+        eval_size=16,
+        batch_size=8,
+        progress=False,
+        threads=1,
+    )
     Trainer(config, path, argv=["test"]).fit()
     return path
 
@@ -42,14 +55,19 @@ def quiet(_: str) -> None:
 
 
 def test_measurement_settings_cover_readouts():
-    assert measurement_settings(QRNNSpec(3, readouts="xyz")) == (["XXX", "YYY", "ZZZ"], [0, 0, 0, 1, 1, 1, 2, 2, 2])
+    assert measurement_settings(QRNNSpec(3, readouts="xyz")) == (
+        ["XXX", "YYY", "ZZZ"],
+        [0, 0, 0, 1, 1, 1, 2, 2, 2],
+    )
     assert measurement_settings(QRNNSpec(4, readouts="zz"))[0] == ["ZZZZ"]
     settings, assignment = measurement_settings(QRNNSpec(2, readouts=("XI", "IY", "XY", "ZZ")))
     assert settings == ["YX", "ZZ"] and assignment == [0, 0, 0, 1]
 
 
 def test_replay_on_statevector_reproduces_the_model(run_dir):
-    result = evaluate(run_dir, EvalConfig(target="statevector", samples=3), progress=False, log=quiet)
+    result = evaluate(
+        run_dir, EvalConfig(target="statevector", samples=3), progress=False, log=quiet
+    )
     assert result["steps"] == 21 and result["samples"] == 3
     assert result["max_error"] < 2e-5  # complex64 engine vs exact Qiskit probabilities
     for key, value in result["exact_metrics"].items():
@@ -58,7 +76,9 @@ def test_replay_on_statevector_reproduces_the_model(run_dir):
 
 def test_replay_with_ideal_shots_is_within_5_sigma_of_the_engine(run_dir):
     shots = 20_000
-    result = evaluate(run_dir, EvalConfig(target="aer", samples=2, shots=shots, seed=3), progress=False, log=quiet)
+    result = evaluate(
+        run_dir, EvalConfig(target="aer", samples=2, shots=shots, seed=3), progress=False, log=quiet
+    )
     _, model, _, _, _, _ = load_samples(run_dir, 2)
     engine = model.core.engine
     angles = torch.tensor(result["angles"])  # [K, T, P]: the angles the replay actually ran
@@ -68,7 +88,7 @@ def test_replay_with_ideal_shots_is_within_5_sigma_of_the_engine(run_dir):
     for t in range(angles.shape[1]):
         psi = engine.step(psi, angles[:, t].to(torch.float32))
         z = engine.readouts(psi).double().numpy()
-        sigma = np.sqrt(np.clip(1 - z ** 2, 1e-6, None) / shots)
+        sigma = np.sqrt(np.clip(1 - z**2, 1e-6, None) / shots)
         deviations.append(np.abs(z_hat[:, t] - z) / sigma)
     deviations = np.array(deviations)
     assert deviations.max() < 5.0
@@ -96,7 +116,9 @@ def test_dynamic_circuit_transpiles_and_runs_on_noisy_fake_backends(run_dir, bac
                 measured_before.add(circuit.find_bit(instruction.clbits[0]).index)
             if op.name == "if_else":
                 clbit, value = op.condition
-                assert value == 1 and circuit.find_bit(clbit).index in measured_before  # a single measured bit
+                assert (
+                    value == 1 and circuit.find_bit(clbit).index in measured_before
+                )  # a single measured bit
                 assert len(op.blocks) == 2  # with else
                 for block in op.blocks:
                     inner = set(block.count_ops())
@@ -113,15 +135,23 @@ def test_resource_report_matches_the_circuits_that_ran(run_dir):
 
     class RecordingExecutor(AerExecutor):
         def run(self, pubs, shots, seed=0):
-            ran.extend(c.assign_parameters(row) if v is not None else c for c, v in pubs
-                       for row in (v if v is not None else [None]))
+            ran.extend(
+                c.assign_parameters(row) if v is not None else c
+                for c, v in pubs
+                for row in (v if v is not None else [None])
+            )
             return super().run(pubs, shots, seed)
 
     lines: list[str] = []
     shots = 100
     executor = RecordingExecutor(parse_target("aer-noisy:fake_fez"))
-    result = evaluate(run_dir, EvalConfig(target="aer-noisy:fake_fez", samples=2, shots=shots, max_steps=3),
-                      executor=executor, progress=False, log=lines.append)
+    result = evaluate(
+        run_dir,
+        EvalConfig(target="aer-noisy:fake_fez", samples=2, shots=shots, max_steps=3),
+        executor=executor,
+        progress=False,
+        log=lines.append,
+    )
     report = result["resources"]
     assert "resources for replay on aer-noisy:fake_fez" in lines[0]
     assert report["circuits"] == len(ran) == 3 * 3 * 2 and report["rounds"] == 3
@@ -129,13 +159,18 @@ def test_resource_report_matches_the_circuits_that_ran(run_dir):
     assert report["two_qubit_gates"] == sum(two_qubit_gates(c) for c in ran)
     assert report["two_qubit_gates"] == sum(c.count_ops().get("cz", 0) for c in ran)
     assert report["max_depth"] == max(c.depth() for c in ran)
-    assert report["qubits_used"] == len(executor.physical_qubits) >= max(len(active_qubits(c)) for c in ran)
+    assert (
+        report["qubits_used"]
+        == len(executor.physical_qubits)
+        >= max(len(active_qubits(c)) for c in ran)
+    )
     expected = sum(shots * (estimate_seconds(c, executor.seconds_target) + 250e-6) for c in ran)
     assert report["qpu_seconds"] == pytest.approx(expected, rel=1e-9)
 
 
 def test_jobs_survive_a_crash_between_submit_and_collect(run_dir, tmp_path, monkeypatch):
-    """Local mode: the executor object plays IBM's server (it keeps jobs); everything else is rebuilt from disk."""
+    """Local mode: the executor object plays IBM's server (it keeps jobs); everything else is
+    rebuilt from disk."""
     from qiskit_ibm_runtime import QiskitRuntimeService
 
     monkeypatch.setenv("QISKIT_IBM_TOKEN", TOKEN)
@@ -145,14 +180,18 @@ def test_jobs_survive_a_crash_between_submit_and_collect(run_dir, tmp_path, monk
     shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("evals", "jobs.jsonl"))
     server = IBMExecutor("fake_manila", service=QiskitRuntimeService(channel="local"))
     config = EvalConfig(target="ibm:fake_manila", samples=2, shots=200, max_steps=2)
-    assert evaluate(run, config, executor=server, submit_only=True, progress=False, log=quiet) is None
+    assert (
+        evaluate(run, config, executor=server, submit_only=True, progress=False, log=quiet) is None
+    )
     records = [json.loads(line) for line in (run / "jobs.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["round"] == 0 and records[0]["job_id"] in server._jobs
     # crash: the client's memory is gone; collect starts from the run directory alone
     results = collect(run, executor=server, progress=False, log=quiet)
     records = [json.loads(line) for line in (run / "jobs.jsonl").read_text().splitlines()]
     assert [r["round"] for r in records] == [0, 1]
-    assert len(server._jobs) == 2 == len({r["job_id"] for r in records})  # round 0 was never resubmitted
+    assert (
+        len(server._jobs) == 2 == len({r["job_id"] for r in records})
+    )  # round 0 was never resubmitted
     assert len(results) == 1 and results[0]["jobs"] == [r["job_id"] for r in records]
     assert np.array(results[0]["readouts"]).shape == (2, 2, 9)
     with pytest.raises(QRNNError, match="no unfinished"):
@@ -163,14 +202,21 @@ def test_jobs_survive_a_crash_between_submit_and_collect(run_dir, tmp_path, monk
 
 
 def test_collect_never_resubmits_in_a_new_local_session(run_dir, tmp_path):
-    from qiskit_ibm_runtime import QiskitRuntimeService
     import shutil
+
+    from qiskit_ibm_runtime import QiskitRuntimeService
 
     run = tmp_path / "run"
     shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("evals", "jobs.jsonl"))
     config = EvalConfig(target="ibm:fake_manila", samples=1, shots=50, max_steps=1)
-    evaluate(run, config, executor=IBMExecutor("fake_manila", service=QiskitRuntimeService(channel="local")),
-             submit_only=True, progress=False, log=quiet)
+    evaluate(
+        run,
+        config,
+        executor=IBMExecutor("fake_manila", service=QiskitRuntimeService(channel="local")),
+        submit_only=True,
+        progress=False,
+        log=quiet,
+    )
     fresh = IBMExecutor("fake_manila", service=QiskitRuntimeService(channel="local"))
     with pytest.raises(QRNNError, match="nothing was resubmitted"):
         collect(run, executor=fresh, progress=False, log=quiet)
@@ -192,7 +238,12 @@ def test_transient_errors_are_retried_with_backoff():
         with_retries(lambda: (_ for _ in ()).throw(ValueError("permanent")), sleep=sleeps.append)
     assert sleeps == [1.0, 2.0]
     with pytest.raises(QRNNError, match="kept failing after 3"):
-        with_retries(lambda: (_ for _ in ()).throw(TimeoutError()), attempts=3, sleep=sleeps.append, base_delay=1.0)
+        with_retries(
+            lambda: (_ for _ in ()).throw(TimeoutError()),
+            attempts=3,
+            sleep=sleeps.append,
+            base_delay=1.0,
+        )
 
 
 def test_compare_writes_table_and_plots(run_dir, tmp_path):
@@ -206,10 +257,14 @@ def test_compare_writes_table_and_plots(run_dir, tmp_path):
     assert {p.name for p in plots} == {"readout_error.png", "depolarizing_sweep.png"}
     for p in plots:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    results = {json.loads(p.read_text())["target"]: json.loads(p.read_text())
-               for p in (run / "evals").glob("*/result.json")}
+    results = {
+        json.loads(p.read_text())["target"]: json.loads(p.read_text())
+        for p in (run / "evals").glob("*/result.json")
+    }
     noisy, clean = results["aer-noisy:depolarizing:0.2"], results["aer-noisy:depolarizing:0"]
-    assert noisy["mean_error"] > clean["mean_error"]  # strong depolarizing noise shrinks the readouts
+    assert (
+        noisy["mean_error"] > clean["mean_error"]
+    )  # strong depolarizing noise shrinks the readouts
     assert (run / "comparison.md").read_text().startswith("# run: noiseless vs noisy")
 
 
@@ -221,7 +276,9 @@ def test_export_writes_bound_circuits(run_dir, tmp_path):
         circuits = qpy.load(handle)
     assert len(circuits) == 21 * 3 and all(c.num_parameters == 0 for c in circuits)
     assert circuits[-1].count_ops()["cx"] == 21 * 3  # 21 steps × 3 ring edges
-    paths = export_circuits(run_dir, parse_input("1,2,3,9,0", run_dir), "dynamic", "qasm3", tmp_path / "q")
+    paths = export_circuits(
+        run_dir, parse_input("1,2,3,9,0", run_dir), "dynamic", "qasm3", tmp_path / "q"
+    )
     assert len(paths) == 3 and "if (" in paths[0].read_text() and "reset" in paths[0].read_text()
 
 
@@ -250,7 +307,9 @@ def test_missing_checkpoint_and_missing_account(run_dir, tmp_path, capsys, monke
 
     for name in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_CHANNEL", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(management, "_DEFAULT_ACCOUNT_CONFIG_JSON_FILE", str(tmp_path / "none.json"))
+    monkeypatch.setattr(
+        management, "_DEFAULT_ACCOUNT_CONFIG_JSON_FILE", str(tmp_path / "none.json")
+    )
     assert main(["submit", str(run_dir), "--target", "ibm:ibm_fez", "--yes"]) == 2
     err = capsys.readouterr().err
     assert "no IBM Quantum account" in err and "save_account" in err
@@ -263,9 +322,28 @@ def test_cli_eval_and_collect_in_local_mode(run_dir, tmp_path, capsys, monkeypat
     run = tmp_path / "run"
     shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("evals", "jobs.jsonl"))
     monkeypatch.setenv("QISKIT_IBM_CHANNEL", "local")
-    assert main(["eval", str(run), "--target", "ibm:fake_manila", "--samples", "1", "--shots", "100",
-                 "--max-steps", "1", "--yes", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run),
+                "--target",
+                "ibm:fake_manila",
+                "--samples",
+                "1",
+                "--shots",
+                "100",
+                "--max-steps",
+                "1",
+                "--yes",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "est. QPU seconds" in out and "ibm:fake_manila / replay" in out
     assert len((run / "jobs.jsonl").read_text().splitlines()) == 1
-    assert math.isfinite(json.loads(next((run / "evals").glob("*/result.json")).read_text())["mean_error"])
+    assert math.isfinite(
+        json.loads(next((run / "evals").glob("*/result.json")).read_text())["mean_error"]
+    )

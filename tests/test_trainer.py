@@ -10,8 +10,18 @@ from qrnn_qiskit.cli import main
 from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.training import TrainConfig, Trainer, load_run, read_metrics
 
-TINY = TrainConfig(delay=2, qubits=3, layers=1, width=8, steps=6, eval_every=3, eval_size=16, batch_size=4,
-                   lr=1e-2, progress=False)
+TINY = TrainConfig(
+    delay=2,
+    qubits=3,
+    layers=1,
+    width=8,
+    steps=6,
+    eval_every=3,
+    eval_size=16,
+    batch_size=4,
+    lr=1e-2,
+    progress=False,
+)
 
 
 def test_tiny_copying_run_writes_a_complete_run_directory(tmp_path):
@@ -42,7 +52,10 @@ def test_same_seed_same_result_and_resume_is_exact(tmp_path, model):
 def test_baseline_is_matched_to_the_qrnn_flags(tmp_path):
     qrnn = Trainer(TINY, tmp_path / "q")
     lstm = Trainer(replace(TINY, model="lstm"), tmp_path / "l")
-    count = lambda m: sum(p.numel() for p in m.parameters())
+
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
     assert abs(count(lstm.model) - count(qrnn.model)) < 0.1 * count(qrnn.model)
 
 
@@ -59,7 +72,8 @@ def test_existing_run_dir_needs_resume_and_resume_needs_same_config(tmp_path):
 
 
 def test_a_model_that_cannot_be_built_writes_no_run_directory(tmp_path):
-    # valid as a config, refused by the Aer model builder (2^24·16 bytes × 1024 samples of state vectors)
+    # valid as a config, refused by the Aer model builder (2^24·16 bytes × 1024 samples of state
+    # vectors)
     config = replace(TINY, backend="aer", qubits=24, batch_size=1024)
     with pytest.raises(QRNNError, match="needs about"):
         Trainer(config, tmp_path / "run")
@@ -73,12 +87,19 @@ def test_malformed_checkpoint_is_a_clear_error(tmp_path):
         load_run(tmp_path / "run")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--task", "imagenet"], "unknown task"), (["--model", "transformer"], "unknown model"),
-    (["--entangler", "swap"], "unknown entangler"), (["--activation", "swish"], "unknown activation"),
-    (["--qubits", "0"], "--qubits must be in 1..24"), (["--qubits", "30"], "--qubits"),
-    (["--delay", "0"], "--delay must be >= 1"), (["--batch-size", "0"], "--batch-size must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--task", "imagenet"], "unknown task"),
+        (["--model", "transformer"], "unknown model"),
+        (["--entangler", "swap"], "unknown entangler"),
+        (["--activation", "swish"], "unknown activation"),
+        (["--qubits", "0"], "--qubits must be in 1..24"),
+        (["--qubits", "30"], "--qubits"),
+        (["--delay", "0"], "--delay must be >= 1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     code = main(["train", "--run-dir", str(tmp_path / "r"), *args])
     err = capsys.readouterr().err.strip()
@@ -87,8 +108,28 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, messa
 
 
 def test_cli_train_and_resume_end_to_end(tmp_path, capsys):
-    args = ["train", "--run-dir", str(tmp_path / "r"), "--delay", "2", "--qubits", "2", "--layers", "1",
-            "--width", "4", "--steps", "4", "--eval-every", "2", "--eval-size", "8", "--batch-size", "4", "--no-progress"]
+    args = [
+        "train",
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--delay",
+        "2",
+        "--qubits",
+        "2",
+        "--layers",
+        "1",
+        "--width",
+        "4",
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--eval-size",
+        "8",
+        "--batch-size",
+        "4",
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert "recalled-symbol accuracy" in capsys.readouterr().out
     assert main(args) == 2
@@ -97,23 +138,62 @@ def test_cli_train_and_resume_end_to_end(tmp_path, capsys):
     assert read_metrics(tmp_path / "r")[-1]["step"] == 6
     record = json.loads((tmp_path / "r" / "config.json").read_text())
     assert "--resume" not in record["argv"] and len(record["resumes"]) == 1
-    lstm = ["train", "--run-dir", str(tmp_path / "l"), "--model", "lstm", "--match-params", str(tmp_path / "r"),
-            "--delay", "2", "--steps", "2", "--eval-size", "8", "--batch-size", "4", "--no-progress"]
+    lstm = [
+        "train",
+        "--run-dir",
+        str(tmp_path / "l"),
+        "--model",
+        "lstm",
+        "--match-params",
+        str(tmp_path / "r"),
+        "--delay",
+        "2",
+        "--steps",
+        "2",
+        "--eval-size",
+        "8",
+        "--batch-size",
+        "4",
+        "--no-progress",
+    ]
     assert main(lstm) == 0
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "qrnn_qiskit.cli", "train", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "qrnn_qiskit.cli", "train", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "--qubits" in out.stdout
 
 
 def test_engine_check_runs_before_training(tmp_path, capsys):
-    args = ["train", "--run-dir", str(tmp_path / "r"), "--delay", "1", "--qubits", "3", "--layers", "1", "--width", "4",
-            "--steps", "1", "--eval-size", "4", "--batch-size", "2", "--no-progress", "--engine-check"]
+    args = [
+        "train",
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--delay",
+        "1",
+        "--qubits",
+        "3",
+        "--layers",
+        "1",
+        "--width",
+        "4",
+        "--steps",
+        "1",
+        "--eval-size",
+        "4",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        "--engine-check",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "engine check (3 qubits, complex64)" in out and ": ok" in out
-    assert main(["train", "--model", "lstm", "--engine-check", "--run-dir", str(tmp_path / "l")]) == 2
+    assert (
+        main(["train", "--model", "lstm", "--engine-check", "--run-dir", str(tmp_path / "l")]) == 2
+    )
     assert "--engine-check checks" in capsys.readouterr().err
 
 
@@ -126,7 +206,9 @@ def test_check_engine_detects_a_wrong_engine():
     good = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=torch.complex128)
     assert check_engine(good).ok
     # an engine compiled from another circuit than the one it is checked against must fail
-    wrong = StatevectorEngine(step_circuit(QRNNSpec(3, 1, "cz_ring")), readout_observables(spec), dtype=torch.complex128)
+    wrong = StatevectorEngine(
+        step_circuit(QRNNSpec(3, 1, "cz_ring")), readout_observables(spec), dtype=torch.complex128
+    )
     wrong.circuit = good.circuit
     result = check_engine(wrong)
     assert not result.ok and "FAILED" in str(result)

@@ -1,27 +1,31 @@
-"""Exact Aer statevector executors of the QRNN: a whole-sequence runner and a trainable (autograd) engine.
+"""Exact Aer statevector executors of the QRNN: a whole-sequence runner and a trainable (autograd)
+engine.
 
-* :class:`AerSequenceRunner`: given the angles of every step [B, T, P], runs the simulation-form sequence
-  circuit (``save_expectation_value`` of every readout after every step) on ``AerSimulator(method=
-  "statevector")`` in ONE ``run()`` call (B parameter bindings) and returns the readouts [B, T, R].
+* :class:`AerSequenceRunner`: given the angles of every step [B, T, P], runs the simulation-form
+  sequence circuit (``save_expectation_value`` of every readout after every step) on
+  ``AerSimulator(method= "statevector")`` in ONE ``run()`` call (B parameter bindings) and returns
+  the readouts [B, T, R].
 * :class:`AerEstimatorEngine`: the quantum half of a QRNN computed by qiskit-machine-learning
   ``EstimatorQNN`` + ``TorchConnector`` over Aer's ``EstimatorV2``, with the interface of
-  :class:`~qrnn_qiskit.backends.StatevectorEngine`, so ``QRNNCore`` runs on it unchanged. Its "state" is
-  the classical description of the quantum state: the angle history [B, t·P]. The readout z_t of a
-  history of t steps is an ``EstimatorQNN`` over the prefix circuit U(θ_t)…U(θ_1)|0⟩, one per t. A
-  forward pass over T steps therefore simulates Σ_t t = T(T+1)/2 step circuits per sample, and its
-  parameter-shift gradient 2·t·P shifted copies of every prefix: O(T³·P) step circuits per sample.
-* :class:`BroadcastParamShiftGradient`: the exact parameter-shift rule as an ``EstimatorQNN`` gradient
-  strategy that sends all shifted circuits of a batch as ONE broadcast pub per prefix (qiskit-machine-
-  learning's ``ParamShiftEstimatorGradient`` sends one pub, hence one Aer run, per sample × observable ×
-  shifted angle).
+  :class:`~qrnn_qiskit.backends.StatevectorEngine`, so ``QRNNCore`` runs on it unchanged. Its
+  "state" is the classical description of the quantum state: the angle history [B, t·P]. The readout
+  z_t of a history of t steps is an ``EstimatorQNN`` over the prefix circuit U(θ_t)…U(θ_1)|0⟩, one
+  per t. A forward pass over T steps therefore simulates Σ_t t = T(T+1)/2 step circuits per sample,
+  and its parameter-shift gradient 2·t·P shifted copies of every prefix: O(T³·P) step circuits per
+  sample.
+* :class:`BroadcastParamShiftGradient`: the exact parameter-shift rule as an ``EstimatorQNN``
+  gradient strategy that sends all shifted circuits of a batch as ONE broadcast pub per prefix
+  (qiskit-machine- learning's ``ParamShiftEstimatorGradient`` sends one pub, hence one Aer run, per
+  sample × observable × shifted angle).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,11 +37,12 @@ from ..errors import QRNNError
 MIN_AER = (0, 17)
 MIN_QML = (0, 9)
 STATE_BYTES_PER_AMPLITUDE = 16  # complex128
-# rows × parameters per broadcast pub in the gradient (bounds the host memory of one Aer run to ~32 MB)
+# rows × parameters per broadcast pub in the gradient (bounds the host memory of one Aer run to ~32
+# MB)
 _MAX_PUB_VALUES = 1 << 22
 
 
-# ---------------------------------------------------------------------------------------------- checks
+# ------------------------------------------------------------------------------------------- checks
 def _version_tuple(text: str) -> tuple[int, ...]:
     parts = []
     for piece in text.split(".")[:3]:
@@ -56,11 +61,15 @@ def _require(module: str, dist: str, minimum: tuple[int, ...], purpose: str):
     except PackageNotFoundError:
         raise QRNNError(f"{purpose} needs {dist}, which is not installed ({hint})") from None
     if _version_tuple(found) < minimum:
-        raise QRNNError(f"{purpose} needs {dist} >= {'.'.join(map(str, minimum))}, found {found} ({hint})")
+        raise QRNNError(
+            f"{purpose} needs {dist} >= {'.'.join(map(str, minimum))}, found {found} ({hint})"
+        )
     try:
         return import_module(module)
     except ImportError as exc:
-        raise QRNNError(f"{purpose}: {dist} {found} does not import ({exc}); reinstall it ({hint})") from None
+        raise QRNNError(
+            f"{purpose}: {dist} {found} does not import ({exc}); reinstall it ({hint})"
+        ) from None
 
 
 def require_aer(purpose: str = "the aer backend"):
@@ -69,12 +78,14 @@ def require_aer(purpose: str = "the aer backend"):
 
 
 def require_qml(purpose: str = "training on aer"):
-    """``qiskit_machine_learning`` if it is installed and recent enough, else a :class:`QRNNError`."""
+    """``qiskit_machine_learning`` if it is installed and recent enough, else a
+    :class:`QRNNError`."""
     return _require("qiskit_machine_learning", "qiskit-machine-learning", MIN_QML, purpose)
 
 
 def available_memory_bytes() -> int:
-    """Memory the OS reports as available (``MemAvailable``), or total physical memory as a fallback."""
+    """Memory the OS reports as available (``MemAvailable``), or total physical memory as a
+    fallback."""
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
@@ -101,28 +112,33 @@ def _format_bytes(n: float) -> str:
     raise AssertionError
 
 
-def check_memory(n_qubits: int, batch: int, *, what: str = "aer", available: Optional[int] = None) -> int:
-    """Raise :class:`QRNNError` when 2^n·16 bytes × batch exceeds the available memory; return the estimate."""
+def check_memory(
+    n_qubits: int, batch: int, *, what: str = "aer", available: int | None = None
+) -> int:
+    """Raise :class:`QRNNError` when 2^n·16 bytes × batch exceeds the available memory; return the
+    estimate."""
     need = statevector_bytes(n_qubits, batch)
     have = available_memory_bytes() if available is None else available
     if need > have:
         raise QRNNError(
-            f"{what}: {n_qubits} qubits × batch {batch} needs about {_format_bytes(need)} of state vectors "
+            f"{what}: {n_qubits} qubits × batch {batch} needs about {_format_bytes(need)} of "
+            "state vectors "
             f"(2^{n_qubits}·16 bytes per sample) but only {_format_bytes(have)} is available; "
             "use fewer qubits or a smaller batch"
         )
     return need
 
 
-def _as_numpy(values: Union[np.ndarray, torch.Tensor, Sequence]) -> np.ndarray:
+def _as_numpy(values: np.ndarray | torch.Tensor | Sequence) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         return values.detach().cpu().to(torch.float64).numpy()
     return np.asarray(values, dtype=np.float64)
 
 
 def aer_estimator(**backend_options: Any):
-    """Aer ``EstimatorV2`` on the exact statevector method with ``default_precision=0.0`` (no added noise)
-    and runtime parameter binding (measured ~2× faster for the many bindings of gradients)."""
+    """Aer ``EstimatorV2`` on the exact statevector method with ``default_precision=0.0`` (no added
+    noise) and runtime parameter binding (measured ~2× faster for the many bindings of
+    gradients)."""
     require_aer()
     from qiskit_aer.primitives import EstimatorV2
 
@@ -130,16 +146,21 @@ def aer_estimator(**backend_options: Any):
     return EstimatorV2(options={"backend_options": options, "default_precision": 0.0})
 
 
-# ------------------------------------------------------------------------------------ sequence runner
+# ------------------------------------------------------------------------------------ sequence
+# runner
 class AerSequenceRunner:
-    """Runs whole QRNN sequences with given per-step angles on ``AerSimulator(method="statevector")``.
+    """Runs whole QRNN sequences with given per-step angles on
+    ``AerSimulator(method="statevector")``.
 
-    ``run(angles [B, T, P]) → readouts [B, T, R]`` in one ``run()`` call: the simulation-form circuit of T
-    steps (built once per T and cached) is bound to all B angle sets at once. ``runtime_parameter_bind``
-    lets Aer bind parameters inside one compiled circuit instead of B bound copies (faster for sweeps).
+    ``run(angles [B, T, P]) → readouts [B, T, R]`` in one ``run()`` call: the simulation-form
+    circuit of T steps (built once per T and cached) is bound to all B angle sets at once.
+    ``runtime_parameter_bind`` lets Aer bind parameters inside one compiled circuit instead of B
+    bound copies (faster for sweeps).
     """
 
-    def __init__(self, spec: QRNNSpec, *, simulator=None, runtime_parameter_bind: bool = True) -> None:
+    def __init__(
+        self, spec: QRNNSpec, *, simulator=None, runtime_parameter_bind: bool = True
+    ) -> None:
         require_aer("the aer sequence runner")
         from qiskit_aer import AerSimulator
 
@@ -147,7 +168,9 @@ class AerSequenceRunner:
         self.n_params = spec.n_params
         self.n_readouts = spec.n_readouts
         options = {"runtime_parameter_bind_enable": True} if runtime_parameter_bind else {}
-        self.simulator = simulator if simulator is not None else AerSimulator(method="statevector", **options)
+        self.simulator = (
+            simulator if simulator is not None else AerSimulator(method="statevector", **options)
+        )
         self._circuits: dict[int, SequenceCircuit] = {}
 
     def circuit(self, steps: int) -> SequenceCircuit:
@@ -156,17 +179,26 @@ class AerSequenceRunner:
             self._circuits[steps] = simulation_sequence_circuit(self.spec, steps)
         return self._circuits[steps]
 
-    def run(self, angles: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+    def run(self, angles: np.ndarray | torch.Tensor) -> np.ndarray:
         """Readouts [B, T, R] (float64) of the sequences with angles [B, T, P]."""
         values = _as_numpy(angles)
-        if values.ndim != 3 or values.shape[2] != self.n_params or values.shape[0] < 1 or values.shape[1] < 1:
-            raise ValueError(f"angles must have shape [batch, steps, {self.n_params}], got {tuple(values.shape)}")
+        if (
+            values.ndim != 3
+            or values.shape[2] != self.n_params
+            or values.shape[0] < 1
+            or values.shape[1] < 1
+        ):
+            raise ValueError(
+                f"angles must have shape [batch, steps, {self.n_params}], got {tuple(values.shape)}"
+            )
         if not np.all(np.isfinite(values)):
             raise ValueError("angles contain NaN or infinite values")
         batch, steps, _ = values.shape
         check_memory(self.spec.n_qubits, batch, what="aer sequence runner")
         seq = self.circuit(steps)
-        binds = {p: values[:, t, k] for t, vector in enumerate(seq.angles) for k, p in enumerate(vector)}
+        binds = {
+            p: values[:, t, k] for t, vector in enumerate(seq.angles) for k, p in enumerate(vector)
+        }
         result = self.simulator.run(seq.circuit, parameter_binds=[binds], shots=1).result()
         if not result.success:
             raise RuntimeError(f"Aer run failed: {result.status}")
@@ -185,7 +217,23 @@ except ImportError:  # pragma: no cover
     _GradientBase = object  # type: ignore[assignment,misc]
 
 # gates whose parameter enters as a Pauli rotation exp(-iθG/2): the two-term shift rule is exact
-_SHIFT_RULE_GATES = ["x", "y", "z", "h", "rx", "ry", "rz", "p", "cx", "cy", "cz", "ryy", "rxx", "rzz", "rzx"]
+_SHIFT_RULE_GATES = [
+    "x",
+    "y",
+    "z",
+    "h",
+    "rx",
+    "ry",
+    "rz",
+    "p",
+    "cx",
+    "cy",
+    "cz",
+    "ryy",
+    "rxx",
+    "rzz",
+    "rzx",
+]
 
 
 def _observable_key(op) -> Any:
@@ -200,10 +248,10 @@ class BroadcastParamShiftGradient(_GradientBase):
     """Exact parameter-shift gradients for ``EstimatorQNN``, one broadcast pub per circuit.
 
     ∂⟨O⟩/∂θ_k = (⟨O⟩(θ + π/2·e_k) − ⟨O⟩(θ − π/2·e_k)) / 2 for Pauli-rotation gates, exactly as
-    qiskit-machine-learning's ``ParamShiftEstimatorGradient``; but where that sends one pub (one Aer run)
-    per sample × observable × shifted angle, this de-duplicates the shifted parameter sets across
-    observables and sends them as one pub (observables [K, 1] × parameter sets [U]), so one Aer run
-    computes every observable of every shifted circuit.
+    qiskit-machine-learning's ``ParamShiftEstimatorGradient``; but where that sends one pub (one Aer
+    run) per sample × observable × shifted angle, this de-duplicates the shifted parameter sets
+    across observables and sends them as one pub (observables [K, 1] × parameter sets [U]), so one
+    Aer run computes every observable of every shifted circuit.
     """
 
     def __init__(self, estimator, options=None) -> None:
@@ -220,7 +268,7 @@ class BroadcastParamShiftGradient(_GradientBase):
         groups: dict[int, list[int]] = {}
         for i, circuit in enumerate(g_circuits):
             groups.setdefault(id(circuit), []).append(i)
-        gradients: list[Optional[np.ndarray]] = [None] * len(g_circuits)
+        gradients: list[np.ndarray | None] = [None] * len(g_circuits)
         for members in groups.values():
             circuit = g_circuits[members[0]]
             index = {p: k for k, p in enumerate(circuit.parameters)}
@@ -252,25 +300,31 @@ class BroadcastParamShiftGradient(_GradientBase):
             values = np.concatenate(rows)
             chunk = max(1, _MAX_PUB_VALUES // max(1, circuit.num_parameters))
             column = [[op] for op in obs_list]
-            pubs = [(circuit, column, values[lo: lo + chunk]) for lo in range(0, n_rows, chunk)]
+            pubs = [(circuit, column, values[lo : lo + chunk]) for lo in range(0, n_rows, chunk)]
             results = self._estimator.run(pubs).result()
             evs = np.concatenate(
-                [np.asarray(r.data.evs, dtype=np.float64).reshape(len(obs_list), -1) for r in results], axis=1
+                [
+                    np.asarray(r.data.evs, dtype=np.float64).reshape(len(obs_list), -1)
+                    for r in results
+                ],
+                axis=1,
             )
             for i, (start, m, k) in zip(members, placement):
-                gradients[i] = (evs[k, start: start + m] - evs[k, start + m: start + 2 * m]) / 2
+                gradients[i] = (evs[k, start : start + m] - evs[k, start + m : start + 2 * m]) / 2
         metadata = [{"parameters": p} for p in g_parameters]
-        result = EstimatorGradientResult(gradients=gradients, metadata=metadata, options=Options(**options))
+        result = EstimatorGradientResult(
+            gradients=gradients, metadata=metadata, options=Options(**options)
+        )
         return self._postprocess(result, circuits, parameter_values, parameters)
 
 
 # ------------------------------------------------------------------------------------- cost model
 @dataclass(frozen=True)
 class AerTiming:
-    """Aer EstimatorV2 costs measured on this machine for one spec, in seconds: per ``run()`` call (job),
-    per pub (one Aer run), per parameter binding (one experiment: Aer's per-experiment overhead), per
-    simulated step circuit U(θ) and per expectation value (binding × observable: Aer's save and the
-    primitive's result loop)."""
+    """Aer EstimatorV2 costs measured on this machine for one spec, in seconds: per ``run()`` call
+    (job), per pub (one Aer run), per parameter binding (one experiment: Aer's per-experiment
+    overhead), per simulated step circuit U(θ) and per expectation value (binding × observable:
+    Aer's save and the primitive's result loop)."""
 
     per_run_s: float
     per_pub_s: float
@@ -295,8 +349,11 @@ class AerCost:
 
     def describe(self) -> str:
         kind = "forward+backward" if self.backward else "forward"
-        return (f"{kind} of B={self.batch} × T={self.steps}: {self.pubs:,} Aer runs, {self.bindings:,} bindings, "
-                f"{self.step_circuits:,} simulated step circuits, ≈{_format_seconds(self.seconds)}")
+        return (
+            f"{kind} of B={self.batch} × T={self.steps}: {self.pubs:,} Aer runs, "
+            f"{self.bindings:,} bindings, "
+            f"{self.step_circuits:,} simulated step circuits, ≈{_format_seconds(self.seconds)}"
+        )
 
 
 def _format_seconds(s: float) -> str:
@@ -312,8 +369,11 @@ def _format_seconds(s: float) -> str:
 _TIMINGS: dict[tuple, AerTiming] = {}
 
 
-def calibrate(spec: QRNNSpec, estimator=None, *, bindings: int = 48, steps: int = 3, repeats: int = 2) -> AerTiming:
-    """Measure :class:`AerTiming` for ``spec`` with five small Estimator runs (cached per spec; ~1 s)."""
+def calibrate(
+    spec: QRNNSpec, estimator=None, *, bindings: int = 48, steps: int = 3, repeats: int = 2
+) -> AerTiming:
+    """Measure :class:`AerTiming` for ``spec`` with five small Estimator runs (cached per spec; ~1
+    s)."""
     key = (spec.n_qubits, spec.layers, spec.entangler, spec.n_readouts)
     if key in _TIMINGS and estimator is None:
         return _TIMINGS[key]
@@ -342,21 +402,35 @@ def calibrate(spec: QRNNSpec, estimator=None, *, bindings: int = 48, steps: int 
     per_expectation = max((many_obs - many) / (bindings * max(n_obs - 1, 1)), 1e-8)
     per_binding = max((many - single) / (bindings - 1) - per_step - per_expectation, 1e-8)
     pubs = 8
-    per_pub = max((best(one_step, 1, 1, pubs) - single) / (pubs - 1) - per_binding - per_step - per_expectation, 1e-6)
+    per_pub = max(
+        (best(one_step, 1, 1, pubs) - single) / (pubs - 1)
+        - per_binding
+        - per_step
+        - per_expectation,
+        1e-6,
+    )
     per_run = max(single - per_pub - per_binding - per_step - per_expectation, 1e-6)
     timing = AerTiming(per_run, per_pub, per_binding, per_step, per_expectation)
     _TIMINGS[key] = timing
     return timing
 
 
-def estimate_cost(spec: QRNNSpec, batch: int, steps: int, *, backward: bool = True,
-                  timing: Optional[AerTiming] = None, broadcast: bool = True) -> AerCost:
+def estimate_cost(
+    spec: QRNNSpec,
+    batch: int,
+    steps: int,
+    *,
+    backward: bool = True,
+    timing: AerTiming | None = None,
+    broadcast: bool = True,
+) -> AerCost:
     """Work of :class:`AerEstimatorEngine` over B × T, and its time under ``timing``.
 
-    Per prefix length t = 1..T: EstimatorQNN's forward sends R pubs of B bindings (one observable each);
-    the backward sends one pub of B·2·t·P shifted bindings × R observables (``broadcast=True``), or
-    B·R·2·t·P pubs of one binding each (qiskit-machine-learning's ``ParamShiftEstimatorGradient``).
-    Every binding of prefix t simulates t step circuits: O(T²·B·R) forward and O(T³·B·P) backward.
+    Per prefix length t = 1..T: EstimatorQNN's forward sends R pubs of B bindings (one observable
+    each); the backward sends one pub of B·2·t·P shifted bindings × R observables
+    (``broadcast=True``), or B·R·2·t·P pubs of one binding each (qiskit-machine-learning's
+    ``ParamShiftEstimatorGradient``). Every binding of prefix t simulates t step circuits: O(T²·B·R)
+    forward and O(T³·B·P) backward.
     """
     r, p = spec.n_readouts, spec.n_params
     runs = pubs = bindings = circuits = expectations = 0
@@ -374,27 +448,34 @@ def estimate_cost(spec: QRNNSpec, batch: int, steps: int, *, backward: bool = Tr
             expectations += shifted * r
     seconds = 0.0
     if timing is not None:
-        seconds = (runs * timing.per_run_s + pubs * timing.per_pub_s + bindings * timing.per_binding_s
-                   + circuits * timing.per_step_circuit_s + expectations * timing.per_expectation_s)
+        seconds = (
+            runs * timing.per_run_s
+            + pubs * timing.per_pub_s
+            + bindings * timing.per_binding_s
+            + circuits * timing.per_step_circuit_s
+            + expectations * timing.per_expectation_s
+        )
     return AerCost(batch, steps, backward, runs, pubs, bindings, circuits, expectations, seconds)
 
 
 # ------------------------------------------------------------------------------- trainable engine
 class AerEstimatorEngine:
-    """The QRNN's quantum half on Aer through ``EstimatorQNN`` + ``TorchConnector`` (exact, autograd).
+    """The QRNN's quantum half on Aer through ``EstimatorQNN`` + ``TorchConnector`` (exact,
+    autograd).
 
     Same interface as :class:`~qrnn_qiskit.backends.StatevectorEngine` (``initial_state``, ``step``,
-    ``readouts``, ``n_params``, ``n_readouts``), so ``QRNNCore(input_size, config, engine=...)`` trains
-    on it unchanged. The state is the angle history [B, t·P] (float32): it determines
+    ``readouts``, ``n_params``, ``n_readouts``), so ``QRNNCore(input_size, config, engine=...)``
+    trains on it unchanged. The state is the angle history [B, t·P] (float32): it determines
     ψ_t = U(θ_t)…U(θ_1)|0⟩ exactly, and ``readouts`` evaluates that prefix on Aer's EstimatorV2 with
     ``default_precision=0.0``. Gradients reach every angle (``input_gradients=True``).
 
     Args:
         spec: the step circuit's spec.
         estimator: a ``BaseEstimatorV2`` (default: :func:`aer_estimator`, exact statevector).
-        gradient: an ``EstimatorQNN`` gradient strategy (default: :class:`BroadcastParamShiftGradient`
-            over ``estimator``; pass qiskit-machine-learning's ``ParamShiftEstimatorGradient`` for its
-            one-pub-per-shift behaviour).
+        gradient: an ``EstimatorQNN`` gradient strategy (default:
+        :class:`BroadcastParamShiftGradient`
+            over ``estimator``; pass qiskit-machine-learning's ``ParamShiftEstimatorGradient`` for
+            its one-pub-per-shift behaviour).
     """
 
     def __init__(self, spec: QRNNSpec, *, estimator=None, gradient=None) -> None:
@@ -406,7 +487,9 @@ class AerEstimatorEngine:
         self.observables = readout_observables(spec)
         self.n_readouts = len(self.observables)
         self.estimator = estimator if estimator is not None else aer_estimator()
-        self.gradient = gradient if gradient is not None else BroadcastParamShiftGradient(self.estimator)
+        self.gradient = (
+            gradient if gradient is not None else BroadcastParamShiftGradient(self.estimator)
+        )
         self.dtype = torch.float32
         self.device = torch.device("cpu")
         # ⟨0…0|O|0…0⟩: only terms made of I and Z contribute
@@ -418,10 +501,13 @@ class AerEstimatorEngine:
                     value += float(np.real(coeff))
             z0.append(value)
         self._z0 = torch.tensor(z0, dtype=self.dtype)
-        self._connectors: dict[int, Any] = {}  # prefix length -> TorchConnector (not registered as modules)
+        self._connectors: dict[
+            int, Any
+        ] = {}  # prefix length -> TorchConnector (not registered as modules)
 
     def connector(self, steps: int):
-        """The (cached) ``TorchConnector(EstimatorQNN)`` of the ``steps``-step prefix: [B, steps·P] → [B, R]."""
+        """The (cached) ``TorchConnector(EstimatorQNN)`` of the ``steps``-step prefix: [B, steps·P]
+        → [B, R]."""
         if steps not in self._connectors:
             from qiskit_machine_learning.connectors import TorchConnector
             from qiskit_machine_learning.neural_networks import EstimatorQNN
@@ -449,14 +535,20 @@ class AerEstimatorEngine:
 
     def _steps_of(self, state: torch.Tensor) -> int:
         if state.dim() != 2 or state.shape[1] % self.n_params:
-            raise ValueError(f"state must be an angle history [batch, t·{self.n_params}], got {tuple(state.shape)}")
+            raise ValueError(
+                f"state must be an angle history [batch, t·{self.n_params}], got "
+                f"{tuple(state.shape)}"
+            )
         return state.shape[1] // self.n_params
 
     def step(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """Append the step's angles [B, P] to the history."""
         self._steps_of(state)
         if angles.dim() != 2 or angles.shape != (state.shape[0], self.n_params):
-            raise ValueError(f"angles must have shape [{state.shape[0]}, {self.n_params}], got {tuple(angles.shape)}")
+            raise ValueError(
+                f"angles must have shape [{state.shape[0]}, {self.n_params}], got "
+                f"{tuple(angles.shape)}"
+            )
         return torch.cat([state, angles.to(self.dtype)], dim=1)
 
     def readouts(self, state: torch.Tensor) -> torch.Tensor:
@@ -466,26 +558,37 @@ class AerEstimatorEngine:
             return self._z0.expand(state.shape[0], -1).clone()
         return self.connector(steps)(state)
 
-    def step_readouts(self, state: torch.Tensor, angles: torch.Tensor, tape: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``step`` then ``readouts``. ``tape`` (the torch engine's reversible-backward record) is not
-        needed here: the angle history already is the whole state, and autograd stores only angles."""
+    def step_readouts(
+        self, state: torch.Tensor, angles: torch.Tensor, tape: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` then ``readouts``. ``tape`` (the torch engine's reversible-backward record) is
+        not needed here: the angle history already is the whole state, and autograd stores only
+        angles."""
         state = self.step(state, angles)
         return state, self.readouts(state)
 
     def estimate(self, batch: int, steps: int, *, backward: bool = True) -> AerCost:
         """Estimated cost of a pass over B × T on this machine (calibrated on first use)."""
         broadcast = isinstance(self.gradient, BroadcastParamShiftGradient)
-        return estimate_cost(self.spec, batch, steps, backward=backward, timing=calibrate(self.spec),
-                             broadcast=broadcast)
+        return estimate_cost(
+            self.spec,
+            batch,
+            steps,
+            backward=backward,
+            timing=calibrate(self.spec),
+            broadcast=broadcast,
+        )
 
-    def to(self, device: Union[str, torch.device]) -> "AerEstimatorEngine":
+    def to(self, device: str | torch.device) -> AerEstimatorEngine:
         if torch.device(device).type != "cpu":
             raise QRNNError("the aer backend runs on the CPU; use --backend statevector for GPUs")
         return self
 
     def __repr__(self) -> str:
-        return (f"AerEstimatorEngine(n_qubits={self.n_qubits}, params={self.n_params}, "
-                f"readouts={self.n_readouts}, gradient={type(self.gradient).__name__})")
+        return (
+            f"AerEstimatorEngine(n_qubits={self.n_qubits}, params={self.n_params}, "
+            f"readouts={self.n_readouts}, gradient={type(self.gradient).__name__})"
+        )
 
 
 __all__ = [

@@ -1,22 +1,23 @@
 """Executors of measured QRNN circuits on simulators: exact statevector, ideal Aer and noisy Aer.
 
 Targets (``parse_target``): ``statevector`` (exact outcome probabilities), ``aer`` (ideal shots),
-``aer-noisy:<fake backend>`` (the calibrated noise of a ``qiskit_ibm_runtime.fake_provider`` backend) and
-``aer-noisy:depolarizing:<p>`` (depolarizing probability p on every two-qubit gate, p/10 on sx/x, rz
-noiseless, plus an optional symmetric readout error). ``ibm:<backend>`` is parsed here and executed by
-``backends.ibm``.
+``aer-noisy:<fake backend>`` (the calibrated noise of a ``qiskit_ibm_runtime.fake_provider``
+backend) and ``aer-noisy:depolarizing:<p>`` (depolarizing probability p on every two-qubit gate,
+p/10 on sx/x, rz noiseless, plus an optional symmetric readout error). ``ibm:<backend>`` is parsed
+here and executed by ``backends.ibm``.
 
-A fake backend's noise model covers 127–156 qubits and costs seconds per Aer run. The executor therefore
-lets Qiskit's preset pass manager choose the physical qubits on the full device once, then simulates the
-sub-device of those qubits (same calibration data, same gate set and connectivity) — identical noise for
-the circuits, ~20× cheaper per run.
+A fake backend's noise model covers 127–156 qubits and costs seconds per Aer run. The executor
+therefore lets Qiskit's preset pass manager choose the physical qubits on the full device once, then
+simulates the sub-device of those qubits (same calibration data, same gate set and connectivity) —
+identical noise for the circuits, ~20× cheaper per run.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
@@ -30,13 +31,14 @@ TARGET_KINDS = ("statevector", "aer", "aer-noisy", "ibm")
 DEPOLARIZING_BASIS = ("rz", "sx", "x", "cx")
 CONTROL_FLOW = ("if_else", "measure", "reset")
 
-Pub = tuple[QuantumCircuit, Optional[np.ndarray]]
+Pub = tuple[QuantumCircuit, np.ndarray | None]
 Counts = dict[str, float]
 
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """A parsed ``--target``: ``kind`` ∈ TARGET_KINDS, ``backend`` (fake or IBM name), ``p`` (depolarizing)."""
+    """A parsed ``--target``: ``kind`` ∈ TARGET_KINDS, ``backend`` (fake or IBM name), ``p``
+    (depolarizing)."""
 
     kind: str
     backend: str = ""
@@ -45,7 +47,9 @@ class TargetSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
-            raise QRNNError(f"unknown target kind {self.kind!r}; use one of {', '.join(TARGET_KINDS)}")
+            raise QRNNError(
+                f"unknown target kind {self.kind!r}; use one of {', '.join(TARGET_KINDS)}"
+            )
         if not 0.0 <= self.p <= 1.0:
             raise QRNNError(f"depolarizing probability must be in [0, 1], got {self.p}")
         if not 0.0 <= self.readout_error <= 0.5:
@@ -71,7 +75,8 @@ class TargetSpec:
 
 
 def parse_target(text: str, readout_error: float = 0.0) -> TargetSpec:
-    """Parse ``statevector`` | ``aer`` | ``aer-noisy:<fake>`` | ``aer-noisy:depolarizing:<p>`` | ``ibm:<backend>``."""
+    """Parse ``statevector`` | ``aer`` | ``aer-noisy:<fake>`` | ``aer-noisy:depolarizing:<p>`` |
+    ``ibm:<backend>``."""
     text = text.strip()
     if text in ("statevector", "aer"):
         return TargetSpec(text)
@@ -81,7 +86,9 @@ def parse_target(text: str, readout_error: float = 0.0) -> TargetSpec:
         try:
             p = float(value)
         except ValueError:
-            raise QRNNError(f"target {text!r}: write aer-noisy:depolarizing:<p> with p a number, e.g. 0.01") from None
+            raise QRNNError(
+                f"target {text!r}: write aer-noisy:depolarizing:<p> with p a number, e.g. 0.01"
+            ) from None
         return TargetSpec("aer-noisy", "depolarizing", p, readout_error)
     if kind == "aer-noisy" and rest:
         fake_backend(rest)  # validates the name
@@ -102,14 +109,20 @@ def _fake_classes() -> dict[str, type]:
     classes = {}
     for attr in dir(fake_provider):
         cls = getattr(fake_provider, attr)
-        if isinstance(cls, type) and issubclass(cls, FakeBackendV2) and attr.startswith("Fake") and attr != "FakeBackendV2":
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, FakeBackendV2)
+            and attr.startswith("Fake")
+            and attr != "FakeBackendV2"
+        ):
             key = re.sub(r"v2$", "", attr[4:].lower())
             classes.setdefault(key, cls)
     return classes
 
 
 def fake_backend_names() -> list[str]:
-    """Names of the offline fake backends of ``qiskit_ibm_runtime.fake_provider`` (e.g. ``fake_fez``)."""
+    """Names of the offline fake backends of ``qiskit_ibm_runtime.fake_provider`` (e.g.
+    ``fake_fez``)."""
     return sorted(f"fake_{key}" for key in _fake_classes())
 
 
@@ -118,12 +131,15 @@ def fake_backend(name: str) -> BackendV2:
     key = re.sub(r"v2$", "", re.sub(r"[^a-z0-9]", "", name.lower()).removeprefix("fake"))
     cls = _fake_classes().get(key)
     if cls is None:
-        raise QRNNError(f"unknown fake backend {name!r}; valid names: {', '.join(fake_backend_names())}")
+        raise QRNNError(
+            f"unknown fake backend {name!r}; valid names: {', '.join(fake_backend_names())}"
+        )
     return cls()
 
 
 def restrict_target(target: Target, qubits: Sequence[int]) -> Target:
-    """The sub-device of ``target`` on the physical ``qubits`` (renumbered 0..m-1), calibration included."""
+    """The sub-device of ``target`` on the physical ``qubits`` (renumbered 0..m-1), calibration
+    included."""
     index = {p: i for i, p in enumerate(qubits)}
     properties = target.qubit_properties
     sub = Target(
@@ -145,14 +161,19 @@ def restrict_target(target: Target, qubits: Sequence[int]) -> Target:
         if props is None or None in props:
             sub.add_instruction(operation, {None: None}, name=name)
             continue
-        kept = {tuple(index[q] for q in qargs): p for qargs, p in props.items() if all(q in index for q in qargs)}
+        kept = {
+            tuple(index[q] for q in qargs): p
+            for qargs, p in props.items()
+            if all(q in index for q in qargs)
+        }
         if kept:
             sub.add_instruction(operation, kept, name=name)
     return sub
 
 
 class SubBackend(BackendV2):
-    """A minimal ``BackendV2`` around a ``Target`` (used to build Aer noise models of sub-devices)."""
+    """A minimal ``BackendV2`` around a ``Target`` (used to build Aer noise models of
+    sub-devices)."""
 
     def __init__(self, target: Target, name: str) -> None:
         super().__init__(name=name, backend_version="1")
@@ -171,11 +192,14 @@ class SubBackend(BackendV2):
         return Options()
 
     def run(self, run_input, **options):  # pragma: no cover - never executed directly
-        raise NotImplementedError("SubBackend only describes a device; simulate it with AerSimulator.from_backend")
+        raise NotImplementedError(
+            "SubBackend only describes a device; simulate it with AerSimulator.from_backend"
+        )
 
 
 def active_qubits(circuit: QuantumCircuit) -> list[int]:
-    """Indices of the qubits that any instruction other than barrier/delay acts on (control flow included)."""
+    """Indices of the qubits that any instruction other than barrier/delay acts on (control flow
+    included)."""
     used: set[int] = set()
     for instruction in circuit.data:
         if instruction.operation.name in ("barrier", "delay"):
@@ -189,24 +213,32 @@ def check_dynamic_support(target: Target, name: str) -> None:
     missing = [op for op in ("if_else", "reset", "measure") if op not in target.operation_names]
     if missing:
         raise QRNNError(
-            f"backend {name} does not support {', '.join(missing)}; --protocol dynamic needs mid-circuit "
-            "measurement, reset and if_else (use --protocol replay, or e.g. fake_fez / fake_kingston)"
+            f"backend {name} does not support {', '.join(missing)}; --protocol dynamic needs "
+            "mid-circuit "
+            "measurement, reset and if_else (use --protocol replay, or e.g. fake_fez / "
+            "fake_kingston)"
         )
 
 
 class Executor:
-    """Transpiles circuits for one target and runs lists of PUBs ``(circuit, parameter rows [K, p] | None)``.
+    """Transpiles circuits for one target and runs lists of PUBs ``(circuit, parameter rows [K, p] |
+    None)``.
 
-    ``run`` returns, for every PUB, one counts dictionary per parameter row (probabilities for exact targets).
+    ``run`` returns, for every PUB, one counts dictionary per parameter row (probabilities for exact
+    targets).
     """
 
     target_spec: TargetSpec
     remote = False
     exact = False
-    seconds_target: Optional[Target] = None  # target with instruction durations, for QPU-time estimates
-    physical_qubits: Optional[list[int]] = None
+    seconds_target: Target | None = (
+        None  # target with instruction durations, for QPU-time estimates
+    )
+    physical_qubits: list[int] | None = None
 
-    def prepare(self, circuits: Sequence[QuantumCircuit], dynamic: bool = False) -> list[QuantumCircuit]:
+    def prepare(
+        self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
+    ) -> list[QuantumCircuit]:
         raise NotImplementedError
 
     def run(self, pubs: Sequence[Pub], shots: int, seed: int = 0) -> list[list[Counts]]:
@@ -217,13 +249,17 @@ class Executor:
         return self.target_spec.label
 
 
-def bind_rows(circuit: QuantumCircuit, values: Optional[np.ndarray]) -> list[QuantumCircuit]:
-    """The circuit bound to each row of ``values`` (or the circuit itself when it has no parameters)."""
+def bind_rows(circuit: QuantumCircuit, values: np.ndarray | None) -> list[QuantumCircuit]:
+    """The circuit bound to each row of ``values`` (or the circuit itself when it has no
+    parameters)."""
     if values is None or circuit.num_parameters == 0:
         return [circuit]
     values = np.atleast_2d(np.asarray(values, dtype=float))
     if values.shape[1] != circuit.num_parameters:
-        raise ValueError(f"{circuit.name}: {circuit.num_parameters} parameters, got rows of {values.shape[1]} values")
+        raise ValueError(
+            f"{circuit.name}: {circuit.num_parameters} parameters, got rows of {values.shape[1]} "
+            "values"
+        )
     return [circuit.assign_parameters(row) for row in values]
 
 
@@ -235,25 +271,37 @@ class StatevectorExecutor(Executor):
     def __init__(self) -> None:
         self.target_spec = TargetSpec("statevector")
 
-    def prepare(self, circuits: Sequence[QuantumCircuit], dynamic: bool = False) -> list[QuantumCircuit]:
+    def prepare(
+        self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
+    ) -> list[QuantumCircuit]:
         if dynamic:
-            raise QRNNError("dynamic circuits sample mid-circuit measurements and have no exact form; "
-                            "use --target aer for their ideal (shot-based) simulation")
+            raise QRNNError(
+                "dynamic circuits sample mid-circuit measurements and have no exact form; "
+                "use --target aer for their ideal (shot-based) simulation"
+            )
         return list(circuits)
 
     def run(self, pubs: Sequence[Pub], shots: int, seed: int = 0) -> list[list[Counts]]:
-        return [[self._probabilities(c) for c in bind_rows(circuit, values)] for circuit, values in pubs]
+        return [
+            [self._probabilities(c) for c in bind_rows(circuit, values)] for circuit, values in pubs
+        ]
 
     @staticmethod
     def _probabilities(circuit: QuantumCircuit) -> Counts:
         measured: dict[int, int] = {}
         for instruction in circuit.data:
             if instruction.operation.name == "measure":
-                measured[circuit.find_bit(instruction.clbits[0]).index] = circuit.find_bit(instruction.qubits[0]).index
+                measured[circuit.find_bit(instruction.clbits[0]).index] = circuit.find_bit(
+                    instruction.qubits[0]
+                ).index
         if sorted(measured) != list(range(circuit.num_clbits)):
-            raise ValueError(f"{circuit.name}: every clbit must be measured exactly once for an exact evaluation")
+            raise ValueError(
+                f"{circuit.name}: every clbit must be measured exactly once for an exact evaluation"
+            )
         unitary = circuit.remove_final_measurements(inplace=False)
-        probs = Statevector(unitary).probabilities_dict(qargs=[measured[c] for c in range(circuit.num_clbits)])
+        probs = Statevector(unitary).probabilities_dict(
+            qargs=[measured[c] for c in range(circuit.num_clbits)]
+        )
         return {key: float(p) for key, p in probs.items() if p > 1e-14}
 
 
@@ -272,9 +320,12 @@ def depolarizing_noise_model(p: float, readout_error: float = 0.0):
 
 
 class AerExecutor(Executor):
-    """Ideal or noisy Aer with shots; all PUBs of one ``run`` go into a single ``AerSimulator.run``."""
+    """Ideal or noisy Aer with shots; all PUBs of one ``run`` go into a single
+    ``AerSimulator.run``."""
 
-    def __init__(self, target: TargetSpec, optimization_level: int = 1, seed_transpiler: int = 0) -> None:
+    def __init__(
+        self, target: TargetSpec, optimization_level: int = 1, seed_transpiler: int = 0
+    ) -> None:
         from qiskit_aer import AerSimulator
 
         if target.kind not in ("aer", "aer-noisy"):
@@ -282,27 +333,37 @@ class AerExecutor(Executor):
         self.target_spec = target
         self.optimization_level = optimization_level
         self.seed_transpiler = seed_transpiler
-        self.device: Optional[BackendV2] = None
+        self.device: BackendV2 | None = None
         self.simulator: Any = None
         if target.kind == "aer":
             self.simulator = AerSimulator()
         elif target.depolarizing:
-            self.simulator = AerSimulator(noise_model=depolarizing_noise_model(target.p, target.readout_error))
+            self.simulator = AerSimulator(
+                noise_model=depolarizing_noise_model(target.p, target.readout_error)
+            )
         else:
             self.device = fake_backend(target.backend)
 
-    def _pass_manager(self, target: Optional[Target] = None):
+    def _pass_manager(self, target: Target | None = None):
         if target is not None:
-            return generate_preset_pass_manager(self.optimization_level, target=target,
-                                                seed_transpiler=self.seed_transpiler)
+            return generate_preset_pass_manager(
+                self.optimization_level, target=target, seed_transpiler=self.seed_transpiler
+            )
         if self.target_spec.depolarizing:
-            return generate_preset_pass_manager(self.optimization_level, basis_gates=list(DEPOLARIZING_BASIS + CONTROL_FLOW),
-                                                seed_transpiler=self.seed_transpiler)
-        return generate_preset_pass_manager(self.optimization_level, backend=self.simulator,
-                                            seed_transpiler=self.seed_transpiler)
+            return generate_preset_pass_manager(
+                self.optimization_level,
+                basis_gates=list(DEPOLARIZING_BASIS + CONTROL_FLOW),
+                seed_transpiler=self.seed_transpiler,
+            )
+        return generate_preset_pass_manager(
+            self.optimization_level, backend=self.simulator, seed_transpiler=self.seed_transpiler
+        )
 
-    def prepare(self, circuits: Sequence[QuantumCircuit], dynamic: bool = False) -> list[QuantumCircuit]:
-        """Transpile for the target; for fake backends choose the physical qubits on the full device first."""
+    def prepare(
+        self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
+    ) -> list[QuantumCircuit]:
+        """Transpile for the target; for fake backends choose the physical qubits on the full device
+        first."""
         if self.device is None:
             return list(self._pass_manager().run(list(circuits)))
         from qiskit_aer import AerSimulator
@@ -310,14 +371,19 @@ class AerExecutor(Executor):
         device = self.device.target
         widest = max(circuits, key=lambda c: (c.num_qubits, c.size()))
         if widest.num_qubits > self.device.num_qubits:
-            raise QRNNError(f"{self.device.name} has {self.device.num_qubits} qubits; these circuits need {widest.num_qubits}")
+            raise QRNNError(
+                f"{self.device.name} has {self.device.num_qubits} qubits; these circuits need "
+                f"{widest.num_qubits}"
+            )
         if dynamic:
             check_dynamic_support(device, self.device.name)
         placed = self._pass_manager(device).run(widest)
         self.physical_qubits = active_qubits(placed)
         region = restrict_target(device, self.physical_qubits)
         self.seconds_target = region
-        self.simulator = AerSimulator.from_backend(SubBackend(region, f"{self.device.name}{self.physical_qubits}"))
+        self.simulator = AerSimulator.from_backend(
+            SubBackend(region, f"{self.device.name}{self.physical_qubits}")
+        )
         return list(self._pass_manager(region).run(list(circuits)))
 
     def run(self, pubs: Sequence[Pub], shots: int, seed: int = 0) -> list[list[Counts]]:
@@ -337,12 +403,14 @@ class AerExecutor(Executor):
         counts = [dict(result.get_counts(i)) for i in range(len(bound))]
         out, start = [], 0
         for size in sizes:
-            out.append(counts[start:start + size])
+            out.append(counts[start : start + size])
             start += size
         return out
 
 
-def make_simulator_executor(target: TargetSpec, optimization_level: int = 1, seed: int = 0) -> Executor:
+def make_simulator_executor(
+    target: TargetSpec, optimization_level: int = 1, seed: int = 0
+) -> Executor:
     """The executor of a simulator target (``ibm:`` targets are built by ``backends.ibm``)."""
     if target.kind == "statevector":
         return StatevectorExecutor()
@@ -351,16 +419,21 @@ def make_simulator_executor(target: TargetSpec, optimization_level: int = 1, see
     raise QRNNError(f"{target.label} is not a simulator target")
 
 
-def estimate_seconds(circuit: QuantumCircuit, target: Optional[Target]) -> Optional[float]:
-    """Scheduled duration of one shot of ``circuit`` on ``target`` (None when durations are unknown)."""
+def estimate_seconds(circuit: QuantumCircuit, target: Target | None) -> float | None:
+    """Scheduled duration of one shot of ``circuit`` on ``target`` (None when durations are
+    unknown)."""
     if target is None:
         return None
     try:
         return float(circuit.estimate_duration(target, unit="s"))
     except Exception:  # control flow or missing durations: bound by depth × slowest instruction
-        durations = [target[name][qargs].duration for name in target.operation_names
-                     if not isinstance(target.operation_from_name(name), type) and target[name]
-                     for qargs in target[name] if target[name][qargs] is not None and target[name][qargs].duration]
+        durations = [
+            target[name][qargs].duration
+            for name in target.operation_names
+            if not isinstance(target.operation_from_name(name), type) and target[name]
+            for qargs in target[name]
+            if target[name][qargs] is not None and target[name][qargs].duration
+        ]
         return circuit.depth() * max(durations) if durations else None
 
 

@@ -2,26 +2,28 @@
 
 The engine walks the circuit's instructions once and compiles them into a short program:
 
-* **segments**: a layer of single-qubit gates (each qubit's chain of gates fused into one per-sample 2×2
-  matrix, applied as Kronecker-factored matrices over groups of qubits: a few batched matmuls per layer),
-  followed by a block of *monomial* gates (cx, cz, x, y, z, s, sdg) composed into one signed permutation
-  (a single gather and a phase multiply);
-* **readouts**: every Pauli term whose support lies inside one qubit group is read from that group's reduced
-  density matrix (one batched matmul per group); other terms use a gather over the flip mask.
+* **segments**: a layer of single-qubit gates (each qubit's chain of gates fused into one per-sample
+  2×2 matrix, applied as Kronecker-factored matrices over groups of qubits: a few batched matmuls
+  per layer), followed by a block of *monomial* gates (cx, cz, x, y, z, s, sdg) composed into one
+  signed permutation (a single gather and a phase multiply);
+* **readouts**: every Pauli term whose support lies inside one qubit group is read from that group's
+  reduced density matrix (one batched matmul per group); other terms use a gather over the flip
+  mask.
 
-On the CPU the same program runs by default through native kernels (``native.py``: C compiled on first use):
-one cache-resident 2×2 pass per qubit instead of Kronecker blocks, the reversible backward in one walk per
-sample, and one-qubit reduced density matrices for readouts made of one-qubit terms. The torch path stays
-for other devices, for ``kernel="torch"``, where no C compiler exists, and as the autograd oracle.
+On the CPU the same program runs by default through native kernels (``native.py``: C compiled on
+first use): one cache-resident 2×2 pass per qubit instead of Kronecker blocks, the reversible
+backward in one walk per sample, and one-qubit reduced density matrices for readouts made of
+one-qubit terms. The torch path stays for other devices, for ``kernel="torch"``, where no C compiler
+exists, and as the autograd oracle.
 
-Basis order is Qiskit's: bit q of the amplitude index is qubit q, so ``state`` compares directly with
-``qiskit.quantum_info.Statevector.data``. Everything is differentiable with autograd.
+Basis order is Qiskit's: bit q of the amplitude index is qubit q, so ``state`` compares directly
+with ``qiskit.quantum_info.Statevector.data``. Everything is differentiable with autograd.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -60,7 +62,9 @@ def _rotation_matrix(kind: str, angle: float) -> np.ndarray:
     return np.cos(angle / 2) * np.eye(2) + np.sin(angle / 2) * _ROTATION_GEN[kind]
 
 
-def _monomial_action(name: str, qubits: Sequence[int], k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _monomial_action(
+    name: str, qubits: Sequence[int], k: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Gate G acting as G|k⟩ = g(k)|τ(k)⟩ on basis indices ``k``; returns (τ(k), g(k))."""
     ones = np.ones(k.shape, dtype=complex)
     if name == "cx":
@@ -104,7 +108,8 @@ def _pauli_action(label: str, k: np.ndarray) -> tuple[int, np.ndarray]:
 
 
 def _pauli_matrix(label: str) -> np.ndarray:
-    """Dense matrix of a Pauli string in Qiskit order (rightmost character = least significant qubit)."""
+    """Dense matrix of a Pauli string in Qiskit order (rightmost character = least significant
+    qubit)."""
     singles = {"I": np.eye(2), "X": _FIXED_1Q["x"], "Y": _FIXED_1Q["y"], "Z": _FIXED_1Q["z"]}
     out = np.array([[1.0 + 0j]])
     for char in label:
@@ -117,16 +122,16 @@ def _split_pauli(label: str) -> tuple[complex, str]:
     phase = 1.0 + 0j
     for prefix, value in (("-i", -1j), ("i", 1j), ("-", -1.0), ("+", 1.0)):
         if label.startswith(prefix):
-            return value, label[len(prefix):]
+            return value, label[len(prefix) :]
     return phase, label
 
 
 @dataclass
 class _CompiledSegment:
-    table: Optional[torch.Tensor]  # [n, Lmax] op-bank indices of each qubit's chain
-    perm: Optional[torch.Tensor]  # ψ'_i = phase_i · ψ_{perm_i}
-    inverse_perm: Optional[torch.Tensor]
-    phase: Optional[torch.Tensor]
+    table: torch.Tensor | None  # [n, Lmax] op-bank indices of each qubit's chain
+    perm: torch.Tensor | None  # ψ'_i = phase_i · ψ_{perm_i}
+    inverse_perm: torch.Tensor | None
+    phase: torch.Tensor | None
     rot_ops: torch.Tensor  # rotation indices in this segment,
     rot_qubits: torch.Tensor  # their qubits,
     rot_slots: torch.Tensor  # and their chain slots q·Lmax + position
@@ -148,13 +153,15 @@ class StatevectorEngine:
     """Batched statevector simulator of one parametrized circuit, compiled from Qiskit.
 
     Args:
-        circuit: a parametrized circuit over {rx, ry, rz, h, x, y, z, s, sdg, cx, cz}; rotation angles may be
+        circuit: a parametrized circuit over {rx, ry, rz, h, x, y, z, s, sdg, cx, cz}; rotation
+        angles may be
             numbers or linear expressions a·θ + b of one parameter.
-        observables: readout observables (Hermitian ``SparsePauliOp`` s on ``circuit.num_qubits`` qubits).
-        dtype: ``torch.complex64`` (default) or ``torch.complex128``.
+        observables: readout observables (Hermitian ``SparsePauliOp`` s on ``circuit.num_qubits``
+        qubits). dtype: ``torch.complex64`` (default) or ``torch.complex128``.
         device: torch device ("cpu", "cuda", ...).
-        group_size: qubits per Kronecker group of the torch path (default: :func:`default_group_size`).
-        kernel: ``"auto"`` (native CPU kernels where they load, else torch), ``"native"`` (required: an error
+        group_size: qubits per Kronecker group of the torch path (default:
+        :func:`default_group_size`). kernel: ``"auto"`` (native CPU kernels where they load, else
+        torch), ``"native"`` (required: an error
             if they cannot be built) or ``"torch"``. ``engine.kernel`` says which one runs.
     """
 
@@ -164,8 +171,8 @@ class StatevectorEngine:
         observables: Sequence[SparsePauliOp],
         *,
         dtype: torch.dtype = torch.complex64,
-        device: Union[str, torch.device] = "cpu",
-        group_size: Optional[int] = None,
+        device: str | torch.device = "cpu",
+        group_size: int | None = None,
         kernel: str = "auto",
     ) -> None:
         if dtype not in (torch.complex64, torch.complex128):
@@ -182,7 +189,9 @@ class StatevectorEngine:
         self.n_params = len(self.parameters)
         self.observables = list(observables)
         self.n_readouts = len(self.observables)
-        if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1):
+        if group_size is not None and (
+            isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1
+        ):
             raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
         g = min(group_size or default_group_size(self.n_qubits), self.n_qubits)
         self.groups = [(lo, min(lo + g, self.n_qubits)) for lo in range(0, self.n_qubits, g)]
@@ -196,7 +205,7 @@ class StatevectorEngine:
         self._native_readouts_on = self._native is not None and self._native_terms is not None
 
     # ------------------------------------------------------------------ compilation
-    def _angle(self, value, name: str) -> tuple[Optional[int], float, float]:
+    def _angle(self, value, name: str) -> tuple[int | None, float, float]:
         """(parameter index or None, coefficient, offset) of a gate angle a·θ + b."""
         if not isinstance(value, ParameterExpression):
             return None, 0.0, float(value)
@@ -205,7 +214,8 @@ class StatevectorEngine:
             return None, 0.0, float(value)
         if len(params) != 1:
             raise UnsupportedCircuitError(
-                f"gate {name!r}: angle {value} depends on several parameters; only a·θ + b is supported"
+                f"gate {name!r}: angle {value} depends on several parameters; only a·θ + b is "
+                "supported"
             )
         (p,) = params
         f0, f1, f2 = (float(value.bind({p: x})) for x in (0.0, 1.0, 2.0))
@@ -284,15 +294,19 @@ class StatevectorEngine:
         self._rot_param = torch.tensor(rot_param, dtype=torch.long, device=dev)
         self._rot_coef = torch.tensor(rot_coef, dtype=rdt, device=dev)
         self._rot_offset = torch.tensor(rot_offset, dtype=rdt, device=dev)
-        gens = np.stack([list(_ROTATION_GEN.values())[k] for k in rot_kind]) if n_rot else np.zeros((0, 2, 2))
+        gens = (
+            np.stack([list(_ROTATION_GEN.values())[k] for k in rot_kind])
+            if n_rot
+            else np.zeros((0, 2, 2))
+        )
         self._rot_gen = torch.tensor(gens, dtype=cdt, device=dev)
         bank_const = np.stack(constants + [np.eye(2, dtype=complex)])
         self._const_bank = torch.tensor(bank_const, dtype=cdt, device=dev)
         self._eye2 = torch.eye(2, dtype=cdt, device=dev)
 
-        # Per segment: a chain table [n, Lmax] (identity-padded; None when the segment has no 1q gates),
-        # the signed permutation of its monomial block (perm, phase; None when trivial), and for the
-        # backward pass the positions (qubit, chain slot) of its rotations.
+        # Per segment: a chain table [n, Lmax] (identity-padded; None when the segment has no 1q
+        # gates), the signed permutation of its monomial block (perm, phase; None when trivial), and
+        # for the backward pass the positions (qubit, chain slot) of its rotations.
         self._segments: list[_CompiledSegment] = []
         k = np.arange(self.dim, dtype=np.int64)
         for seg in segments:
@@ -327,14 +341,24 @@ class StatevectorEngine:
             if table is None and perm is None and phase is None:
                 continue
             as_index = lambda xs: torch.tensor(xs, dtype=torch.long, device=dev)  # noqa: E731
-            self._segments.append(_CompiledSegment(
-                table, perm, inverse_perm, phase, as_index(rot_ops), as_index(rot_qubits), as_index(rot_slots)))
+            self._segments.append(
+                _CompiledSegment(
+                    table,
+                    perm,
+                    inverse_perm,
+                    phase,
+                    as_index(rot_ops),
+                    as_index(rot_qubits),
+                    as_index(rot_slots),
+                )
+            )
         self.n_segments = len(self._segments)
         # Hermitian generator P of each rotation, R(θ) = exp(-iθP/2)
         paulis = {0: _FIXED_1Q["x"], 1: _FIXED_1Q["y"], 2: _FIXED_1Q["z"]}
         gen = np.stack([paulis[kind] for kind in rot_kind]) if n_rot else np.zeros((0, 2, 2))
         self._rot_pauli = torch.tensor(gen, dtype=cdt, device=dev)
-        # per group: [D², g·4] 0/1 table reducing a D×D group matrix to the 2×2 blocks of each of its qubits
+        # per group: [D², g·4] 0/1 table reducing a D×D group matrix to the 2×2 blocks of each of
+        # its qubits
         self._reduce_tables = []
         for lo, hi in self.groups:
             size = hi - lo
@@ -346,7 +370,9 @@ class StatevectorEngine:
                     for b in (0, 1):
                         j = i ^ ((a ^ b) << q)
                         table[i, j, q, a, b] = 1.0
-            self._reduce_tables.append(torch.tensor(table.reshape(d * d, size * 4), dtype=cdt, device=dev))
+            self._reduce_tables.append(
+                torch.tensor(table.reshape(d * d, size * 4), dtype=cdt, device=dev)
+            )
 
     def _compile_readouts(self) -> None:
         n, dim = self.n_qubits, self.dim
@@ -355,7 +381,9 @@ class StatevectorEngine:
             if not isinstance(obs, SparsePauliOp):
                 raise TypeError(f"observable {j} must be a SparsePauliOp, got {type(obs).__name__}")
             if obs.num_qubits != n:
-                raise ValueError(f"observable {j} acts on {obs.num_qubits} qubits; the circuit has {n}")
+                raise ValueError(
+                    f"observable {j} acts on {obs.num_qubits} qubits; the circuit has {n}"
+                )
             if not np.allclose((obs - obs.adjoint()).simplify(atol=1e-12).coeffs, 0.0, atol=1e-10):
                 raise ValueError(f"observable {j} is not Hermitian")
         index: dict[str, int] = {}
@@ -373,16 +401,25 @@ class StatevectorEngine:
         dev, cdt = self.device, self.dtype
         self._n_terms = len(labels)
 
-        # Terms are evaluated group by group, then mask by mask; `order` lists the term index of each
-        # evaluated column so that the coefficient rows can be permuted once here instead of scattered later.
+        # Terms are evaluated group by group, then mask by mask; `order` lists the term index of
+        # each evaluated column so that the coefficient rows can be permuted once here instead of
+        # scattered later.
         order: list[int] = []
-        # group-local terms: Tr(ρ_G P) = Σ_ij ρ_ij P_ji  -> one matmul with a [D², K] table per group
+        # group-local terms: Tr(ρ_G P) = Σ_ij ρ_ij P_ji  -> one matmul with a [D², K] table per
+        # group
         self._group_terms: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         remaining = []
         by_group: dict[int, list[int]] = {}
         for t, label in enumerate(labels):
             support = [n - 1 - pos for pos, ch in enumerate(label) if ch != "I"]
-            home = next((gi for gi, (lo, hi) in enumerate(self.groups) if all(lo <= q < hi for q in support)), None)
+            home = next(
+                (
+                    gi
+                    for gi, (lo, hi) in enumerate(self.groups)
+                    if all(lo <= q < hi for q in support)
+                ),
+                None,
+            )
             if home is None:
                 remaining.append(t)
             else:
@@ -390,8 +427,12 @@ class StatevectorEngine:
         for gi in sorted(by_group):
             terms = by_group[gi]
             lo, hi = self.groups[gi]
-            mats = [_pauli_matrix(labels[t][n - hi: n - lo]) for t in terms]  # characters of qubits hi-1..lo
-            trace_table = torch.tensor(np.stack([m.T.reshape(-1) for m in mats], axis=1), dtype=cdt, device=dev)
+            mats = [
+                _pauli_matrix(labels[t][n - hi : n - lo]) for t in terms
+            ]  # characters of qubits hi-1..lo
+            trace_table = torch.tensor(
+                np.stack([m.T.reshape(-1) for m in mats], axis=1), dtype=cdt, device=dev
+            )
             matrices = torch.tensor(np.stack([m.reshape(-1) for m in mats]), dtype=cdt, device=dev)
             self._group_terms.append((gi, trace_table, matrices))
             order += terms
@@ -410,8 +451,9 @@ class StatevectorEngine:
         # Pauli expectations are real, so only the real part of each coefficient contributes
         self._readout_coef = torch.tensor(coef.real[order], dtype=self.real_dtype, device=dev)
 
-        # Native readouts, when every term acts on at most one qubit: Tr(ρ_q P) from one-qubit reduced
-        # density matrices ρ [B, n, 2, 2] (flattened: column q·4 + 2a + c), with the terms in label order.
+        # Native readouts, when every term acts on at most one qubit: Tr(ρ_q P) from one-qubit
+        # reduced density matrices ρ [B, n, 2, 2] (flattened: column q·4 + 2a + c), with the terms
+        # in label order.
         self._native_terms = None
         supports = [[n - 1 - pos for pos, ch in enumerate(label) if ch != "I"] for label in labels]
         if all(len(support) <= 1 for support in supports):
@@ -420,12 +462,15 @@ class StatevectorEngine:
             for t, (label, support) in enumerate(zip(labels, supports)):
                 q = support[0] if support else 0
                 pauli = _pauli_matrix(label[n - 1 - q]) if support else np.eye(2)
-                trace[q * 4:(q + 1) * 4, t] = pauli.T.reshape(-1)  # Σ_ac ρ_ac P_ca
-                place[t, q * 4:(q + 1) * 4] = pauli.reshape(-1)
-            self._native_terms = (torch.tensor(trace, dtype=cdt), torch.tensor(place, dtype=cdt),
-                                  torch.tensor(coef.real, dtype=self.real_dtype))
+                trace[q * 4 : (q + 1) * 4, t] = pauli.T.reshape(-1)  # Σ_ac ρ_ac P_ca
+                place[t, q * 4 : (q + 1) * 4] = pauli.reshape(-1)
+            self._native_terms = (
+                torch.tensor(trace, dtype=cdt),
+                torch.tensor(place, dtype=cdt),
+                torch.tensor(coef.real, dtype=self.real_dtype),
+            )
 
-    def _compile_native(self, kernel: str) -> Optional[native.NativeProgram]:
+    def _compile_native(self, kernel: str) -> native.NativeProgram | None:
         """The segment program for the native kernels, or ``None`` where the torch path runs."""
         if kernel == "torch" or (kernel == "auto" and self.device.type != "cpu"):
             return None
@@ -433,7 +478,10 @@ class StatevectorEngine:
             raise ValueError(f"kernel='native' runs on the CPU only, not on {self.device}")
         if self.n_qubits < native.MIN_QUBITS:
             if kernel == "native":
-                raise ValueError(f"kernel='native' needs at least {native.MIN_QUBITS} qubits, got {self.n_qubits}")
+                raise ValueError(
+                    f"kernel='native' needs at least {native.MIN_QUBITS} qubits, got "
+                    f"{self.n_qubits}"
+                )
             return None
         library = native.load()
         if library is None:
@@ -441,7 +489,9 @@ class StatevectorEngine:
                 raise RuntimeError(f"kernel='native' requested but {native.status()}")
             return None
         # every segment's chain table padded to one width: all fused matrices come from one product
-        width = max((seg.table.shape[1] for seg in self._segments if seg.table is not None), default=1)
+        width = max(
+            (seg.table.shape[1] for seg in self._segments if seg.table is not None), default=1
+        )
         identity = self._const_bank.shape[0] - 1 + self._n_rot
         tables = []
         for seg in self._segments:
@@ -454,17 +504,29 @@ class StatevectorEngine:
             if seg.table is None:
                 continue
             lmax = seg.table.shape[1]
-            for op, q, slot in zip(seg.rot_ops.tolist(), seg.rot_qubits.tolist(), seg.rot_slots.tolist()):
+            for op, q, slot in zip(
+                seg.rot_ops.tolist(), seg.rot_qubits.tolist(), seg.rot_slots.tolist()
+            ):
                 rows.append(si * self.n_qubits + q)
                 positions.append(slot % lmax)
                 ops.append(op)
-        rotations = (*(torch.tensor(x, dtype=torch.long) for x in (rows, positions, ops)),
-                     self._rot_pauli[torch.tensor(ops, dtype=torch.long)] if ops else self._rot_pauli)
+        rotations = (
+            *(torch.tensor(x, dtype=torch.long) for x in (rows, positions, ops)),
+            self._rot_pauli[torch.tensor(ops, dtype=torch.long)] if ops else self._rot_pauli,
+        )
         return native.NativeProgram(
-            library, self.n_qubits, [seg.table is not None for seg in self._segments],
-            [seg.perm for seg in self._segments], [seg.inverse_perm for seg in self._segments],
-            [seg.phase for seg in self._segments], self.dtype, torch.cat(tables), rotations, self._n_rot,
-            (self._rot_param, self._rot_coef, self._rot_offset, self._rot_gen, self._const_bank))
+            library,
+            self.n_qubits,
+            [seg.table is not None for seg in self._segments],
+            [seg.perm for seg in self._segments],
+            [seg.inverse_perm for seg in self._segments],
+            [seg.phase for seg in self._segments],
+            self.dtype,
+            torch.cat(tables),
+            rotations,
+            self._n_rot,
+            (self._rot_param, self._rot_coef, self._rot_offset, self._rot_gen, self._const_bank),
+        )
 
     # ------------------------------------------------------------------ public execution
     def initial_state(self, batch: int) -> torch.Tensor:
@@ -478,30 +540,37 @@ class StatevectorEngine:
     def step(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """Apply the circuit with per-sample angles [batch, P] (ordered as ``circuit.parameters``).
 
-        Differentiable; the backward pass is hand-written and recomputes intermediate states from the
-        output (unitary steps are reversible), so only the output state is kept for it.
+        Differentiable; the backward pass is hand-written and recomputes intermediate states from
+        the output (unitary steps are reversible), so only the output state is kept for it.
         """
         angles = self._check(state, angles)
         out, _ = _StepFunction.apply(state, angles, self, None, False)
         return out
 
     def readouts(self, state: torch.Tensor) -> torch.Tensor:
-        """Real expectation values [batch, len(observables)] of the readout observables (differentiable)."""
+        """Real expectation values [batch, len(observables)] of the readout observables
+        (differentiable)."""
         self._check(state)
         return _ReadoutFunction.apply(state, self)
 
-    def step_readouts(self, state: torch.Tensor, angles: torch.Tensor,
-                      tape: Optional["ReversibleTape"] = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``step`` then ``readouts`` in one call. With a ``tape`` no state is stored for backward at all:
-        the backward pass walks the tape's sequence in reverse, recomputing ψ_{t-1} = U(θ_t)† ψ_t."""
+    def step_readouts(
+        self, state: torch.Tensor, angles: torch.Tensor, tape: ReversibleTape | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` then ``readouts`` in one call. With a ``tape`` no state is stored for backward
+        at all: the backward pass walks the tape's sequence in reverse, recomputing ψ_{t-1} =
+        U(θ_t)† ψ_t."""
         angles = self._check(state, angles)
         return _StepFunction.apply(state, angles, self, tape, True)
 
-    def sequence(self, angles: torch.Tensor, state: Optional[torch.Tensor] = None, *,
-                 reversible: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run fixed angles [batch, T, P] from ``state`` (default |0…0⟩): (readouts [batch, T, R], final state)."""
+    def sequence(
+        self, angles: torch.Tensor, state: torch.Tensor | None = None, *, reversible: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run fixed angles [batch, T, P] from ``state`` (default |0…0⟩): (readouts [batch, T, R],
+        final state)."""
         if angles.dim() != 3:
-            raise ValueError(f"angles must have shape [batch, T, {self.n_params}], got {tuple(angles.shape)}")
+            raise ValueError(
+                f"angles must have shape [batch, T, {self.n_params}], got {tuple(angles.shape)}"
+            )
         state = self.initial_state(angles.shape[0]) if state is None else state
         tape = ReversibleTape() if reversible else None
         values = []
@@ -511,7 +580,8 @@ class StatevectorEngine:
         return torch.stack(values, dim=1), state
 
     def step_autograd(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-        """``step`` differentiated by plain autograd (keeps every intermediate): the oracle for the custom backward."""
+        """``step`` differentiated by plain autograd (keeps every intermediate): the oracle for the
+        custom backward."""
         return self._apply_circuit(state, self._check(state, angles))
 
     def readouts_autograd(self, state: torch.Tensor) -> torch.Tensor:
@@ -520,7 +590,9 @@ class StatevectorEngine:
         return self._readout_values(state)
 
     # ------------------------------------------------------------------ kernels
-    def _check(self, state: torch.Tensor, angles: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+    def _check(
+        self, state: torch.Tensor, angles: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
         if state.dim() != 2 or state.shape[1] != self.dim:
             raise ValueError(f"state must have shape [batch, {self.dim}], got {tuple(state.shape)}")
         if state.dtype != self.dtype:
@@ -528,7 +600,10 @@ class StatevectorEngine:
         if angles is None:
             return None
         if angles.dim() != 2 or angles.shape != (state.shape[0], self.n_params):
-            raise ValueError(f"angles must have shape [{state.shape[0]}, {self.n_params}], got {tuple(angles.shape)}")
+            raise ValueError(
+                f"angles must have shape [{state.shape[0]}, {self.n_params}], got "
+                f"{tuple(angles.shape)}"
+            )
         return angles.to(self.real_dtype)
 
     def _bank(self, angles: torch.Tensor) -> torch.Tensor:
@@ -550,14 +625,17 @@ class StatevectorEngine:
         return fused
 
     def _group_matrices(self, fused: torch.Tensor) -> list[torch.Tensor]:
-        """Kronecker products of per-qubit matrices [B, n, 2, 2] for each group: [B, D, D], high qubit first."""
+        """Kronecker products of per-qubit matrices [B, n, 2, 2] for each group: [B, D, D], high
+        qubit first."""
         out = []
         batch = fused.shape[0]
         for lo, hi in self.groups:
             mat = fused[:, hi - 1]
             for q in range(hi - 2, lo - 1, -1):
                 d = mat.shape[-1]
-                mat = (mat[:, :, None, :, None] * fused[:, q, None, :, None, :]).reshape(batch, 2 * d, 2 * d)
+                mat = (mat[:, :, None, :, None] * fused[:, q, None, :, None, :]).reshape(
+                    batch, 2 * d, 2 * d
+                )
             out.append(mat)
         return out
 
@@ -567,7 +645,8 @@ class StatevectorEngine:
         return self.dim // (d * right), d, right
 
     def _apply_group(self, state: torch.Tensor, gi: int, mat: torch.Tensor) -> torch.Tensor:
-        """``mat`` [B, D, D] applied to group ``gi``'s qubits of ``state`` [B, ..., N] (any middle dims)."""
+        """``mat`` [B, D, D] applied to group ``gi``'s qubits of ``state`` [B, ..., N] (any middle
+        dims)."""
         shape = state.shape
         batch, extra = shape[0], shape[1:-1].numel()
         left, d, right = self._group_view(gi)
@@ -588,27 +667,34 @@ class StatevectorEngine:
 
     @staticmethod
     def _rotate_in(state: torch.Tensor, size: int, mat: torch.Tensor) -> torch.Tensor:
-        """Apply ``mat`` [B, D, D] to the top ``size`` index bits of ``state`` [B, ..., N] and move those bits
-        to the bottom, in one matmul: viewing the state as [D, rest], the product restᵀ·matᵀ is written as
-        [rest, D]. Repeating it for every group restores the original bit order."""
+        """Apply ``mat`` [B, D, D] to the top ``size`` index bits of ``state`` [B, ..., N] and move
+        those bits to the bottom, in one matmul: viewing the state as [D, rest], the product
+        restᵀ·matᵀ is written as [rest, D]. Repeating it for every group restores the original bit
+        order."""
         shape = state.shape
         view = state.view(*shape[:-1], 1 << size, -1).mT
         return torch.matmul(view, (mat if state.dim() == 2 else mat[:, None]).mT).reshape(shape)
 
     @staticmethod
     def _rotate_out(state: torch.Tensor, size: int, mat: torch.Tensor) -> torch.Tensor:
-        """Inverse bit move of ``_rotate_in`` (bottom ``size`` bits back to the top), applying ``mat`` there."""
+        """Inverse bit move of ``_rotate_in`` (bottom ``size`` bits back to the top), applying
+        ``mat`` there."""
         shape = state.shape
         view = state.view(*shape[:-1], -1, 1 << size).mT
         return torch.matmul(mat if state.dim() == 2 else mat[:, None], view).reshape(shape)
 
-    def _gather(self, state: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
-        """``state[..., index]``; outside autograd complex64 amplitudes move as float64 words (faster)."""
+    def _gather(self, state: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        """``state[..., index]``; outside autograd complex64 amplitudes move as float64 words
+        (faster)."""
         if index is None:
             return state
         if state.requires_grad:
             return state[..., index]
-        words = state.view(torch.float64) if state.dtype == torch.complex64 else torch.view_as_real(state)
+        words = (
+            state.view(torch.float64)
+            if state.dtype == torch.complex64
+            else torch.view_as_real(state)
+        )
         if state.dtype == torch.complex64:
             key = (tuple(words.shape), index.data_ptr())
             expanded = self._gather_cache.get(key)
@@ -619,11 +705,12 @@ class StatevectorEngine:
             return torch.gather(words, -1, expanded).view(torch.complex64)
         return torch.view_as_complex(torch.index_select(words, -2, index).contiguous())
 
-    def _apply_circuit(self, state: torch.Tensor, angles: torch.Tensor,
-                            bank: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _apply_circuit(
+        self, state: torch.Tensor, angles: torch.Tensor, bank: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """U(θ)·state: each group matrix is applied by one matmul that also rotates the index bits
-        (``_rotate_in``), so only the entangler's permutation needs a gather. Differentiable by autograd too
-        (``step_autograd``), which is how the hand-written backward is checked."""
+        (``_rotate_in``), so only the entangler's permutation needs a gather. Differentiable by
+        autograd too (``step_autograd``), which is how the hand-written backward is checked."""
         bank = self._bank(angles) if bank is None else bank
         state = state.contiguous()
         for seg in self._segments:
@@ -658,21 +745,26 @@ class StatevectorEngine:
         for gi, _, matrices in self._group_terms:
             k = matrices.shape[0]
             d = 1 << (self.groups[gi][1] - self.groups[gi][0])
-            herm = torch.matmul(w[:, col:col + k], matrices).view(batch, d, d)
+            herm = torch.matmul(w[:, col : col + k], matrices).view(batch, d, d)
             out = out + self._apply_group(state, gi, herm)
             col += k
         for idx, weights in self._span_terms:
             k = weights.shape[1]
-            out = out + state[:, idx] * torch.matmul(w[:, col:col + k], weights.T)
+            out = out + state[:, idx] * torch.matmul(w[:, col : col + k], weights.T)
             col += k
         return 2 * out
 
-    def _step_vjp(self, state: torch.Tensor, angles: torch.Tensor, grad: torch.Tensor,
-                  bank: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step_vjp(
+        self,
+        state: torch.Tensor,
+        angles: torch.Tensor,
+        grad: torch.Tensor,
+        bank: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Walk the step backwards from its output ``state``: (ψ_in, ∂L/∂ψ_in, ∂L/∂angles).
 
-        ψ and its gradient g travel together as one [B, 2, N] tensor: every gate is unitary, so both are
-        mapped by U† and each gather or matmul serves the pair.
+        ψ and its gradient g travel together as one [B, 2, N] tensor: every gate is unitary, so both
+        are mapped by U† and each gather or matmul serves the pair.
         """
         batch = state.shape[0]
         pair = torch.stack([state, grad], dim=1)
@@ -700,17 +792,24 @@ class StatevectorEngine:
                 grad_rot = self._add_rotation_grads(grad_rot, seg, bank, reduced)
         return pair[:, 0], pair[:, 1], self._angle_grads(angles, grad_rot)
 
-    def _add_rotation_grads(self, grad_rot: torch.Tensor, seg: _CompiledSegment, bank: torch.Tensor,
-                            reduced: torch.Tensor) -> torch.Tensor:
-        """Add a segment's rotation gradients to ``grad_rot`` [B, rotations], given each qubit's 2×2 block
-        K_q[a, c] = Σ ψ_a g_c* [B, n, 2, 2] at the output of the segment's single-qubit layer:
-        dL/dθ = ½ Im Tr(P' K_q) with P' = S P S†, S the gates after the rotation in its qubit's chain
-        (the native kernels' ``qrnn_rotation_grads`` computes the same)."""
+    def _add_rotation_grads(
+        self,
+        grad_rot: torch.Tensor,
+        seg: _CompiledSegment,
+        bank: torch.Tensor,
+        reduced: torch.Tensor,
+    ) -> torch.Tensor:
+        """Add a segment's rotation gradients to ``grad_rot`` [B, rotations], given each qubit's 2×2
+        block K_q[a, c] = Σ ψ_a g_c* [B, n, 2, 2] at the output of the segment's single-qubit layer:
+        dL/dθ = ½ Im Tr(P' K_q) with P' = S P S†, S the gates after the rotation in its qubit's
+        chain (the native kernels' ``qrnn_rotation_grads`` computes the same)."""
         batch, lmax = reduced.shape[0], seg.table.shape[1]
         suffix = [self._eye2.expand(batch, self.n_qubits, 2, 2)]
         for j in range(lmax - 1, 0, -1):
             suffix.append(torch.matmul(suffix[-1], bank[:, seg.table[:, j]]))
-        after = torch.stack(suffix[::-1], dim=2).reshape(batch, -1, 2, 2)[:, seg.rot_slots]  # [B, n·Lmax] → rotations
+        after = torch.stack(suffix[::-1], dim=2).reshape(batch, -1, 2, 2)[
+            :, seg.rot_slots
+        ]  # [B, n·Lmax] → rotations
         generator = torch.matmul(torch.matmul(after, self._rot_pauli[seg.rot_ops]), after.mH)
         trace = (generator * reduced[:, seg.rot_qubits].transpose(-1, -2)).sum(dim=(-1, -2))
         return grad_rot.index_add(1, seg.rot_ops, 0.5 * trace.imag)
@@ -722,13 +821,15 @@ class StatevectorEngine:
             grad_angles = grad_angles.index_add(1, self._rot_param, grad_rot * self._rot_coef)
         return grad_angles
 
-    # ------------------------------------------------------------------ dispatch (native kernels or torch)
+    # ------------------------------------------------------------------ dispatch (native kernels or
+    # torch)
     def _bank_fast(self, angles: torch.Tensor) -> torch.Tensor:
         """``_bank`` outside autograd, on the fastest path."""
         return self._bank(angles) if self._native is None else self._native.bank(angles.detach())
 
-    def _forward(self, state: torch.Tensor, bank: torch.Tensor, with_readouts: bool = False
-                 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _forward(
+        self, state: torch.Tensor, bank: torch.Tensor, with_readouts: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(U(θ)·state, its readouts or ``None``) outside autograd, on the fastest path."""
         if self._native is None:
             out = self._apply_circuit(state, None, bank)
@@ -742,12 +843,14 @@ class StatevectorEngine:
         return out, self._native_readouts(rho) if fused else self._readout_values(out)
 
     def _native_readouts(self, rho: torch.Tensor) -> torch.Tensor:
-        """Readouts from one-qubit reduced density matrices ρ [B, n, 2, 2] (one-qubit terms only)."""
+        """Readouts from one-qubit reduced density matrices ρ [B, n, 2, 2] (one-qubit terms
+        only)."""
         trace, _, coef = self._native_terms
         return torch.matmul(torch.matmul(rho.view(rho.shape[0], -1), trace).real, coef)
 
     def _native_weights(self, grad: torch.Tensor) -> torch.Tensor:
-        """Per-qubit Hermitian 2·Σ_t w_t P_t [B, n, 2, 2] with ∂L/∂ψ = Σ_q W_q ψ for L = Σ_k grad_k ⟨O_k⟩."""
+        """Per-qubit Hermitian 2·Σ_t w_t P_t [B, n, 2, 2] with ∂L/∂ψ = Σ_q W_q ψ for L = Σ_k grad_k
+        ⟨O_k⟩."""
         _, place, coef = self._native_terms
         w = torch.matmul(grad.to(self.real_dtype), coef.T).to(self.dtype)
         return (2 * torch.matmul(w, place)).view(grad.shape[0], self.n_qubits, 2, 2)
@@ -764,11 +867,17 @@ class StatevectorEngine:
             return self._readouts_vjp(state, grad)
         return self._native.apply_sum(state, self._native_weights(grad))
 
-    def _step_vjp_fast(self, state: torch.Tensor, angles: torch.Tensor, grad: Optional[torch.Tensor],
-                       readout_grad: Optional[torch.Tensor] = None, bank: Optional[torch.Tensor] = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(ψ_in, ∂L/∂ψ_in, ∂L/∂angles) from the step's output ``state``, the gradient ``grad`` of its output
-        state (``None``: zero) and ``readout_grad`` of its readouts (``None``: no readouts), fastest path."""
+    def _step_vjp_fast(
+        self,
+        state: torch.Tensor,
+        angles: torch.Tensor,
+        grad: torch.Tensor | None,
+        readout_grad: torch.Tensor | None = None,
+        bank: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ψ_in, ∂L/∂ψ_in, ∂L/∂angles) from the step's output ``state``, the gradient ``grad`` of
+        its output state (``None``: zero) and ``readout_grad`` of its readouts (``None``: no
+        readouts), fastest path."""
         weights = None
         if readout_grad is not None:
             if self._native_readouts_on:
@@ -777,36 +886,50 @@ class StatevectorEngine:
                 vjp = self._readouts_vjp(state, readout_grad)
                 grad = vjp if grad is None else grad + vjp
         if self._native is None:
-            return self._step_vjp(state, angles, torch.zeros_like(state) if grad is None else grad, bank)
+            return self._step_vjp(
+                state, angles, torch.zeros_like(state) if grad is None else grad, bank
+            )
         bank = self._bank_fast(angles) if bank is None else bank
-        if self.global_phase != 1.0:  # U = e^{iφ}·V: walk back through e^{-iφ} first (W commutes with it)
+        if (
+            self.global_phase != 1.0
+        ):  # U = e^{iφ}·V: walk back through e^{-iφ} first (W commutes with it)
             back = complex(np.conj(self.global_phase))
             state = state * back
             grad = grad * back if grad is not None else None
-        previous, grad_in, blocks = self._native.backward(state, grad, self._native.fuse(bank), weights)
+        previous, grad_in, blocks = self._native.backward(
+            state, grad, self._native.fuse(bank), weights
+        )
         grad_rot = self._native.rotation_grads(bank, blocks).to(angles.dtype)
         return previous, grad_in, self._angle_grads(angles, grad_rot)
 
-    def to(self, device: Union[str, torch.device]) -> "StatevectorEngine":
+    def to(self, device: str | torch.device) -> StatevectorEngine:
         """A copy of this engine on another device."""
         return StatevectorEngine(
-            self.circuit, self.observables, dtype=self.dtype, device=device, group_size=self.groups[0][1],
-            kernel="auto" if self.kernel == "native" else "torch")
+            self.circuit,
+            self.observables,
+            dtype=self.dtype,
+            device=device,
+            group_size=self.groups[0][1],
+            kernel="auto" if self.kernel == "native" else "torch",
+        )
 
     def __repr__(self) -> str:
         return (
-            f"StatevectorEngine(n_qubits={self.n_qubits}, params={self.n_params}, readouts={self.n_readouts}, "
-            f"segments={self.n_segments}, dtype={self.dtype}, device={self.device}, kernel={self.kernel!r})"
+            f"StatevectorEngine(n_qubits={self.n_qubits}, params={self.n_params}, "
+            f"readouts={self.n_readouts}, "
+            f"segments={self.n_segments}, dtype={self.dtype}, device={self.device}, "
+            f"kernel={self.kernel!r})"
         )
 
 
 class ReversibleTape:
     """The newest state of a sequence of ``step_readouts`` calls, walked backwards during backward.
 
-    Forward pushes each output state, keeping only the newest plus a checkpoint every ``checkpoint_every``
-    steps (and each step's angles, which are small). Backward normally visits the steps in reverse order and
-    recomputes ψ_{t-1} = U(θ_t)† ψ_t; checkpoints reset round-off drift, and a backward that starts before
-    the last step (a loss that ignores the sequence's end) recomputes forward from the nearest checkpoint.
+    Forward pushes each output state, keeping only the newest plus a checkpoint every
+    ``checkpoint_every`` steps (and each step's angles, which are small). Backward normally visits
+    the steps in reverse order and recomputes ψ_{t-1} = U(θ_t)† ψ_t; checkpoints reset round-off
+    drift, and a backward that starts before the last step (a loss that ignores the sequence's end)
+    recomputes forward from the nearest checkpoint.
     """
 
     def __init__(self, checkpoint_every: int = 64) -> None:
@@ -815,7 +938,7 @@ class ReversibleTape:
         self.checkpoint_every = checkpoint_every
         self.length = 0
         self._cursor = -1
-        self._current: Optional[torch.Tensor] = None
+        self._current: torch.Tensor | None = None
         self._checkpoints: dict[int, torch.Tensor] = {}
         self._angles: list[torch.Tensor] = []
 
@@ -828,12 +951,13 @@ class ReversibleTape:
             self._checkpoints[position] = state
         return position
 
-    def state_at(self, position: int, engine: "StatevectorEngine") -> torch.Tensor:
+    def state_at(self, position: int, engine: StatevectorEngine) -> torch.Tensor:
         """ψ after step ``position``."""
         if position > self._cursor or self._current is None:
             raise RuntimeError(
                 "reversible backward must run once over the sequence in reverse order "
-                f"(step {position} was asked for after step {self._cursor + 1}); use engine.step for other graphs"
+                f"(step {position} was asked for after step {self._cursor + 1}); use engine.step "
+                "for other graphs"
             )
         if position in self._checkpoints:
             return self._checkpoints[position]
@@ -850,8 +974,9 @@ class ReversibleTape:
 
 
 class _StepFunction(torch.autograd.Function):
-    """One step (and optionally its readouts) with the hand-written backward. Saved for backward: the angles,
-    and without a ``ReversibleTape`` also the small op bank [B, ops, 2, 2] and the output state."""
+    """One step (and optionally its readouts) with the hand-written backward. Saved for backward:
+    the angles, and without a ``ReversibleTape`` also the small op bank [B, ops, 2, 2] and the
+    output state."""
 
     @staticmethod
     def forward(ctx, state, angles, engine, tape, with_readouts):
@@ -880,11 +1005,18 @@ class _StepFunction(torch.autograd.Function):
                 out = ctx.tape.state_at(ctx.position, engine)
         with torch.no_grad():
             readout_grad = grad_values if ctx.with_readouts else None
-            previous, grad_in, grad_angles = engine._step_vjp_fast(out, angles, grad_out, readout_grad, bank)
+            previous, grad_in, grad_angles = engine._step_vjp_fast(
+                out, angles, grad_out, readout_grad, bank
+            )
         if ctx.tape is not None:
             ctx.tape.rewind(ctx.position, previous)
-        return (grad_in if ctx.needs_input_grad[0] else None,
-                grad_angles if ctx.needs_input_grad[1] else None, None, None, None)
+        return (
+            grad_in if ctx.needs_input_grad[0] else None,
+            grad_angles if ctx.needs_input_grad[1] else None,
+            None,
+            None,
+            None,
+        )
 
 
 class _ReadoutFunction(torch.autograd.Function):

@@ -1,11 +1,11 @@
 """Dynamic (hardware-native) form of a QRNN sequence: one circuit per input sequence and setting.
 
-Every step t applies the step circuit U(θ̄_t) with *precomputed* angles, then couples each data qubit's
-``setting`` basis to a fresh ancilla, measures the ancilla mid-circuit into clbit ``mid[t·n + q]`` and resets
-it. The next step's angles are corrected in real time: for selected (angle k, measured qubit q) pairs the
-circuit applies ``if_test(mid[(t-1)·n + q])`` → rotation by ``δ₁`` on angle k's gate, else ``δ₀``.
-Only constructs IBM runtime accepts today are used: if/else on a single measured bit, no switch, no
-nesting, no measurement or reset inside a branch.
+Every step t applies the step circuit U(θ̄_t) with *precomputed* angles, then couples each data
+qubit's ``setting`` basis to a fresh ancilla, measures the ancilla mid-circuit into clbit ``mid[t·n
++ q]`` and resets it. The next step's angles are corrected in real time: for selected (angle k,
+measured qubit q) pairs the circuit applies ``if_test(mid[(t-1)·n + q])`` → rotation by ``δ₁`` on
+angle k's gate, else ``δ₀``. Only constructs IBM runtime accepts today are used: if/else on a single
+measured bit, no switch, no nesting, no measurement or reset inside a branch.
 
 Coupling of data qubit q (basis rotated onto Z) to its ancilla a:
   * ``"cnot"``: CX(q, a), a projective measurement; the ±1 outcome s has E[s] = ⟨B_q⟩.
@@ -16,8 +16,8 @@ Coupling of data qubit q (basis rotated onto Z) to its ancilla a:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
 
 import numpy as np
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
@@ -26,13 +26,13 @@ from .replay import append_basis_change
 from .spec import QRNNSpec, step_circuit
 
 MID_REGISTER = "mid"
-Coupling = Union[str, float]
+Coupling = str | float
 
 
 @dataclass(frozen=True)
 class Correction:
-    """At step ``step`` (0-based, ≥ 1) add ``delta_one`` to angle ``angle`` if bit mid[(step-1)·n + qubit] is 1,
-    else ``delta_zero``."""
+    """At step ``step`` (0-based, ≥ 1) add ``delta_one`` to angle ``angle`` if bit mid[(step-1)·n +
+    qubit] is 1, else ``delta_zero``."""
 
     step: int
     angle: int
@@ -49,7 +49,9 @@ def validate_coupling(coupling: Coupling) -> Coupling:
         try:
             coupling = float(coupling)
         except ValueError:
-            raise ValueError(f"coupling must be 'cnot' or an angle in (0, π/2], got {coupling!r}") from None
+            raise ValueError(
+                f"coupling must be 'cnot' or an angle in (0, π/2], got {coupling!r}"
+            ) from None
     if not 0.0 < float(coupling) <= math.pi / 2 + 1e-12:
         raise ValueError(f"weak coupling angle must be in (0, π/2], got {coupling}")
     return "cnot" if abs(float(coupling) - math.pi / 2) < 1e-12 else float(coupling)
@@ -76,7 +78,8 @@ def dynamic_circuit(
     corrections: Sequence[Correction] = (),
     name: str = "qrnn_dynamic",
 ) -> QuantumCircuit:
-    """The bound dynamic circuit for one input sequence: ``angles`` [T, P] are the precomputed θ̄_t."""
+    """The bound dynamic circuit for one input sequence: ``angles`` [T, P] are the precomputed
+    θ̄_t."""
     angles = np.asarray(angles, dtype=float)
     n, p = spec.n_qubits, spec.n_params
     if angles.ndim != 2 or angles.shape[1] != p or angles.shape[0] < 1:
@@ -127,9 +130,12 @@ def dynamic_circuit(
 
 
 def step_bits(counts: dict, steps: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(outcome signs [outcomes, T, n] with s = 1 − 2·bit, weights [outcomes]) from counts of register ``mid``."""
+    """(outcome signs [outcomes, T, n] with s = 1 − 2·bit, weights [outcomes]) from counts of
+    register ``mid``."""
     keys = list(counts)
-    bits = np.array([[int(ch) for ch in key.replace(" ", "")[::-1][: steps * n]] for key in keys], dtype=np.int8)
+    bits = np.array(
+        [[int(ch) for ch in key.replace(" ", "")[::-1][: steps * n]] for key in keys], dtype=np.int8
+    )
     if bits.shape[1] != steps * n:
         raise ValueError(f"counts have {bits.shape[1]} bits, expected {steps * n}")
     weights = np.array([counts[k] for k in keys], dtype=float)

@@ -1,10 +1,13 @@
-"""Sequence circuits built from the step circuit: T steps U(θ_T)…U(θ_1)|0…0⟩, each with its own angles.
+"""Sequence circuits built from the step circuit: T steps U(θ_T)…U(θ_1)|0…0⟩, each with its own
+angles.
 
 * **simulation form** (:func:`simulation_sequence_circuit`): after every step, one Aer
-  ``SaveExpectationValue`` per readout observable. Aer's saves do not collapse the state, so one execution
-  returns every z_t exactly: the paper's non-destructive mid-circuit readout, run by a simulator.
-* **prefix form** (:func:`prefix_circuit`): the same T steps without saves. The readout after the last step
-  of a prefix is z_T; training through an Estimator needs one prefix per time step (T = 1..T_max).
+  ``SaveExpectationValue`` per readout observable. Aer's saves do not collapse the state, so one
+  execution returns every z_t exactly: the paper's non-destructive mid-circuit readout, run by a
+  simulator.
+* **prefix form** (:func:`prefix_circuit`): the same T steps without saves. The readout after the
+  last step of a prefix is z_T; training through an Estimator needs one prefix per time step (T =
+  1..T_max).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ class SequenceCircuit:
     """A T-step circuit and the names of its parts.
 
     ``angles[t]`` is the ``ParameterVector`` of step t (0-based, P entries in step-circuit order);
-    ``labels[t][j]`` is the Aer result label of readout j after step t (empty lists for prefix circuits).
+    ``labels[t][j]`` is the Aer result label of readout j after step t (empty lists for prefix
+    circuits).
     """
 
     circuit: QuantumCircuit
@@ -46,7 +50,9 @@ def _steps(spec: QRNNSpec, steps: int, save_readouts: bool) -> SequenceCircuit:
     qc = QuantumCircuit(spec.n_qubits, name=f"qrnn_{steps}_steps")
     observables = readout_observables(spec) if save_readouts else []
     if save_readouts:
-        from qiskit_aer.library import SaveExpectationValue  # Aer instruction; Aer is a core dependency
+        from qiskit_aer.library import (
+            SaveExpectationValue,
+        )  # Aer instruction; Aer is a core dependency
     qubits = list(range(spec.n_qubits))
     vectors = []
     labels = []
@@ -66,7 +72,8 @@ def _steps(spec: QRNNSpec, steps: int, save_readouts: bool) -> SequenceCircuit:
 
 
 def simulation_sequence_circuit(spec: QRNNSpec, steps: int) -> SequenceCircuit:
-    """T steps with an Aer ``save_expectation_value`` of every readout observable after each step."""
+    """T steps with an Aer ``save_expectation_value`` of every readout observable after each
+    step."""
     return _steps(spec, steps, save_readouts=True)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence, Union
+from typing import Literal
 
 from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
@@ -22,38 +23,53 @@ _PAULI_LABEL = re.compile(r"^[IXYZ]+$")
 class QRNNSpec:
     """Shape of one QRNN step circuit U(θ).
 
-    ``layers`` repetitions of [RY on every qubit, RZ on every qubit, entangler]; P = 2·n·layers angles.
-    ``readouts`` is ``"xyz"`` (⟨X_q⟩ for all q, then ⟨Y_q⟩, then ⟨Z_q⟩: 3n values), ``"z"`` (n values),
-    ``"zz"`` (⟨Z_q⟩ then neighbour correlators ⟨Z_q Z_{q+1}⟩ along the entangler's edges) or a tuple of
-    Pauli labels of length n (Qiskit order: the rightmost character acts on qubit 0).
+    ``layers`` repetitions of [RY on every qubit, RZ on every qubit, entangler]; P = 2·n·layers
+    angles. ``readouts`` is ``"xyz"`` (⟨X_q⟩ for all q, then ⟨Y_q⟩, then ⟨Z_q⟩: 3n values), ``"z"``
+    (n values), ``"zz"`` (⟨Z_q⟩ then neighbour correlators ⟨Z_q Z_{q+1}⟩ along the entangler's
+    edges) or a tuple of Pauli labels of length n (Qiskit order: the rightmost character acts on
+    qubit 0).
     """
 
     n_qubits: int
     layers: int = 2
     entangler: str = "cx_ring"
-    readouts: Union[str, tuple[str, ...]] = "xyz"
+    readouts: str | tuple[str, ...] = "xyz"
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_qubits, bool) or not isinstance(self.n_qubits, int) or not 1 <= self.n_qubits <= MAX_QUBITS:
-            raise ValueError(f"n_qubits must be an integer in 1..{MAX_QUBITS}, got {self.n_qubits!r}")
+        if (
+            isinstance(self.n_qubits, bool)
+            or not isinstance(self.n_qubits, int)
+            or not 1 <= self.n_qubits <= MAX_QUBITS
+        ):
+            raise ValueError(
+                f"n_qubits must be an integer in 1..{MAX_QUBITS}, got {self.n_qubits!r}"
+            )
         if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1:
             raise ValueError(f"layers must be an integer >= 1, got {self.layers!r}")
         if self.entangler not in ENTANGLERS:
-            raise ValueError(f"entangler must be one of {', '.join(ENTANGLERS)}; got {self.entangler!r}")
+            raise ValueError(
+                f"entangler must be one of {', '.join(ENTANGLERS)}; got {self.entangler!r}"
+            )
         readouts = self.readouts
         if isinstance(readouts, str):
             if readouts not in READOUT_SETS:
                 raise ValueError(
-                    f"readouts must be one of {', '.join(READOUT_SETS)} or a list of Pauli strings; got {readouts!r}"
+                    f"readouts must be one of {', '.join(READOUT_SETS)} or a list of Pauli "
+                    f"strings; got {readouts!r}"
                 )
         else:
             labels = tuple(readouts)
             if not labels:
                 raise ValueError("readouts: an explicit list of Pauli strings must not be empty")
             for label in labels:
-                if not isinstance(label, str) or not _PAULI_LABEL.match(label) or len(label) != self.n_qubits:
+                if (
+                    not isinstance(label, str)
+                    or not _PAULI_LABEL.match(label)
+                    or len(label) != self.n_qubits
+                ):
                     raise ValueError(
-                        f"readouts: {label!r} is not a Pauli string of length n_qubits={self.n_qubits} over I, X, Y, Z"
+                        f"readouts: {label!r} is not a Pauli string of length "
+                        f"n_qubits={self.n_qubits} over I, X, Y, Z"
                     )
             object.__setattr__(self, "readouts", labels)
 
@@ -76,10 +92,15 @@ class QRNNSpec:
 
     def to_dict(self) -> dict:
         readouts = self.readouts if isinstance(self.readouts, str) else list(self.readouts)
-        return {"n_qubits": self.n_qubits, "layers": self.layers, "entangler": self.entangler, "readouts": readouts}
+        return {
+            "n_qubits": self.n_qubits,
+            "layers": self.layers,
+            "entangler": self.entangler,
+            "readouts": readouts,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "QRNNSpec":
+    def from_dict(cls, d: dict) -> QRNNSpec:
         readouts = d.get("readouts", "xyz")
         return cls(
             n_qubits=int(d["n_qubits"]),

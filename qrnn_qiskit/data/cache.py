@@ -5,7 +5,8 @@ Layout (root: ``$QRNN_DATA`` or ``~/.cache/qrnn-qiskit``)::
     <root>/<dataset>/manifest.json   written last: its presence marks a complete conversion
     <root>/<dataset>/*.npz|*.json.gz the converted arrays the loaders read
     <root>/quarantine/               downloads whose checksums did not match (never used)
-    <root>/tmp/                      downloads in progress (removed when a fetch ends, even on error)
+    <root>/tmp/                      downloads in progress (removed when a fetch ends, even on
+    error)
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +51,8 @@ def is_cached(name: str) -> bool:
 
 @contextlib.contextmanager
 def staging() -> Iterator[Path]:
-    """A temporary folder inside the cache root for one fetch; removed afterwards, so an interrupted fetch
-    leaves nothing half-written in the cache."""
+    """A temporary folder inside the cache root for one fetch; removed afterwards, so an interrupted
+    fetch leaves nothing half-written in the cache."""
     (data_root() / "tmp").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=data_root() / "tmp") as tmp:
         yield Path(tmp)
@@ -73,9 +75,15 @@ def write_json_gz(path: Path, obj: Any) -> None:
 
 def write_manifest(name: str, info: Mapping[str, Any]) -> None:
     """Record what was converted from which package; written after the data files."""
-    record = {"dataset": name, "format": FORMAT_VERSION, "converted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              **info}
-    atomic_write_bytes(dataset_dir(name) / MANIFEST, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    record = {
+        "dataset": name,
+        "format": FORMAT_VERSION,
+        "converted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **info,
+    }
+    atomic_write_bytes(
+        dataset_dir(name) / MANIFEST, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+    )
 
 
 def read_manifest(name: str) -> dict[str, Any]:
@@ -86,10 +94,15 @@ def read_manifest(name: str) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
-        raise QRNNError(f"the {name} cache is corrupted ({path} is unreadable); run: {fetch_command(name)} --force") from None
+        raise QRNNError(
+            f"the {name} cache is corrupted ({path} is unreadable); run: {fetch_command(name)} "
+            "--force"
+        ) from None
     if manifest.get("format") != FORMAT_VERSION:
-        raise QRNNError(f"the {name} cache has format {manifest.get('format')!r}, expected {FORMAT_VERSION}; "
-                        f"run: {fetch_command(name)} --force")
+        raise QRNNError(
+            f"the {name} cache has format {manifest.get('format')!r}, expected {FORMAT_VERSION}; "
+            f"run: {fetch_command(name)} --force"
+        )
     return manifest
 
 
@@ -97,10 +110,14 @@ def is_fetched(name: str) -> bool:
     return (dataset_dir(name) / MANIFEST).exists()
 
 
-def read_npz(name: str, filename: str, expected: Mapping[str, tuple[np.dtype, int]]) -> dict[str, np.ndarray]:
-    """Load ``<dataset>/<filename>`` fully, checking that every expected array exists with its dtype and rank.
+def read_npz(
+    name: str, filename: str, expected: Mapping[str, tuple[np.dtype, int]]
+) -> dict[str, np.ndarray]:
+    """Load ``<dataset>/<filename>`` fully, checking that every expected array exists with its dtype
+    and rank.
 
-    Unreadable files (truncated, bad CRC) and missing or mistyped arrays are a "corrupted cache" error.
+    Unreadable files (truncated, bad CRC) and missing or mistyped arrays are a "corrupted cache"
+    error.
     """
     read_manifest(name)
     path = dataset_dir(name) / filename
@@ -111,11 +128,15 @@ def read_npz(name: str, filename: str, expected: Mapping[str, tuple[np.dtype, in
     except FileNotFoundError:
         raise QRNNError(f"{corrupted} is missing); run: {fetch_command(name)} --force") from None
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise QRNNError(f"{corrupted}: {str(exc).splitlines()[0][:120]}); run: {fetch_command(name)} --force") from None
+        raise QRNNError(
+            f"{corrupted}: {str(exc).splitlines()[0][:120]}); run: {fetch_command(name)} --force"
+        ) from None
     for key, (dtype, ndim) in expected.items():
         if arrays[key].dtype != dtype or arrays[key].ndim != ndim:
-            raise QRNNError(f"{corrupted}: array {key} is {arrays[key].dtype}[{arrays[key].ndim}d], expected "
-                            f"{np.dtype(dtype)}[{ndim}d]); run: {fetch_command(name)} --force")
+            raise QRNNError(
+                f"{corrupted}: array {key} is {arrays[key].dtype}[{arrays[key].ndim}d], expected "
+                f"{np.dtype(dtype)}[{ndim}d]); run: {fetch_command(name)} --force"
+            )
     return arrays
 
 
@@ -124,14 +145,19 @@ def read_json_gz(name: str, filename: str) -> Any:
     try:
         return json.loads(gzip.decompress(path.read_bytes()))
     except FileNotFoundError:
-        raise QRNNError(f"the {name} cache is corrupted ({path} is missing); run: {fetch_command(name)} --force") from None
+        raise QRNNError(
+            f"the {name} cache is corrupted ({path} is missing); run: {fetch_command(name)} --force"
+        ) from None
     except (OSError, EOFError, ValueError) as exc:
-        raise QRNNError(f"the {name} cache is corrupted ({path}: {str(exc)[:120]}); "
-                        f"run: {fetch_command(name)} --force") from None
+        raise QRNNError(
+            f"the {name} cache is corrupted ({path}: {str(exc)[:120]}); "
+            f"run: {fetch_command(name)} --force"
+        ) from None
 
 
 def quarantine(path: Path, *, keep_original: bool = False) -> Path:
-    """Move (or copy, for a user's own file) ``path`` into ``<root>/quarantine`` under a unique name."""
+    """Move (or copy, for a user's own file) ``path`` into ``<root>/quarantine`` under a unique
+    name."""
     folder = data_root() / "quarantine"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{path.name}"
@@ -156,13 +182,16 @@ PINS = "pins.json"
 
 
 def pinned_digest(key: str, digest: str) -> tuple[str, bool]:
-    """Trust on first use: the digest recorded for ``key`` in ``<root>/pins.json`` and whether this call
-    recorded it (then it is ``digest``). Pins outlive ``fetch --force``; delete the file to re-pin."""
+    """Trust on first use: the digest recorded for ``key`` in ``<root>/pins.json`` and whether this
+    call recorded it (then it is ``digest``). Pins outlive ``fetch --force``; delete the file to
+    re-pin."""
     path = data_root() / PINS
     try:
         pins = json.loads(path.read_text()) if path.exists() else {}
     except (OSError, json.JSONDecodeError):
-        raise QRNNError(f"{path} is unreadable; delete it to record the datasets' checksums again") from None
+        raise QRNNError(
+            f"{path} is unreadable; delete it to record the datasets' checksums again"
+        ) from None
     if key in pins:
         return str(pins[key]), False
     pins[key] = digest

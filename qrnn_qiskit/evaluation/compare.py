@@ -1,46 +1,64 @@
 """Noiseless vs noisy: a Markdown table of every evaluation of a run and PNG plots.
 
 Plots: ``readout_error.png`` (mean |z − z_exact| vs timestep, one line per target × protocol) and
-``depolarizing_sweep.png`` (task metric and readout error vs depolarizing strength p of the replay runs).
+``depolarizing_sweep.png`` (task metric and readout error vs depolarizing strength p of the replay
+runs).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
 
 from ..errors import QRNNError
-from ..formatting import markdown_table
 from ..fileio import atomic_write_bytes
+from ..formatting import markdown_table
 from .protocols import EvalConfig
-from .runner import EVALS, evaluate, eval_name
+from .runner import EVALS, eval_name, evaluate
 
 
-def load_results(run_dir: Union[str, Path]) -> list[dict]:
-    """Every finished evaluation (``evals/*/result.json``) of the run, sorted by target then protocol."""
+def load_results(run_dir: str | Path) -> list[dict]:
+    """Every finished evaluation (``evals/*/result.json``) of the run, sorted by target then
+    protocol."""
     root = Path(run_dir) / EVALS
-    results = [json.loads(p.read_text()) for p in sorted(root.glob("*/result.json"))] if root.exists() else []
+    results = (
+        [json.loads(p.read_text()) for p in sorted(root.glob("*/result.json"))]
+        if root.exists()
+        else []
+    )
     return sorted(results, key=lambda r: (r["target"] != "statevector", r["target"], r["protocol"]))
 
 
-def metric_name(result: dict) -> Optional[str]:
+def metric_name(result: dict) -> str | None:
     metrics = result.get("metrics") or {}
     return "accuracy" if "accuracy" in metrics else (next(iter(metrics)) if metrics else None)
 
 
-def _fmt(value: Optional[float], percent: bool = False) -> str:
+def _fmt(value: float | None, percent: bool = False) -> str:
     if value is None:
         return "n/a"
     return f"{value:.1%}" if percent else f"{value:.4f}"
 
 
 def comparison_table(results: Sequence[dict]) -> str:
-    """Markdown: task metric per target × protocol, readout errors, and the per-step readout error."""
+    """Markdown: task metric per target × protocol, readout errors, and the per-step readout
+    error."""
     if not results:
         raise QRNNError("no evaluations to compare; run 'qrnn eval RUN --target ...' first")
-    rows = [("target", "protocol", "samples × steps", "shots", "task metric (noisy)", "same samples, noiseless",
-             "mean abs(z − z_exact)", "max", "semantics")]
+    rows = [
+        (
+            "target",
+            "protocol",
+            "samples × steps",
+            "shots",
+            "task metric (noisy)",
+            "same samples, noiseless",
+            "mean abs(z − z_exact)",
+            "max",
+            "semantics",
+        )
+    ]
     for r in results:
         name = metric_name(r)
         percent = name == "accuracy"
@@ -48,9 +66,19 @@ def comparison_table(results: Sequence[dict]) -> str:
         exact = (r.get("exact_metrics") or {}).get(name) if name else None
         label = f"{name} " if name else ""
         shots = r["config"]["shots"] if r["target"] != "statevector" else "exact"
-        rows.append((r["target"], r["protocol"], f"{r['samples']} × {r['steps']}", str(shots),
-                     label + _fmt(noisy, percent), label + _fmt(exact, percent), f"{r['mean_error']:.4f}",
-                     f"{r['max_error']:.4f}", r["semantics"]))
+        rows.append(
+            (
+                r["target"],
+                r["protocol"],
+                f"{r['samples']} × {r['steps']}",
+                str(shots),
+                label + _fmt(noisy, percent),
+                label + _fmt(exact, percent),
+                f"{r['mean_error']:.4f}",
+                f"{r['max_error']:.4f}",
+                r["semantics"],
+            )
+        )
     lines = [markdown_table(rows), "", "Mean abs(z − z_exact) per timestep:", ""]
     steps = max(r["steps"] for r in results)
     per_step = [("target / protocol",) + tuple(f"t={t + 1}" for t in range(steps))]
@@ -80,7 +108,12 @@ def plot_readout_error(results: Sequence[dict], path: Path) -> Path:
 
     figure, axis = plt.subplots(figsize=(7, 4))
     for r in results:
-        axis.plot(range(1, r["steps"] + 1), r["error_per_step"], marker=".", label=f"{r['target']} / {r['protocol']}")
+        axis.plot(
+            range(1, r["steps"] + 1),
+            r["error_per_step"],
+            marker=".",
+            label=f"{r['target']} / {r['protocol']}",
+        )
     axis.set_xlabel("timestep t")
     axis.set_ylabel("mean |z_t − z_t(exact)|")
     axis.set_title("QRNN readout error vs timestep")
@@ -99,7 +132,7 @@ def sweep_results(results: Sequence[dict]) -> list[tuple[float, dict]]:
     return sorted(out, key=lambda pr: pr[0])
 
 
-def plot_sweep(results: Sequence[dict], path: Path) -> Optional[Path]:
+def plot_sweep(results: Sequence[dict], path: Path) -> Path | None:
     points = sweep_results(results)
     if not points:
         return None
@@ -113,11 +146,18 @@ def plot_sweep(results: Sequence[dict], path: Path) -> Optional[Path]:
     name = metric_name(points[0][1])
     if name:
         left.plot(ps, [r["metrics"][name] for _, r in points], marker="o", label="noisy replay")
-        left.plot(ps, [r["exact_metrics"][name] for _, r in points], linestyle="--", label="noiseless (same samples)")
+        left.plot(
+            ps,
+            [r["exact_metrics"][name] for _, r in points],
+            linestyle="--",
+            label="noiseless (same samples)",
+        )
         left.set_ylabel(f"task {name}")
         left.legend(fontsize=8)
     else:
-        left.text(0.5, 0.5, "no task metric (truncated sequences)", ha="center", transform=left.transAxes)
+        left.text(
+            0.5, 0.5, "no task metric (truncated sequences)", ha="center", transform=left.transAxes
+        )
     right.plot(ps, [r["mean_error"] for _, r in points], marker="o")
     right.set_ylabel("mean |z − z_exact|")
     for axis in (left, right):
@@ -129,8 +169,16 @@ def plot_sweep(results: Sequence[dict], path: Path) -> Optional[Path]:
     return path
 
 
-def run_sweep(run_dir: Union[str, Path], ps: Sequence[float], *, samples: int, shots: int, seed: int = 0,
-              progress: bool = True, log: Callable[[str], None] = print) -> None:
+def run_sweep(
+    run_dir: str | Path,
+    ps: Sequence[float],
+    *,
+    samples: int,
+    shots: int,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> None:
     """Replay evaluations on ``aer-noisy:depolarizing:<p>`` for every p not evaluated yet."""
     done = {p for p, _ in sweep_results(load_results(run_dir))}
     for p in ps:
@@ -138,13 +186,26 @@ def run_sweep(run_dir: Union[str, Path], ps: Sequence[float], *, samples: int, s
             raise QRNNError(f"--sweep values must be probabilities in [0, 1], got {p}")
         if p in done:
             continue
-        config = EvalConfig(target=f"aer-noisy:depolarizing:{p:g}", protocol="replay", shots=shots, samples=samples, seed=seed)
+        config = EvalConfig(
+            target=f"aer-noisy:depolarizing:{p:g}",
+            protocol="replay",
+            shots=shots,
+            samples=samples,
+            seed=seed,
+        )
         log(f"\n== sweep p={p:g} -> {eval_name(config)}")
         evaluate(run_dir, config, progress=progress, log=log)
 
 
-def compare(run_dir: Union[str, Path], *, sweep: Sequence[float] = (), samples: int = 8, shots: int = 4000,
-            progress: bool = True, log: Callable[[str], None] = print) -> tuple[str, list[Path]]:
+def compare(
+    run_dir: str | Path,
+    *,
+    sweep: Sequence[float] = (),
+    samples: int = 8,
+    shots: int = 4000,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[str, list[Path]]:
     """Write RUN/comparison.md and the PNG plots; return (markdown, plot paths)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
@@ -157,5 +218,7 @@ def compare(run_dir: Union[str, Path], *, sweep: Sequence[float] = (), samples: 
     swept = plot_sweep(results, run_dir / "depolarizing_sweep.png")
     if swept:
         plots.append(swept)
-    atomic_write_bytes(run_dir / "comparison.md", (f"# {run_dir.name}: noiseless vs noisy\n\n{table}\n").encode())
+    atomic_write_bytes(
+        run_dir / "comparison.md", (f"# {run_dir.name}: noiseless vs noisy\n\n{table}\n").encode()
+    )
     return table, plots

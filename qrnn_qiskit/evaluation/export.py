@@ -1,9 +1,9 @@
-"""``qrnn export``: the bound circuits of one input sequence in replay or dynamic form, as QPY or OpenQASM 3."""
+"""``qrnn export``: the bound circuits of one input sequence in replay or dynamic form, as QPY or
+OpenQASM 3."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -15,8 +15,9 @@ from .protocols import DynamicProtocol, ReplayProtocol
 FORMATS = ("qpy", "qasm3")
 
 
-def parse_input(text: str, run_dir: Union[str, Path]) -> torch.Tensor:
-    """``eval:I`` (sequence I of the task's evaluation set) or comma-separated tokens → inputs [1, T]."""
+def parse_input(text: str, run_dir: str | Path) -> torch.Tensor:
+    """``eval:I`` (sequence I of the task's evaluation set) or comma-separated tokens → inputs [1,
+    T]."""
     config, model, _ = load_run(run_dir)
     text = text.strip()
     if text.startswith("eval:"):
@@ -27,7 +28,7 @@ def parse_input(text: str, run_dir: Union[str, Path]) -> torch.Tensor:
         seen = 0
         for x, _ in make_task(config).eval_batches():
             if index < seen + len(x):
-                return x[index - seen:index - seen + 1]
+                return x[index - seen : index - seen + 1]
             seen += len(x)
         raise QRNNError(f"--input {text!r}: the evaluation set has {seen} sequences")
     vocab = getattr(model.inputs, "vocab", 0)
@@ -36,15 +37,25 @@ def parse_input(text: str, run_dir: Union[str, Path]) -> torch.Tensor:
     try:
         tokens = [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
-        raise QRNNError(f"--input {text!r}: write comma-separated token ids or eval:<index>") from None
+        raise QRNNError(
+            f"--input {text!r}: write comma-separated token ids or eval:<index>"
+        ) from None
     if not tokens or min(tokens) < 0 or max(tokens) >= vocab:
         raise QRNNError(f"--input tokens must be ids in 0..{vocab - 1}")
     return torch.tensor([tokens], dtype=torch.long)
 
 
-def export_circuits(run_dir: Union[str, Path], x: torch.Tensor, protocol: str, fmt: str, out: Union[str, Path],
-                    coupling: str = "cnot", corrections: int = 8) -> list[Path]:
-    """Write the bound circuits (replay: the noiseless trajectory's prefixes) and return the written paths."""
+def export_circuits(
+    run_dir: str | Path,
+    x: torch.Tensor,
+    protocol: str,
+    fmt: str,
+    out: str | Path,
+    coupling: str = "cnot",
+    corrections: int = 8,
+) -> list[Path]:
+    """Write the bound circuits (replay: the noiseless trajectory's prefixes) and return the written
+    paths."""
     if fmt not in FORMATS:
         raise QRNNError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     _, model, _ = load_run(run_dir)

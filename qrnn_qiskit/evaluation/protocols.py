@@ -1,31 +1,43 @@
 """Hardware protocols for a trained QRNN: replay (faithful) and dynamic (hardware-native).
 
 A protocol turns a model and K input sequences into circuit *templates* and, round by round, PUBs
-``(template index, parameter rows)``; it absorbs each round's counts and finally yields readouts [K, T, R].
-Both run through the same round loop on every target (``runner``), so a replay on IBM hardware can be
-submitted, interrupted and collected round by round.
+``(template index, parameter rows)``; it absorbs each round's counts and finally yields readouts [K,
+T, R]. Both run through the same round loop on every target (``runner``), so a replay on IBM
+hardware can be submitted, interrupted and collected round by round.
 
-* replay: round t runs the prefixes U(θ_t)…U(θ_1)|0⟩ in every measurement setting; θ_t comes from the
-  controller fed with the readouts *estimated* at round t−1. This is the trained model, up to shot and
-  device noise.
+* replay: round t runs the prefixes U(θ_t)…U(θ_1)|0⟩ in every measurement setting; θ_t comes from
+  the controller fed with the readouts *estimated* at round t−1. This is the trained model, up to
+  shot and device noise.
 * dynamic: one round, one circuit per (sequence, setting) with mid-circuit ancilla measurements and
-  if/else feedforward (``circuits.dynamic``). The angles θ̄_t are those of the noiseless trajectory; the
-  controller is linearised around it: a measured ±1 outcome s_r of readout r shifts angle k by
+  if/else feedforward (``circuits.dynamic``). The angles θ̄_t are those of the noiseless trajectory;
+  the controller is linearised around it: a measured ±1 outcome s_r of readout r shifts angle k by
   J_kr·(s_r − z̄_r), J = ∂θ_t/∂z_{t−1}, for the ``corrections`` largest |J_kr| per step. This is a
-  different (stochastic, measured) recurrent model; its readouts are estimated from the mid-circuit bits.
+  different (stochastic, measured) recurrent model; its readouts are estimated from the mid-circuit
+  bits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..backends.noisy import Counts
-from ..circuits.dynamic import Correction, coupling_gain, dynamic_circuit, step_bits, validate_coupling
-from ..circuits.replay import label_support, measurement_settings, prefix_circuit, readouts_from_counts
+from ..circuits.dynamic import (
+    Correction,
+    coupling_gain,
+    dynamic_circuit,
+    step_bits,
+    validate_coupling,
+)
+from ..circuits.replay import (
+    label_support,
+    measurement_settings,
+    prefix_circuit,
+    readouts_from_counts,
+)
 from ..circuits.spec import readout_labels
 from ..errors import QRNNError
 from ..models import SequenceModel
@@ -41,7 +53,9 @@ class EvalConfig:
     protocol: str = "replay"
     shots: int = 4000
     samples: int = 8
-    max_steps: int = 0  # 0: whole sequences; otherwise only the first max_steps steps (no task metric)
+    max_steps: int = (
+        0  # 0: whole sequences; otherwise only the first max_steps steps (no task metric)
+    )
     seed: int = 0
     optimization_level: int = 1
     coupling: str = "cnot"  # dynamic: "cnot" or a weak-coupling angle in radians
@@ -53,13 +67,22 @@ class EvalConfig:
             if not ok:
                 raise QRNNError(message)
 
-        check(self.protocol in PROTOCOLS, f"unknown protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+        check(
+            self.protocol in PROTOCOLS,
+            f"unknown protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}",
+        )
         check(self.shots >= 1, f"--shots must be >= 1, got {self.shots}")
         check(self.samples >= 1, f"--samples must be >= 1, got {self.samples}")
         check(self.max_steps >= 0, f"--max-steps must be >= 0, got {self.max_steps}")
-        check(self.optimization_level in (0, 1, 2, 3), f"--optimization-level must be 0..3, got {self.optimization_level}")
+        check(
+            self.optimization_level in (0, 1, 2, 3),
+            f"--optimization-level must be 0..3, got {self.optimization_level}",
+        )
         check(self.corrections >= 0, f"--corrections must be >= 0, got {self.corrections}")
-        check(0.0 <= self.readout_error <= 0.5, f"--readout-error must be in [0, 0.5], got {self.readout_error}")
+        check(
+            0.0 <= self.readout_error <= 0.5,
+            f"--readout-error must be in [0, 0.5], got {self.readout_error}",
+        )
         try:
             validate_coupling(self.coupling)
         except ValueError as exc:
@@ -70,13 +93,14 @@ class EvalConfig:
 
 
 def head_outputs(model: SequenceModel, readouts: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The model's head applied to readouts [K, T, R] of inputs ``x`` exactly as ``SequenceModel`` does it
-    (padded sequences are read at their last real step)."""
+    """The model's head applied to readouts [K, T, R] of inputs ``x`` exactly as ``SequenceModel``
+    does it (padded sequences are read at their last real step)."""
     return model.apply_head(readouts.to(next(model.head.parameters()).dtype), x)
 
 
 class Protocol:
-    """Rounds of PUBs over circuit templates; subclasses fill ``templates`` and implement the rounds."""
+    """Rounds of PUBs over circuit templates; subclasses fill ``templates`` and implement the
+    rounds."""
 
     name = ""
     dynamic = False
@@ -84,7 +108,10 @@ class Protocol:
     def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
         core = model.core
         if not hasattr(core, "engine"):
-            raise QRNNError("only QRNN runs have circuits to evaluate on hardware (this run is a classical model)")
+            raise QRNNError(
+                "only QRNN runs have circuits to evaluate on hardware (this run is a classical "
+                "model)"
+            )
         self.model = model
         self.x = x
         self.core = core
@@ -102,10 +129,11 @@ class Protocol:
         raise NotImplementedError
 
     def schedule(self) -> list[list[tuple[int, int]]]:
-        """Per round, the (template index, number of parameter rows) it will run — known before running."""
+        """Per round, the (template index, number of parameter rows) it will run — known before
+        running."""
         raise NotImplementedError
 
-    def round_pubs(self, r: int) -> list[tuple[int, Optional[np.ndarray]]]:
+    def round_pubs(self, r: int) -> list[tuple[int, np.ndarray | None]]:
         raise NotImplementedError
 
     def absorb(self, r: int, counts: Sequence[Sequence[Counts]]) -> None:
@@ -122,7 +150,9 @@ class ReplayProtocol(Protocol):
 
     def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
         super().__init__(model, x)
-        self.templates = [prefix_circuit(self.spec, t, s) for t in range(1, self.steps + 1) for s in self.settings]
+        self.templates = [
+            prefix_circuit(self.spec, t, s) for t in range(1, self.steps + 1) for s in self.settings
+        ]
         with torch.no_grad():
             _, z0 = self.core.initial_state(self.samples)
         self.z = [z0.to(self.features.dtype)]
@@ -137,12 +167,16 @@ class ReplayProtocol(Protocol):
         return (step - 1) * len(self.settings) + setting
 
     def schedule(self) -> list[list[tuple[int, int]]]:
-        return [[(self.template_index(t, s), self.samples) for s in range(len(self.settings))]
-                for t in range(1, self.steps + 1)]
+        return [
+            [(self.template_index(t, s), self.samples) for s in range(len(self.settings))]
+            for t in range(1, self.steps + 1)
+        ]
 
-    def round_pubs(self, r: int) -> list[tuple[int, Optional[np.ndarray]]]:
+    def round_pubs(self, r: int) -> list[tuple[int, np.ndarray | None]]:
         if r != len(self.angles) or r != len(self.estimates):
-            raise RuntimeError(f"replay rounds must run in order (asked for {r}, at {len(self.angles)})")
+            raise RuntimeError(
+                f"replay rounds must run in order (asked for {r}, at {len(self.angles)})"
+            )
         with torch.no_grad():
             theta = self.core.step_angles(self.features[:, r], self.z[-1])
         self.angles.append(theta.detach().to(torch.float64))
@@ -150,13 +184,18 @@ class ReplayProtocol(Protocol):
         return [(self.template_index(r + 1, s), values) for s in range(len(self.settings))]
 
     def absorb(self, r: int, counts: Sequence[Sequence[Counts]]) -> None:
-        z = np.stack([readouts_from_counts(self.spec, [counts[s][k] for s in range(len(self.settings))])
-                      for k in range(self.samples)])
+        z = np.stack(
+            [
+                readouts_from_counts(self.spec, [counts[s][k] for s in range(len(self.settings))])
+                for k in range(self.samples)
+            ]
+        )
         self.estimates.append(z)
         self.z.append(torch.as_tensor(z, dtype=self.features.dtype))
 
     def absorb_exact(self, z: torch.Tensor) -> None:
-        """Continue with given readouts [K, R] instead of estimates (export of the noiseless trajectory)."""
+        """Continue with given readouts [K, R] instead of estimates (export of the noiseless
+        trajectory)."""
         self.estimates.append(z.double().numpy())
         self.z.append(z.to(self.features.dtype))
 
@@ -168,12 +207,15 @@ class ReplayProtocol(Protocol):
 
 
 class DynamicProtocol(Protocol):
-    """One circuit per (sequence, setting) with mid-circuit measurement, reset and if/else feedforward."""
+    """One circuit per (sequence, setting) with mid-circuit measurement, reset and if/else
+    feedforward."""
 
     name = "dynamic"
     dynamic = True
 
-    def __init__(self, model: SequenceModel, x: torch.Tensor, coupling: str = "cnot", corrections: int = 8) -> None:
+    def __init__(
+        self, model: SequenceModel, x: torch.Tensor, coupling: str = "cnot", corrections: int = 8
+    ) -> None:
         super().__init__(model, x)
         self.coupling = validate_coupling(coupling)
         self.gain = coupling_gain(self.coupling)
@@ -184,15 +226,25 @@ class DynamicProtocol(Protocol):
             for s in range(len(self.settings)):
                 chosen = self._choose(jacobians[k], k, s)
                 self.corrections.append(chosen)
-                self.templates.append(dynamic_circuit(self.spec, self.angles[k], self.settings[s], self.coupling,
-                                                      chosen, name=f"dynamic_{k}_{self.settings[s]}"))
-        self.estimates: Optional[np.ndarray] = None
+                self.templates.append(
+                    dynamic_circuit(
+                        self.spec,
+                        self.angles[k],
+                        self.settings[s],
+                        self.coupling,
+                        chosen,
+                        name=f"dynamic_{k}_{self.settings[s]}",
+                    )
+                )
+        self.estimates: np.ndarray | None = None
 
     def _linearise(self) -> tuple[np.ndarray, np.ndarray]:
         """θ̄ [K, T, P] along the noiseless trajectory and J = ∂θ_t/∂z_{t−1} [K, T, P, R]."""
         with torch.no_grad():
             _, z0 = self.core.initial_state(self.samples)
-        z_prev = torch.cat([z0.to(self.features.dtype)[:, None], self.exact[:, :-1].to(self.features.dtype)], dim=1)
+        z_prev = torch.cat(
+            [z0.to(self.features.dtype)[:, None], self.exact[:, :-1].to(self.features.dtype)], dim=1
+        )
         angles = np.zeros((self.samples, self.steps, self.spec.n_params))
         jac = np.zeros((self.samples, self.steps, self.spec.n_params, len(self.labels)))
         for t in range(self.steps):
@@ -202,23 +254,42 @@ class DynamicProtocol(Protocol):
                 angles[:, t] = self.core.step_angles(x_t, z).double().numpy()
             if self.core.config.feedback and t > 0:
                 for k in range(self.samples):
-                    j = torch.autograd.functional.jacobian(lambda zz: self.core.step_angles(x_t[k:k + 1], zz[None])[0], z[k])
+                    x_k = x_t[k : k + 1]
+                    j = torch.autograd.functional.jacobian(
+                        lambda zz, x_k=x_k: self.core.step_angles(x_k, zz[None])[0], z[k]
+                    )
                     jac[k, t] = j.double().numpy()
         return angles, jac
 
     def _choose(self, jac: np.ndarray, k: int, s: int) -> list[Correction]:
-        """The ``corrections`` largest |J_kr| per step over single-qubit readouts measured in setting s."""
-        candidates = [(r, next(iter(label_support(self.labels[r])))) for r, a in enumerate(self.assignment)
-                      if a == s and len(label_support(self.labels[r])) == 1]
+        """The ``corrections`` largest |J_kr| per step over single-qubit readouts measured in
+        setting s."""
+        candidates = [
+            (r, next(iter(label_support(self.labels[r]))))
+            for r, a in enumerate(self.assignment)
+            if a == s and len(label_support(self.labels[r])) == 1
+        ]
         chosen = []
         for t in range(1, self.steps):
             zbar = self.exact[k, t - 1].double().numpy()
-            entries = [(abs(jac[t, a, r]), a, r, q) for r, q in candidates for a in range(self.spec.n_params)]
+            entries = [
+                (abs(jac[t, a, r]), a, r, q)
+                for r, q in candidates
+                for a in range(self.spec.n_params)
+            ]
             entries.sort(key=lambda e: -e[0])
             for magnitude, a, r, q in entries[: self.max_corrections]:
                 if magnitude == 0:
                     break
-                chosen.append(Correction(t, a, q, float(jac[t, a, r] * (-1 - zbar[r])), float(jac[t, a, r] * (1 - zbar[r]))))
+                chosen.append(
+                    Correction(
+                        t,
+                        a,
+                        q,
+                        float(jac[t, a, r] * (-1 - zbar[r])),
+                        float(jac[t, a, r] * (1 - zbar[r])),
+                    )
+                )
         return chosen
 
     @property
@@ -228,7 +299,7 @@ class DynamicProtocol(Protocol):
     def schedule(self) -> list[list[tuple[int, int]]]:
         return [[(i, 1) for i in range(len(self.templates))]]
 
-    def round_pubs(self, r: int) -> list[tuple[int, Optional[np.ndarray]]]:
+    def round_pubs(self, r: int) -> list[tuple[int, np.ndarray | None]]:
         return [(i, None) for i in range(len(self.templates))]
 
     def absorb(self, r: int, counts: Sequence[Sequence[Counts]]) -> None:

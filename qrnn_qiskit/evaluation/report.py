@@ -1,8 +1,10 @@
-"""`qrnn report RUN_DIR...`: a Markdown results table and a PNG of learning curves for finished runs.
+"""`qrnn report RUN_DIR...`: a Markdown results table and a PNG of learning curves for finished
+runs.
 
-Per run: task, model, size (qubits/layers or hidden units), parameters, steps and epochs trained, the best
-validation metric from metrics.jsonl, the test metric of the final checkpoint (evaluated once and cached
-in the run's ``test_metrics.json``) and training seconds per epoch (evaluation time excluded).
+Per run: task, model, size (qubits/layers or hidden units), parameters, steps and epochs trained,
+the best validation metric from metrics.jsonl, the test metric of the final checkpoint (evaluated
+once and cached in the run's ``test_metrics.json``) and training seconds per epoch (evaluation time
+excluded).
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
 
 import torch
 
 from ..errors import QRNNError
+from ..fileio import atomic_write_json
 from ..models import count_parameters
 from ..training import load_run, make_task, read_metrics
-from ..fileio import atomic_write_json
 from ..training.trainer import HIGHER_IS_BETTER
 
 TEST_METRICS = "test_metrics.json"
@@ -35,20 +37,20 @@ class RunSummary:
     size: str
     parameters: int
     steps: int
-    steps_per_epoch: Optional[int]
+    steps_per_epoch: int | None
     seconds: float
     metric: str
-    best_val: Optional[float]
-    best_val_step: Optional[int]
-    test: Optional[float]
+    best_val: float | None
+    best_val_step: int | None
+    test: float | None
     curve: list[dict]
 
     @property
-    def epochs(self) -> Optional[float]:
+    def epochs(self) -> float | None:
         return self.steps / self.steps_per_epoch if self.steps_per_epoch else None
 
     @property
-    def seconds_per_epoch(self) -> Optional[float]:
+    def seconds_per_epoch(self) -> float | None:
         if not self.steps_per_epoch or not self.steps:
             return None
         return self.seconds / self.steps * self.steps_per_epoch
@@ -69,9 +71,11 @@ def evaluate(model: torch.nn.Module, task, batches: Iterable) -> dict[str, float
     return {key: value / count for key, value in totals.items()}
 
 
-def test_metrics(run_dir: Union[str, Path], *, model=None, task=None, step: Optional[int] = None) -> Optional[dict]:
-    """Test-split metrics of the run's final checkpoint (None for tasks without a test split). Cached in
-    ``test_metrics.json`` and recomputed when the checkpoint has moved on."""
+def test_metrics(
+    run_dir: str | Path, *, model=None, task=None, step: int | None = None
+) -> dict | None:
+    """Test-split metrics of the run's final checkpoint (None for tasks without a test split).
+    Cached in ``test_metrics.json`` and recomputed when the checkpoint has moved on."""
     run_dir = Path(run_dir)
     if model is None or task is None or step is None:
         config, model, state = load_run(run_dir)
@@ -87,42 +91,62 @@ def test_metrics(run_dir: Union[str, Path], *, model=None, task=None, step: Opti
         except (ValueError, KeyError, TypeError):
             pass  # unreadable cache: recompute it
     started = time.perf_counter()
-    if hasattr(task, "evaluate"):  # stateful tasks (language modelling, translation) evaluate themselves
+    if hasattr(
+        task, "evaluate"
+    ):  # stateful tasks (language modelling, translation) evaluate themselves
         with torch.no_grad():
             metrics = task.evaluate(model, "test")
     else:
         metrics = evaluate(model, task, task.test_batches())
-    atomic_write_json(cache, {"step": step, "metrics": metrics, "seconds": round(time.perf_counter() - started, 2)})
+    atomic_write_json(
+        cache,
+        {"step": step, "metrics": metrics, "seconds": round(time.perf_counter() - started, 2)},
+    )
     return metrics
 
 
-def summarize(run_dir: Union[str, Path], *, with_test: bool = True) -> RunSummary:
+def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
     """Everything the report shows for one run directory."""
     run_dir = Path(run_dir)
     config, model, state = load_run(run_dir)
     task = make_task(config)
     records = read_metrics(run_dir)
-    metric = getattr(task, "report_metric", None) or ("accuracy" if any("accuracy" in r for r in records) else "loss")
+    metric = getattr(task, "report_metric", None) or (
+        "accuracy" if any("accuracy" in r for r in records) else "loss"
+    )
     scored = [r for r in records if metric in r]
-    best = (max if metric in HIGHER_IS_BETTER else min)(scored, key=lambda r: r[metric]) if scored else None
+    best = (
+        (max if metric in HIGHER_IS_BETTER else min)(scored, key=lambda r: r[metric])
+        if scored
+        else None
+    )
     if config.model == "qrnn":
         size = f"n={config.qubits}, L={config.layers}"
     else:
-        size = f"h={getattr(getattr(model, 'core', model), 'hidden_size', '?')}"  # Seq2Seq has no .core
+        # Seq2Seq has no .core
+        size = f"h={getattr(getattr(model, 'core', model), 'hidden_size', '?')}"
     test = None
     if with_test:
         values = test_metrics(run_dir, model=model, task=task, step=int(state["step"]))
         test = values.get(metric) if values else None
     return RunSummary(
-        run_dir=run_dir, task=config.task, model=config.model, size=size, parameters=count_parameters(model),
-        steps=int(state["step"]), steps_per_epoch=getattr(task, "steps_per_epoch", None),
-        seconds=float(state.get("elapsed", records[-1]["seconds"] if records else 0.0)), metric=metric,
-        best_val=best[metric] if best else None, best_val_step=best["step"] if best else None, test=test,
+        run_dir=run_dir,
+        task=config.task,
+        model=config.model,
+        size=size,
+        parameters=count_parameters(model),
+        steps=int(state["step"]),
+        steps_per_epoch=getattr(task, "steps_per_epoch", None),
+        seconds=float(state.get("elapsed", records[-1]["seconds"] if records else 0.0)),
+        metric=metric,
+        best_val=best[metric] if best else None,
+        best_val_step=best["step"] if best else None,
+        test=test,
         curve=records,
     )
 
 
-def _value(metric: str, value: Optional[float]) -> str:
+def _value(metric: str, value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:.2%}" if metric == "accuracy" else f"{value:.4f}"
@@ -131,22 +155,32 @@ def _value(metric: str, value: Optional[float]) -> str:
 def markdown_table(rows: Sequence[RunSummary]) -> str:
     """The results table (GitHub Markdown)."""
     lines = [
-        "| run | task | model | qubits / hidden | params | trained | best validation (step) | test | s / epoch |",
+        "| run | task | model | qubits / hidden | params | trained | best validation (step) | "
+        "test | s / epoch |",
         "|---|---|---|---|---:|---|---|---|---:|",
     ]
     for r in rows:
         trained = f"{r.steps} steps" + (f" ({r.epochs:.2f} epochs)" if r.epochs is not None else "")
-        best = (f"{_value(r.metric, r.best_val)} ({r.best_val_step})" if r.best_val is not None else "—")
+        best = (
+            f"{_value(r.metric, r.best_val)} ({r.best_val_step})" if r.best_val is not None else "—"
+        )
         per_epoch = f"{r.seconds_per_epoch:.0f}" if r.seconds_per_epoch is not None else "—"
-        lines.append(f"| {r.run_dir.name} | {r.task} | {r.model} | {r.size} | {r.parameters:,} | {trained} | "
-                     f"{r.metric} {best} | {_value(r.metric, r.test)} | {per_epoch} |")
+        lines.append(
+            f"| {r.run_dir.name} | {r.task} | {r.model} | {r.size} | {r.parameters:,} | {trained} "
+            "| "
+            f"{r.metric} {best} | {_value(r.metric, r.test)} | {per_epoch} |"
+        )
     lines.append("")
-    lines.append("Validation: the best of the periodic evaluations in metrics.jsonl (on --eval-size validation "
-                 "examples); test: the final checkpoint on the whole test split; s / epoch: training time only.")
+    lines.append(
+        "Validation: the best of the periodic evaluations in metrics.jsonl (on --eval-size "
+        "validation "
+        "examples); test: the final checkpoint on the whole test split; s / epoch: training time "
+        "only."
+    )
     return "\n".join(lines)
 
 
-def plot_learning_curves(rows: Sequence[RunSummary], path: Union[str, Path]) -> Path:
+def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
     """Validation metric and training loss against epochs (or steps) for every run, as one PNG."""
     from matplotlib.figure import Figure
 
@@ -163,7 +197,10 @@ def plot_learning_curves(rows: Sequence[RunSummary], path: Union[str, Path]) -> 
         val_axis.plot(x, [rec.get(r.metric) for rec in r.curve], marker=".", label=label)
         loss_axis.plot(x, [rec.get("train_loss") for rec in r.curve], label=label)
     metrics = {r.metric for r in rows}
-    for axis, title in ((val_axis, f"validation {'/'.join(sorted(metrics))}"), (loss_axis, "training loss (EMA)")):
+    for axis, title in (
+        (val_axis, f"validation {'/'.join(sorted(metrics))}"),
+        (loss_axis, "training loss (EMA)"),
+    ):
         axis.set_xlabel("epoch" if use_epochs else "step")
         axis.set_title(title)
         axis.grid(alpha=0.3)
@@ -187,10 +224,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``qrnn report`` to the CLI."""
-    report = subparsers.add_parser("report", help="results table (Markdown) and learning curves (PNG) for runs")
-    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories written by qrnn train")
-    report.add_argument("--plot", default="report.png", help="PNG file for the learning curves (default: report.png)")
+    report = subparsers.add_parser(
+        "report", help="results table (Markdown) and learning curves (PNG) for runs"
+    )
+    report.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run directories written by qrnn train"
+    )
+    report.add_argument(
+        "--plot",
+        default="report.png",
+        help="PNG file for the learning curves (default: report.png)",
+    )
     report.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
-    report.add_argument("--test", action=argparse.BooleanOptionalAction, default=True,
-                        help="evaluate each final checkpoint on the test split (cached in the run directory)")
+    report.add_argument(
+        "--test",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="evaluate each final checkpoint on the test split (cached in the run directory)",
+    )
     report.set_defaults(func=cmd_report)

@@ -1,9 +1,10 @@
-"""The resource report printed before any circuit runs: computed from the transpiled circuits themselves."""
+"""The resource report printed before any circuit runs: computed from the transpiled circuits
+themselves."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
 
 from qiskit import QuantumCircuit
 from qiskit.transpiler import Target
@@ -19,20 +20,26 @@ def two_qubit_gates(circuit: QuantumCircuit) -> int:
         blocks = getattr(operation, "blocks", ())
         if blocks:
             total += sum(two_qubit_gates(block) for block in blocks)
-        elif len(instruction.qubits) == 2 and operation.name not in ("barrier", "delay", "measure", "reset"):
+        elif len(instruction.qubits) == 2 and operation.name not in (
+            "barrier",
+            "delay",
+            "measure",
+            "reset",
+        ):
             total += 1
     return total
 
 
 @dataclass(frozen=True)
 class ResourceReport:
-    """What an evaluation will run. ``qpu_seconds`` = Σ over executed circuits of shots·(duration + rep delay)."""
+    """What an evaluation will run. ``qpu_seconds`` = Σ over executed circuits of shots·(duration +
+    rep delay)."""
 
     target: str
     protocol: str
     logical_qubits: int
     qubits_used: int
-    physical_qubits: Optional[list[int]]
+    physical_qubits: list[int] | None
     max_depth: int
     two_qubit_gates: int  # summed over every executed circuit (one shot each)
     max_two_qubit_gates: int  # in the largest circuit
@@ -40,38 +47,61 @@ class ResourceReport:
     rounds: int  # sequential runs/jobs
     shots_per_circuit: int
     total_shots: int
-    qpu_seconds: Optional[float]
+    qpu_seconds: float | None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def format(self) -> str:
-        qpu = f"{self.qpu_seconds:.1f} s (shots × (scheduled duration + rep delay), no queue/compile overhead)" \
-            if self.qpu_seconds is not None else "n/a (target has no instruction durations)"
+        qpu = (
+            f"{self.qpu_seconds:.1f} s (shots × (scheduled duration + rep delay), no "
+            "queue/compile overhead)"
+            if self.qpu_seconds is not None
+            else "n/a (target has no instruction durations)"
+        )
         physical = f" on physical qubits {self.physical_qubits}" if self.physical_qubits else ""
-        shots = "exact probabilities (no shots)" if self.shots_per_circuit == 0 else \
-            f"{self.total_shots:,} ({self.shots_per_circuit:,} per circuit)"
-        return "\n".join([
-            f"resources for {self.protocol} on {self.target}:",
-            f"  qubits used        {self.qubits_used} ({self.logical_qubits} logical){physical}",
-            f"  max depth          {self.max_depth}",
-            f"  two-qubit gates    {self.two_qubit_gates:,} in all executed circuits (max {self.max_two_qubit_gates} in one)",
-            f"  circuits           {self.circuits:,} in {self.rounds} sequential run(s)",
-            f"  total shots        {shots}",
-            f"  est. QPU seconds   {qpu}",
-        ])
+        shots = (
+            "exact probabilities (no shots)"
+            if self.shots_per_circuit == 0
+            else f"{self.total_shots:,} ({self.shots_per_circuit:,} per circuit)"
+        )
+        return "\n".join(
+            [
+                f"resources for {self.protocol} on {self.target}:",
+                f"  qubits used        {self.qubits_used} ({self.logical_qubits} logical)"
+                f"{physical}",
+                f"  max depth          {self.max_depth}",
+                f"  two-qubit gates    {self.two_qubit_gates:,} in all executed circuits (max "
+                f"{self.max_two_qubit_gates} in one)",
+                f"  circuits           {self.circuits:,} in {self.rounds} sequential run(s)",
+                f"  total shots        {shots}",
+                f"  est. QPU seconds   {qpu}",
+            ]
+        )
 
 
-def resource_report(target: str, protocol: str, logical: Sequence[QuantumCircuit], isa: Sequence[QuantumCircuit],
-                    schedule: Sequence[Sequence[tuple[int, int]]], shots: int, *,
-                    physical_qubits: Optional[list[int]] = None, seconds_target: Optional[Target] = None,
-                    rep_delay: float = 250e-6, exact: bool = False) -> ResourceReport:
-    """Report for running ``schedule`` (per round: (template index, parameter rows)) over ``isa`` circuits."""
+def resource_report(
+    target: str,
+    protocol: str,
+    logical: Sequence[QuantumCircuit],
+    isa: Sequence[QuantumCircuit],
+    schedule: Sequence[Sequence[tuple[int, int]]],
+    shots: int,
+    *,
+    physical_qubits: list[int] | None = None,
+    seconds_target: Target | None = None,
+    rep_delay: float = 250e-6,
+    exact: bool = False,
+) -> ResourceReport:
+    """Report for running ``schedule`` (per round: (template index, parameter rows)) over ``isa``
+    circuits."""
     executions = [(index, rows) for round_ in schedule for index, rows in round_]
     used = sorted({q for c in isa for q in active_qubits(c)})
     gates = [two_qubit_gates(c) for c in isa]
     depths = [c.depth() for c in isa]
-    per_shot = [estimate_seconds(c, seconds_target) for c in isa] if seconds_target is not None else None
+    per_shot = (
+        [estimate_seconds(c, seconds_target) for c in isa] if seconds_target is not None else None
+    )
     qpu = None
     if per_shot is not None and all(s is not None for s in per_shot):
         qpu = sum(rows * shots * (per_shot[i] + rep_delay) for i, rows in executions)

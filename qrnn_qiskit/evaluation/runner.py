@@ -1,16 +1,17 @@
-"""Evaluate a trained run on a target: one round loop for simulators and IBM, resumable, nothing lost.
+"""Evaluate a trained run on a target: one round loop for simulators and IBM, resumable, nothing
+lost.
 
 Layout inside a run directory::
 
     jobs.jsonl                      every IBM job id, appended and fsync'ed right after submission,
                                     before anything waits on it
     evals/<name>/plan.json          the evaluation settings (and the checkpoint step they apply to)
-    evals/<name>/circuits.qpy       the ISA circuits submitted to IBM (collect reuses them, never re-transpiles)
-    evals/<name>/rounds/NNNN.json   counts of each finished round (atomic)
+    evals/<name>/circuits.qpy       the ISA circuits submitted to IBM (collect reuses them, never
+    re-transpiles) evals/<name>/rounds/NNNN.json   counts of each finished round (atomic)
     evals/<name>/result.json        readouts, readout errors, task metrics, resource report (atomic)
 
-``collect`` replays stored rounds, fetches recorded jobs (never resubmitting one), and submits the next
-replay round only when no job is recorded for it.
+``collect`` replays stored rounds, fetches recorded jobs (never resubmitting one), and submits the
+next replay round only when no job is recorded for it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,8 +33,8 @@ from tqdm.auto import tqdm
 
 from ..backends.noisy import Executor, TargetSpec, make_simulator_executor, parse_target
 from ..errors import QRNNError
-from ..training import load_run, make_task
 from ..fileio import atomic_write_bytes, atomic_write_json
+from ..training import load_run, make_task
 from .protocols import EvalConfig, Protocol, ReplayProtocol, head_outputs, make_protocol
 from .resources import ResourceReport, resource_report
 
@@ -40,7 +42,8 @@ JOBS = "jobs.jsonl"
 EVALS = "evals"
 SEMANTICS = {
     "replay": "the trained model: prefixes re-prepared each step, readouts estimated from shots",
-    "dynamic": "a different, measured model: one-shot mid-circuit readouts and linearised if/else feedforward",
+    "dynamic": "a different, measured model: one-shot mid-circuit readouts and linearised if/else "
+    "feedforward",
 }
 
 
@@ -55,8 +58,9 @@ def eval_name(config: EvalConfig) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
 
 
-def load_samples(run_dir: Union[str, Path], samples: int, max_steps: int = 0):
-    """(train config, model in eval mode, task, inputs [K, T], targets) of the task's first K eval sequences."""
+def load_samples(run_dir: str | Path, samples: int, max_steps: int = 0):
+    """(train config, model in eval mode, task, inputs [K, T], targets) of the task's first K eval
+    sequences."""
     train_config, model, state = load_run(run_dir)
     model.eval()
     task = make_task(train_config)
@@ -69,7 +73,9 @@ def load_samples(run_dir: Union[str, Path], samples: int, max_steps: int = 0):
             break
     x, y = torch.cat(xs)[:samples], torch.cat(ys)[:samples]
     if len(x) < samples:
-        raise QRNNError(f"the task's evaluation set has only {len(x)} sequences; use --samples <= {len(x)}")
+        raise QRNNError(
+            f"the task's evaluation set has only {len(x)} sequences; use --samples <= {len(x)}"
+        )
     if max_steps:
         x = x[:, :max_steps]
     return train_config, model, task, x, y, int(state["step"])
@@ -79,14 +85,18 @@ def build_executor(target: TargetSpec, config: EvalConfig) -> Executor:
     if target.kind == "ibm":
         from ..backends.ibm import IBMExecutor
 
-        return IBMExecutor(target.backend, optimization_level=config.optimization_level, seed_transpiler=config.seed)
+        return IBMExecutor(
+            target.backend,
+            optimization_level=config.optimization_level,
+            seed_transpiler=config.seed,
+        )
     return make_simulator_executor(target, config.optimization_level, config.seed)
 
 
 class EvalStore:
     """Files of one evaluation inside a run directory (see the module docstring)."""
 
-    def __init__(self, run_dir: Union[str, Path], name: str) -> None:
+    def __init__(self, run_dir: str | Path, name: str) -> None:
         self.run_dir = Path(run_dir)
         self.name = name
         self.path = self.run_dir / EVALS / name
@@ -95,7 +105,7 @@ class EvalStore:
     def jobs_path(self) -> Path:
         return self.run_dir / JOBS
 
-    def plan(self) -> Optional[dict]:
+    def plan(self) -> dict | None:
         path = self.path / "plan.json"
         return json.loads(path.read_text()) if path.exists() else None
 
@@ -122,7 +132,7 @@ class EvalStore:
     def round_path(self, r: int) -> Path:
         return self.path / "rounds" / f"{r:04d}.json"
 
-    def load_round(self, r: int) -> Optional[list]:
+    def load_round(self, r: int) -> list | None:
         path = self.round_path(r)
         return json.loads(path.read_text()) if path.exists() else None
 
@@ -130,7 +140,8 @@ class EvalStore:
         atomic_write_json(self.round_path(r), counts)
 
     def record_job(self, record: dict) -> None:
-        """Append one job record to RUN/jobs.jsonl and fsync it (file and folder) before returning."""
+        """Append one job record to RUN/jobs.jsonl and fsync it (file and folder) before
+        returning."""
         self.jobs_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.jobs_path, "a") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
@@ -154,7 +165,7 @@ class EvalStore:
                     out[int(record["round"])] = record
         return out
 
-    def result(self) -> Optional[dict]:
+    def result(self) -> dict | None:
         path = self.path / "result.json"
         return json.loads(path.read_text()) if path.exists() else None
 
@@ -163,12 +174,27 @@ def _as_jsonable(counts) -> list:
     return [[{k: float(v) for k, v in row.items()} for row in pub] for pub in counts]
 
 
-def _run_rounds(protocol: Protocol, isa: list, executor: Executor, store: EvalStore, config: EvalConfig,
-                *, submit_only: bool, progress: bool, log: Callable[[str], None]) -> bool:
-    """Advance the rounds; returns True when all rounds have results (False: stopped after submitting)."""
+def _run_rounds(
+    protocol: Protocol,
+    isa: list,
+    executor: Executor,
+    store: EvalStore,
+    config: EvalConfig,
+    *,
+    submit_only: bool,
+    progress: bool,
+    log: Callable[[str], None],
+) -> bool:
+    """Advance the rounds; returns True when all rounds have results (False: stopped after
+    submitting)."""
     jobs = store.jobs()
-    bar = tqdm(total=protocol.n_rounds, disable=not progress, desc=f"{protocol.name} on {executor.description}",
-               dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(
+        total=protocol.n_rounds,
+        disable=not progress,
+        desc=f"{protocol.name} on {executor.description}",
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
     try:
         for r in range(protocol.n_rounds):
             pubs = protocol.round_pubs(r)
@@ -179,10 +205,18 @@ def _run_rounds(protocol: Protocol, isa: list, executor: Executor, store: EvalSt
                     record = jobs.get(r)
                     if record is None:
                         job_id = executor.submit(isa_pubs, config.shots)
-                        record = {"eval": store.name, "round": r, "job_id": job_id, "target": config.target,
-                                  "protocol": config.protocol, "channel": getattr(executor, "channel", ""),
-                                  "batch": getattr(executor, "batch_id", None), "shots": config.shots,
-                                  "pubs": len(isa_pubs), "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                        record = {
+                            "eval": store.name,
+                            "round": r,
+                            "job_id": job_id,
+                            "target": config.target,
+                            "protocol": config.protocol,
+                            "channel": getattr(executor, "channel", ""),
+                            "batch": getattr(executor, "batch_id", None),
+                            "shots": config.shots,
+                            "pubs": len(isa_pubs),
+                            "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        }
                         store.record_job(record)
                         jobs[r] = record
                         log(f"submitted round {r + 1}/{protocol.n_rounds}: job {job_id}")
@@ -200,8 +234,18 @@ def _run_rounds(protocol: Protocol, isa: list, executor: Executor, store: EvalSt
     return True
 
 
-def _finish(protocol: Protocol, model, task, y: torch.Tensor, config: EvalConfig, store: EvalStore,
-            report: ResourceReport, started: float, train_step: int, full_length: bool) -> dict:
+def _finish(
+    protocol: Protocol,
+    model,
+    task,
+    y: torch.Tensor,
+    config: EvalConfig,
+    store: EvalStore,
+    report: ResourceReport,
+    started: float,
+    train_step: int,
+    full_length: bool,
+) -> dict:
     z = protocol.readouts()
     exact = protocol.exact.double().numpy()
     error = np.abs(z - exact)
@@ -231,27 +275,42 @@ def _finish(protocol: Protocol, model, task, y: torch.Tensor, config: EvalConfig
         with torch.no_grad():
             noisy = torch.as_tensor(z, dtype=torch.float32)
             result["metrics"] = task.metrics(head_outputs(model, noisy, protocol.x), y)
-            result["exact_metrics"] = task.metrics(head_outputs(model, protocol.exact, protocol.x), y)
+            result["exact_metrics"] = task.metrics(
+                head_outputs(model, protocol.exact, protocol.x), y
+            )
     atomic_write_json(store.path / "result.json", result)
     return result
 
 
-def evaluate(run_dir: Union[str, Path], config: EvalConfig, *, executor: Optional[Executor] = None,
-             confirm: Optional[Callable[[ResourceReport], bool]] = None, submit_only: bool = False,
-             progress: bool = True, log: Callable[[str], None] = print, name: Optional[str] = None) -> Optional[dict]:
+def evaluate(
+    run_dir: str | Path,
+    config: EvalConfig,
+    *,
+    executor: Executor | None = None,
+    confirm: Callable[[ResourceReport], bool] | None = None,
+    submit_only: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    name: str | None = None,
+) -> dict | None:
     """Evaluate the run's model on ``config.target``; print the resource report first.
 
-    Simulator targets run to completion and return the result. For ``ibm:`` targets ``confirm(report)``
-    must approve (``--yes`` passes ``None``), jobs are recorded in RUN/jobs.jsonl, and with ``submit_only``
-    the call returns ``None`` after the first submission (finish with ``collect``).
+    Simulator targets run to completion and return the result. For ``ibm:`` targets
+    ``confirm(report)`` must approve (``--yes`` passes ``None``), jobs are recorded in
+    RUN/jobs.jsonl, and with ``submit_only`` the call returns ``None`` after the first submission
+    (finish with ``collect``).
     """
     started = time.perf_counter()
     target = parse_target(config.target, config.readout_error)
     _, model, task, x, y, train_step = load_samples(run_dir, config.samples, config.max_steps)
-    full_length = not config.max_steps or config.max_steps >= x.shape[1] and x.shape[1] == y.shape[-1]
+    full_length = (
+        not config.max_steps or config.max_steps >= x.shape[1] and x.shape[1] == y.shape[-1]
+    )
     if target.exact and config.protocol == "dynamic":
-        raise QRNNError("dynamic circuits sample mid-circuit measurements and have no exact form; "
-                        "use --target aer for their ideal (shot-based) simulation")
+        raise QRNNError(
+            "dynamic circuits sample mid-circuit measurements and have no exact form; "
+            "use --target aer for their ideal (shot-based) simulation"
+        )
     protocol = make_protocol(config, model, x)
     store = EvalStore(run_dir, name or eval_name(config))
     executor = executor or build_executor(target, config)
@@ -259,42 +318,71 @@ def evaluate(run_dir: Union[str, Path], config: EvalConfig, *, executor: Optiona
     existing = store.plan()
     resume = executor.remote and existing is not None and store.result() is None
     if resume:
-        if {k: existing.get(k) for k in ("eval", "train_step")} != {k: plan[k] for k in ("eval", "train_step")}:
-            raise QRNNError(f"{store.path} holds an unfinished evaluation with other settings; finish it with "
-                            "'qrnn collect' or pass another --name")
+        if {k: existing.get(k) for k in ("eval", "train_step")} != {
+            k: plan[k] for k in ("eval", "train_step")
+        }:
+            raise QRNNError(
+                f"{store.path} holds an unfinished evaluation with other settings; finish it with "
+                "'qrnn collect' or pass another --name"
+            )
         isa = store.read_circuits()
         executor.physical_qubits = existing.get("physical_qubits")
     else:
         isa = executor.prepare(protocol.templates, dynamic=protocol.dynamic)
-    report = resource_report(target.label, config.protocol, protocol.templates, isa, protocol.schedule(), config.shots,
-                             physical_qubits=executor.physical_qubits, seconds_target=executor.seconds_target,
-                             rep_delay=getattr(executor, "rep_delay", 250e-6), exact=executor.exact)
+    report = resource_report(
+        target.label,
+        config.protocol,
+        protocol.templates,
+        isa,
+        protocol.schedule(),
+        config.shots,
+        physical_qubits=executor.physical_qubits,
+        seconds_target=executor.seconds_target,
+        rep_delay=getattr(executor, "rep_delay", 250e-6),
+        exact=executor.exact,
+    )
     log(report.format())
     if executor.remote and not resume and confirm is not None and not confirm(report):
         log("not submitted")
         return None
     if not resume:
         store.reset()
-        store.write_plan({**plan, "physical_qubits": executor.physical_qubits, "resources": report.to_dict()})
+        store.write_plan(
+            {**plan, "physical_qubits": executor.physical_qubits, "resources": report.to_dict()}
+        )
         if executor.remote:
             store.write_circuits(isa)
-    done = _run_rounds(protocol, isa, executor, store, config, submit_only=submit_only, progress=progress, log=log)
+    done = _run_rounds(
+        protocol, isa, executor, store, config, submit_only=submit_only, progress=progress, log=log
+    )
     if not done:
         return None
-    return _finish(protocol, model, task, y, config, store, report, started, train_step, full_length)
+    return _finish(
+        protocol, model, task, y, config, store, report, started, train_step, full_length
+    )
 
 
-def pending(run_dir: Union[str, Path]) -> list[str]:
+def pending(run_dir: str | Path) -> list[str]:
     """Names of evaluations in the run that have a plan but no result yet."""
     root = Path(run_dir) / EVALS
     if not root.exists():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "plan.json").exists() and not (p / "result.json").exists())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if (p / "plan.json").exists() and not (p / "result.json").exists()
+    )
 
 
-def collect(run_dir: Union[str, Path], *, executor: Optional[Executor] = None, progress: bool = True,
-            log: Callable[[str], None] = print) -> list[dict]:
-    """Finish every unfinished IBM evaluation of the run: fetch recorded jobs, submit missing rounds."""
+def collect(
+    run_dir: str | Path,
+    *,
+    executor: Executor | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Finish every unfinished IBM evaluation of the run: fetch recorded jobs, submit missing
+    rounds."""
     names = pending(run_dir)
     if not names:
         raise QRNNError(f"{run_dir} has no unfinished evaluations (submit one with 'qrnn submit')")

@@ -1,4 +1,5 @@
-"""`qrnn translate RUN "sentence"`: decode one sentence with a trained translation run (+ attention heat map).
+"""`qrnn translate RUN "sentence"`: decode one sentence with a trained translation run (+ attention
+heat map).
 
 Sentences longer than the model's limit (its longest training source, in tokens) are refused, not
 truncated: a translation of a cut sentence would look complete and be wrong.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Optional, Union
 
 from ..errors import QRNNError
 from ..training import TrainConfig, make_task
@@ -17,7 +17,7 @@ from ..training.tasks_text import TranslationTask, check_vocabulary
 from ..training.trainer import CHECKPOINT, CONFIG, load_checkpoint, load_run
 
 
-def load_translator(run_dir: Union[str, Path], pair: Optional[str] = None):
+def load_translator(run_dir: str | Path, pair: str | None = None):
     """(task, model) of a translation run; clear errors for other runs, another language pair or a
     vocabulary that no longer matches the checkpoint."""
     run_dir = Path(run_dir)
@@ -28,16 +28,23 @@ def load_translator(run_dir: Union[str, Path], pair: Optional[str] = None):
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise QRNNError(f"{run_dir / CONFIG} is malformed ({exc})") from None
     if not config.task.startswith("mt-"):
-        raise QRNNError(f"{run_dir} was trained on {config.task}; qrnn translate needs a translation run (mt-de-en)")
+        raise QRNNError(
+            f"{run_dir} was trained on {config.task}; qrnn translate needs a translation run "
+            "(mt-de-en)"
+        )
     if pair is not None:
         from ..data.bible import check_pair
 
         parts = pair.split("-")
         if len(parts) != 2:
-            raise QRNNError(f"unknown language pair {pair!r}; write it as SOURCE-TARGET, e.g. de-en")
+            raise QRNNError(
+                f"unknown language pair {pair!r}; write it as SOURCE-TARGET, e.g. de-en"
+            )
         check_pair(*parts)
         if f"mt-{pair}" != config.task:
-            raise QRNNError(f"unknown language pair {pair} for {run_dir}: it translates {config.task[3:]}")
+            raise QRNNError(
+                f"unknown language pair {pair} for {run_dir}: it translates {config.task[3:]}"
+            )
     task = make_task(config)
     if not isinstance(task, TranslationTask):
         raise QRNNError(f"{run_dir}: task {config.task} is not a translation task")
@@ -48,13 +55,16 @@ def load_translator(run_dir: Union[str, Path], pair: Optional[str] = None):
     return task, model
 
 
-def save_attention_png(path: Union[str, Path], source: list[str], target: list[str], weights) -> Path:
-    """Heat map of attention weights [len(target)+1, len(source)+1] (rows: target words then </s>)."""
+def save_attention_png(path: str | Path, source: list[str], target: list[str], weights) -> Path:
+    """Heat map of attention weights [len(target)+1, len(source)+1] (rows: target words then
+    </s>)."""
     from matplotlib.figure import Figure
 
     path = Path(path)
     rows, cols = weights.shape
-    figure = Figure(figsize=(max(4.0, 0.45 * cols + 2), max(3.0, 0.4 * rows + 1.5)), layout="constrained")
+    figure = Figure(
+        figsize=(max(4.0, 0.45 * cols + 2), max(3.0, 0.4 * rows + 1.5)), layout="constrained"
+    )
     axis = figure.subplots()
     image = axis.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axis.set_xticks(range(cols), (source + ["</s>"])[:cols], rotation=60, ha="right")
@@ -78,16 +88,29 @@ def cmd_translate(args: argparse.Namespace) -> int:
         print(f"({len(unknown)} source word(s) unknown to the model: {', '.join(unknown[:8])})")
     if args.attention_png:
         target = task.target_vocab.decode(result.ids)
-        print(f"attention heat map: {save_attention_png(args.attention_png, source, target, result.attention)}")
+        print(
+            "attention heat map: "
+            f"{save_attention_png(args.attention_png, source, target, result.attention)}"
+        )
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``qrnn translate`` to the CLI."""
-    cmd = subparsers.add_parser("translate", help="translate a sentence with a trained translation run (mt-de-en)")
+    cmd = subparsers.add_parser(
+        "translate", help="translate a sentence with a trained translation run (mt-de-en)"
+    )
     cmd.add_argument("run", metavar="RUN_DIR", help="run directory of a translation run")
-    cmd.add_argument("sentence", help="source sentence (at most as many tokens as the longest training source)")
-    cmd.add_argument("--beam", type=int, help="beam width (1: greedy; default: the run's --beam-size)")
-    cmd.add_argument("--pair", help="language pair SOURCE-TARGET the run must translate, e.g. de-en")
-    cmd.add_argument("--attention-png", metavar="PATH", help="save the attention weights as a heat map")
+    cmd.add_argument(
+        "sentence", help="source sentence (at most as many tokens as the longest training source)"
+    )
+    cmd.add_argument(
+        "--beam", type=int, help="beam width (1: greedy; default: the run's --beam-size)"
+    )
+    cmd.add_argument(
+        "--pair", help="language pair SOURCE-TARGET the run must translate, e.g. de-en"
+    )
+    cmd.add_argument(
+        "--attention-png", metavar="PATH", help="save the attention weights as a heat map"
+    )
     cmd.set_defaults(func=cmd_translate)

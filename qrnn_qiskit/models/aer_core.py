@@ -1,8 +1,7 @@
-"""The QRNN core trained on Aer: ``QRNNCore`` over an :class:`AerEstimatorEngine`, with a cost guard."""
+"""The QRNN core trained on Aer: ``QRNNCore`` over an :class:`AerEstimatorEngine`, with a cost
+guard."""
 
 from __future__ import annotations
-
-from typing import Optional
 
 import torch
 
@@ -14,21 +13,23 @@ DEFAULT_LIMIT_HOURS = 1.0
 
 
 class AerQRNNCore(QRNNCore):
-    """``QRNNCore`` (same controller, feedback and forward code) whose quantum half runs on Aer through
-    ``EstimatorQNN`` + ``TorchConnector`` (see :class:`~qrnn_qiskit.backends.aer.AerEstimatorEngine`).
+    """``QRNNCore`` (same controller, feedback and forward code) whose quantum half runs on Aer
+    through ``EstimatorQNN`` + ``TorchConnector`` (see
+    :class:`~qrnn_qiskit.backends.aer.AerEstimatorEngine`).
 
-    Aer training costs O(T³·P) simulated step circuits per sample (prefix circuits and parameter shift),
-    so before the first pass of a new shape [B, T] it estimates the whole plan: ``planned_steps``
-    forward+backward passes plus forward passes over ``planned_eval_samples`` samples, timed on this
-    machine, and raises a :class:`QRNNError` with the estimate when it exceeds ``limit_hours`` (unless
-    ``force``). Parameters and ``state_dict`` equal the statevector core's: checkpoints move between them.
+    Aer training costs O(T³·P) simulated step circuits per sample (prefix circuits and parameter
+    shift), so before the first pass of a new shape [B, T] it estimates the whole plan:
+    ``planned_steps`` forward+backward passes plus forward passes over ``planned_eval_samples``
+    samples, timed on this machine, and raises a :class:`QRNNError` with the estimate when it
+    exceeds ``limit_hours`` (unless ``force``). Parameters and ``state_dict`` equal the statevector
+    core's: checkpoints move between them.
     """
 
     def __init__(
         self,
         input_size: int,
         config: QRNNConfig,
-        engine: Optional[AerEstimatorEngine] = None,
+        engine: AerEstimatorEngine | None = None,
         *,
         planned_steps: int = 1,
         planned_eval_samples: int = 0,
@@ -43,7 +44,8 @@ class AerQRNNCore(QRNNCore):
         self._checked: set[tuple[int, int, bool]] = set()
 
     def plan_cost(self, batch: int, steps: int, backward: bool) -> tuple[float, AerCost]:
-        """(estimated seconds for the whole plan, cost of one pass) for passes of shape [batch, steps]."""
+        """(estimated seconds for the whole plan, cost of one pass) for passes of shape [batch,
+        steps]."""
         engine: AerEstimatorEngine = self.engine  # type: ignore[assignment]
         one = engine.estimate(batch, steps, backward=backward)
         if not backward:
@@ -54,18 +56,25 @@ class AerQRNNCore(QRNNCore):
         return total, one
 
     def check_cost(self, batch: int, steps: int, backward: bool) -> None:
-        """Raise :class:`QRNNError` when the plan for passes of shape [batch, steps] exceeds the limit."""
+        """Raise :class:`QRNNError` when the plan for passes of shape [batch, steps] exceeds the
+        limit."""
         key = (batch, steps, backward)
         if self.force or key in self._checked:
             return
         total, one = self.plan_cost(batch, steps, backward)
         if total > self.limit_hours * 3600:
-            plan = (f"{self.planned_steps} training steps" + (" and evaluation" if self.planned_eval_samples else "")
-                    if backward else "one evaluation pass")
+            plan = (
+                f"{self.planned_steps} training steps"
+                + (" and evaluation" if self.planned_eval_samples else "")
+                if backward
+                else "one evaluation pass"
+            )
             raise QRNNError(
                 f"--backend aer: {plan} would take about {total / 3600:.1f} h on this machine "
-                f"({one.describe()}; the cost grows as T³·P per sample: prefix circuits and parameter shift); "
-                "use --backend statevector (exact, same model), shorter sequences, fewer qubits/layers, "
+                f"({one.describe()}; the cost grows as T³·P per sample: prefix circuits and "
+                "parameter shift); "
+                "use --backend statevector (exact, same model), shorter sequences, fewer "
+                "qubits/layers, "
                 f"a smaller batch or fewer steps, or pass --force (limit {self.limit_hours:g} h)"
             )
         self._checked.add(key)

@@ -1,14 +1,13 @@
 """An orthogonal RNN in the style of expRNN (Lezcano-Casado & Martínez-Rubio, ICML 2019).
 
-h_t = modReLU(W x_t + B h_{t-1}), B = exp(A - Aᵀ). The free parameters are the h(h-1)/2 entries above
-the diagonal of A, so B is orthogonal for every parameter value (no projection, no penalty), and the
-parameter count reported for size matching is the true number of degrees of freedom.
+h_t = modReLU(W x_t + B h_{t-1}), B = exp(A - Aᵀ). The free parameters are the h(h-1)/2 entries
+above the diagonal of A, so B is orthogonal for every parameter value (no projection, no penalty),
+and the parameter count reported for size matching is the true number of degrees of freedom.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import nn
@@ -20,12 +19,15 @@ def mod_relu(z: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
 
 
 class OrthogonalCore(nn.Module):
-    """expRNN-style core with the ``ClassicalCore`` interface: ``forward(x [B, T, F]) → (h [B, T, H], h_T)``."""
+    """expRNN-style core with the ``ClassicalCore`` interface: ``forward(x [B, T, F]) → (h [B, T,
+    H], h_T)``."""
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
         if input_size < 1 or hidden_size < 1:
-            raise ValueError(f"input and hidden sizes must be >= 1, got {input_size}, {hidden_size}")
+            raise ValueError(
+                f"input and hidden sizes must be >= 1, got {input_size}, {hidden_size}"
+            )
         self.hidden_size = hidden_size
         self.input = nn.Linear(input_size, hidden_size, bias=False)
         self.skew = nn.Parameter(torch.zeros(hidden_size * (hidden_size - 1) // 2))
@@ -33,8 +35,9 @@ class OrthogonalCore(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Henaff-style init: A holds 2×2 rotation generators with angles uniform in [-π, π] (B is then
-        block-diagonal rotations); input weights He-normal; modReLU biases uniform in [-0.01, 0.01]."""
+        """Henaff-style init: A holds 2×2 rotation generators with angles uniform in [-π, π] (B is
+        then block-diagonal rotations); input weights He-normal; modReLU biases uniform in [-0.01,
+        0.01]."""
         nn.init.kaiming_normal_(self.input.weight, nonlinearity="relu")
         nn.init.uniform_(self.bias, -0.01, 0.01)
         with torch.no_grad():
@@ -56,7 +59,9 @@ class OrthogonalCore(nn.Module):
         a = self.skew.new_zeros(h, h).index_put((rows, cols), self.skew)
         return torch.linalg.matrix_exp(a - a.T)
 
-    def forward(self, x: torch.Tensor, state: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 3:
             raise ValueError(f"expected input [batch, time, features], got {tuple(x.shape)}")
         recurrent = self.recurrent_matrix().T

@@ -1,10 +1,10 @@
-"""The QRNN: a classical controller that writes every angle of a quantum step circuit, read out by Paulis."""
+"""The QRNN: a classical controller that writes every angle of a quantum step circuit, read out by
+Paulis."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 import torch
 from torch import nn
@@ -20,10 +20,10 @@ ANGLE_MAPS: tuple[str, ...] = ("identity", "tanh")
 class ControllerConfig:
     """Feedforward controller θ_t = g([e(x_t); z_{t-1}]).
 
-    ``depth`` hidden layers of ``width`` units (0: a single linear map), ``activation`` between them,
-    ``dropout`` after each hidden layer, and an ``angle_map`` on the output: ``identity`` (raw angles) or
-    ``tanh`` (π·tanh). ``init_scale`` multiplies the last layer's initial weights (small → near-identity
-    steps at the start of training).
+    ``depth`` hidden layers of ``width`` units (0: a single linear map), ``activation`` between
+    them, ``dropout`` after each hidden layer, and an ``angle_map`` on the output: ``identity`` (raw
+    angles) or ``tanh`` (π·tanh). ``init_scale`` multiplies the last layer's initial weights (small
+    → near-identity steps at the start of training).
     """
 
     width: int = 128
@@ -35,9 +35,13 @@ class ControllerConfig:
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
+            raise ValueError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}"
+            )
         if self.angle_map not in ANGLE_MAPS:
-            raise ValueError(f"angle_map must be one of {', '.join(ANGLE_MAPS)}; got {self.angle_map!r}")
+            raise ValueError(
+                f"angle_map must be one of {', '.join(ANGLE_MAPS)}; got {self.angle_map!r}"
+            )
         if self.width < 1:
             raise ValueError(f"width must be >= 1, got {self.width}")
         if self.depth < 0:
@@ -96,30 +100,45 @@ class QRNNConfig:
     feedback: bool = True
 
     def to_dict(self) -> dict:
-        return {"spec": self.spec.to_dict(), "controller": asdict(self.controller), "feedback": self.feedback}
+        return {
+            "spec": self.spec.to_dict(),
+            "controller": asdict(self.controller),
+            "feedback": self.feedback,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "QRNNConfig":
-        return cls(QRNNSpec.from_dict(d["spec"]), ControllerConfig(**d["controller"]), bool(d["feedback"]))
+    def from_dict(cls, d: dict) -> QRNNConfig:
+        return cls(
+            QRNNSpec.from_dict(d["spec"]), ControllerConfig(**d["controller"]), bool(d["feedback"])
+        )
 
 
 class QRNNCore(nn.Module):
     """Recurrent core: ψ_t = U(θ_t) ψ_{t-1}, θ_t = controller([x_t; z_{t-1}]), z_t = readouts(ψ_t).
 
     ``forward(x)`` maps features [B, T, F] to readouts [B, T, R]. The engine (any object with the
-    ``StatevectorEngine`` interface) is injected; the default is a complex64 torch engine compiled from
-    the spec's Qiskit step circuit (``dtype`` complex64 or complex128).
+    ``StatevectorEngine`` interface) is injected; the default is a complex64 torch engine compiled
+    from the spec's Qiskit step circuit (``dtype`` complex64 or complex128).
     """
 
-    def __init__(self, input_size: int, config: QRNNConfig, engine: Optional[StatevectorEngine] = None,
-                 dtype: torch.dtype = torch.complex64) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        config: QRNNConfig,
+        engine: StatevectorEngine | None = None,
+        dtype: torch.dtype = torch.complex64,
+    ) -> None:
         super().__init__()
         self.config = config
         self.input_size = input_size
         spec = config.spec
-        self.engine = engine or StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype)
+        self.engine = engine or StatevectorEngine(
+            step_circuit(spec), readout_observables(spec), dtype=dtype
+        )
         if self.engine.n_params != spec.n_params:
-            raise ValueError(f"engine has {self.engine.n_params} parameters, the spec needs {spec.n_params}")
+            raise ValueError(
+                f"engine has {self.engine.n_params} parameters, the spec needs {spec.n_params}"
+            )
         self.n_readouts = self.engine.n_readouts
         in_features = input_size + (self.n_readouts if config.feedback else 0)
         self.controller = Controller(in_features, spec.n_params, config.controller)
@@ -134,19 +153,23 @@ class QRNNCore(nn.Module):
         return psi, self.engine.readouts(psi)
 
     def step_angles(self, x_t: torch.Tensor, z_prev: torch.Tensor) -> torch.Tensor:
-        """Circuit angles θ_t [B, P] from step features x_t [B, F] and previous readouts z_{t-1} [B, R].
+        """Circuit angles θ_t [B, P] from step features x_t [B, F] and previous readouts z_{t-1} [B,
+        R].
 
-        This is the host-side half of one step; hardware protocols call it between circuit executions.
+        This is the host-side half of one step; hardware protocols call it between circuit
+        executions.
         """
         features = torch.cat([x_t, z_prev.to(x_t.dtype)], dim=-1) if self.config.feedback else x_t
         return self.controller(features)
 
     def forward(
-        self, x: torch.Tensor, state: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Features [B, T, F] → (readouts [B, T, R], final (ψ_T, z_T))."""
         if x.dim() != 3 or x.shape[-1] != self.input_size:
-            raise ValueError(f"expected input [batch, time, {self.input_size}], got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected input [batch, time, {self.input_size}], got {tuple(x.shape)}"
+            )
         batch, steps, _ = x.shape
         psi, z = state if state is not None else self.initial_state(batch)
         z = z.to(x.dtype)

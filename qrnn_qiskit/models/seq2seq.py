@@ -1,25 +1,24 @@
 """Encoder–decoder translation models with soft attention over the encoder's outputs.
 
-``qrnn``: a QRNN encoder reads the source; its readout sequence z^enc_1..z^enc_S is the attention memory.
-A QRNN decoder starts from the encoder's final state (ψ, z) at each source's last real token; at step t
-its controller receives [e(y_{t-1}); c_t] (and z_{t-1} as feedback), where the context
-c_t = Σ_s α_ts z^enc_s and α_t = softmax over the source of score(z_{t-1}, z^enc_s); its head reads
-[z_t; c_t]. Scores are ``additive`` (vᵀ tanh(W_q q + W_k k)) or ``dot`` ((W q)·k / √d), and padding
-positions get weight exactly 0.
+``qrnn``: a QRNN encoder reads the source; its readout sequence z^enc_1..z^enc_S is the attention
+memory. A QRNN decoder starts from the encoder's final state (ψ, z) at each source's last real
+token; at step t its controller receives [e(y_{t-1}); c_t] (and z_{t-1} as feedback), where the
+context c_t = Σ_s α_ts z^enc_s and α_t = softmax over the source of score(z_{t-1}, z^enc_s); its
+head reads [z_t; c_t]. Scores are ``additive`` (vᵀ tanh(W_q q + W_k k)) or ``dot`` ((W q)·k / √d),
+and padding positions get weight exactly 0.
 
-``rnn``/``lstm``/``gru``: the same architecture with a classical encoder (packed, so padding never enters
-the state) and a classical decoder cell, query h_{t-1}, head [h_t; c_t].
+``rnn``/``lstm``/``gru``: the same architecture with a classical encoder (packed, so padding never
+enters the state) and a classical decoder cell, query h_{t-1}, head [h_t; c_t].
 
-Training uses teacher forcing (``forward``); decoding is greedy (batched) or beam search (one sentence).
-The QRNN encoder keeps each step's state for backward (sources are short and may be padded); the decoder
-uses the engine's reversible tape.
+Training uses teacher forcing (``forward``); decoding is greedy (batched) or beam search (one
+sentence). The QRNN encoder keeps each step's state for backward (sources are short and may be
+padded); the decoder uses the engine's reversible tape.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -44,12 +43,15 @@ def map_state(state, fn):
 
 
 class Attention(nn.Module):
-    """Soft attention of a query [B, Q] over keys [B, S, K]; positions where ``mask`` is False get weight 0."""
+    """Soft attention of a query [B, Q] over keys [B, S, K]; positions where ``mask`` is False get
+    weight 0."""
 
     def __init__(self, query_size: int, key_size: int, score: str = "additive") -> None:
         super().__init__()
         if score not in ATTENTION_SCORES:
-            raise ValueError(f"attention score must be one of {', '.join(ATTENTION_SCORES)}; got {score!r}")
+            raise ValueError(
+                f"attention score must be one of {', '.join(ATTENTION_SCORES)}; got {score!r}"
+            )
         self.score = score
         self.key_size = key_size
         self.query = nn.Linear(query_size, key_size, bias=False)
@@ -61,9 +63,11 @@ class Attention(nn.Module):
         """The part of the score that depends on the keys only (computed once per source)."""
         return self.key(keys) if self.score == "additive" else keys
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, prepared: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(context [B, K], weights [B, S]); every row of weights sums to 1 over the unmasked positions."""
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, prepared: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(context [B, K], weights [B, S]); every row of weights sums to 1 over the unmasked
+        positions."""
         q = self.query(query)
         if self.score == "additive":
             scores = self.v(torch.tanh(prepared + q[:, None, :])).squeeze(-1)
@@ -74,9 +78,12 @@ class Attention(nn.Module):
 
 
 class QRNNEncoder(nn.Module):
-    """A QRNN over the embedded source; outputs its readouts at every step and the state at each length."""
+    """A QRNN over the embedded source; outputs its readouts at every step and the state at each
+    length."""
 
-    def __init__(self, input_size: int, config: QRNNConfig, dtype: torch.dtype = torch.complex64) -> None:
+    def __init__(
+        self, input_size: int, config: QRNNConfig, dtype: torch.dtype = torch.complex64
+    ) -> None:
         super().__init__()
         self.core = QRNNCore(input_size, config, dtype=dtype)
         self.output_size = self.core.output_size
@@ -87,8 +94,9 @@ class QRNNEncoder(nn.Module):
         outputs = []
         for t in range(x.shape[1]):
             angles = self.core.step_angles(x[:, t], z)
-            # no reversible tape: a padded step's output is dropped by the mask below, so recomputing states
-            # backwards (ψ_{t-1} = U†ψ_t) would be wrong for that sample; each step keeps its state instead
+            # no reversible tape: a padded step's output is dropped by the mask below, so
+            # recomputing states backwards (ψ_{t-1} = U†ψ_t) would be wrong for that sample; each
+            # step keeps its state instead
             psi_t, z_t = self.core.engine.step_readouts(psi, angles)
             z_t = z_t.to(x.dtype)
             outputs.append(z_t)
@@ -100,19 +108,21 @@ class QRNNEncoder(nn.Module):
 class QRNNDecoderCell(nn.Module):
     """One QRNN step per target token; the attention query is the previous readouts z_{t-1}."""
 
-    def __init__(self, input_size: int, config: QRNNConfig, dtype: torch.dtype = torch.complex64) -> None:
+    def __init__(
+        self, input_size: int, config: QRNNConfig, dtype: torch.dtype = torch.complex64
+    ) -> None:
         super().__init__()
         self.core = QRNNCore(input_size, config, dtype=dtype)
         self.output_size = self.core.output_size
         self.query_size = self.core.output_size
 
-    def new_tape(self) -> Optional[ReversibleTape]:
+    def new_tape(self) -> ReversibleTape | None:
         return ReversibleTape() if torch.is_grad_enabled() else None
 
     def query(self, state) -> torch.Tensor:
         return state[1]
 
-    def step(self, x: torch.Tensor, state, tape: Optional[ReversibleTape] = None):
+    def step(self, x: torch.Tensor, state, tape: ReversibleTape | None = None):
         psi, z = state
         psi, z = self.core.engine.step_readouts(psi, self.core.step_angles(x, z), tape)
         z = z.to(x.dtype)
@@ -129,7 +139,9 @@ class RNNEncoder(nn.Module):
         self.output_size = hidden_size
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         out, state = self.rnn(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         state = (state[0][0], state[1][0]) if self.kind == "lstm" else state[0]
@@ -159,20 +171,27 @@ class RNNDecoderCell(nn.Module):
 
 @dataclass
 class Memory:
-    """The encoded source: attention keys [B, S, K], their prepared form, padding mask [B, S], final state."""
+    """The encoded source: attention keys [B, S, K], their prepared form, padding mask [B, S], final
+    state."""
 
     keys: torch.Tensor
     prepared: torch.Tensor
     mask: torch.Tensor
     state: object
 
-    def select(self, index: torch.Tensor) -> "Memory":
-        return Memory(self.keys[index], self.prepared[index], self.mask[index], map_state(self.state, lambda s: s[index]))
+    def select(self, index: torch.Tensor) -> Memory:
+        return Memory(
+            self.keys[index],
+            self.prepared[index],
+            self.mask[index],
+            map_state(self.state, lambda s: s[index]),
+        )
 
 
 @dataclass
 class Translation:
-    """A decoded sentence: target ids (without ``</s>``), its log-probability and attention [T, S]."""
+    """A decoded sentence: target ids (without ``</s>``), its log-probability and attention [T,
+    S]."""
 
     ids: list[int]
     score: float
@@ -180,10 +199,19 @@ class Translation:
 
 
 class Seq2Seq(nn.Module):
-    """Source ids [B, S] (padded with 0 at the end) → target logits, with attention over the encoder."""
+    """Source ids [B, S] (padded with 0 at the end) → target logits, with attention over the
+    encoder."""
 
-    def __init__(self, kind: str, src_vocab: int, tgt_vocab: int, encoder: nn.Module, decoder: nn.Module,
-                 embed_dim: int, attention: str = "additive") -> None:
+    def __init__(
+        self,
+        kind: str,
+        src_vocab: int,
+        tgt_vocab: int,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        embed_dim: int,
+        attention: str = "additive",
+    ) -> None:
         super().__init__()
         self.kind = kind
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
@@ -200,12 +228,16 @@ class Seq2Seq(nn.Module):
 
     def _check_ids(self, ids: torch.Tensor, vocab: int, what: str) -> None:
         if ids.dim() != 2 or ids.dtype not in (torch.int32, torch.int64):
-            raise ValueError(f"{what} must be an integer tensor [batch, time], got {ids.dtype} {tuple(ids.shape)}")
+            raise ValueError(
+                f"{what} must be an integer tensor [batch, time], got {ids.dtype} "
+                f"{tuple(ids.shape)}"
+            )
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
             raise ValueError(f"{what} ids must be in 0..{vocab - 1}")
 
     def encode(self, src: torch.Tensor) -> Memory:
-        """Run the encoder over ``src`` [B, S]; every source needs at least one non-padding token."""
+        """Run the encoder over ``src`` [B, S]; every source needs at least one non-padding
+        token."""
         self._check_ids(src, self.src_vocab, "source")
         mask = src != PAD
         lengths = mask.sum(dim=1)
@@ -215,15 +247,18 @@ class Seq2Seq(nn.Module):
         return Memory(keys, self.attention.prepare(keys), mask, state)
 
     def decode_step(self, memory: Memory, tokens: torch.Tensor, state, tape=None):
-        """One decoder step from the previous target tokens [B]: (logits [B, V], new state, attention [B, S])."""
-        context, weights = self.attention(self.decoder.query(state), memory.keys, memory.prepared, memory.mask)
+        """One decoder step from the previous target tokens [B]: (logits [B, V], new state,
+        attention [B, S])."""
+        context, weights = self.attention(
+            self.decoder.query(state), memory.keys, memory.prepared, memory.mask
+        )
         x = torch.cat([self.tgt_embed(tokens), context], dim=-1)
         out, state = self.decoder.step(x, state, tape)
         return self.head(torch.cat([out, context], dim=-1)), state, weights
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, *, return_attention: bool = False):
-        """Teacher forcing: logits [B, T, V] for the targets that follow ``tgt_in`` [B, T] (``<s>`` first);
-        with ``return_attention`` also the weights [B, T, S]."""
+        """Teacher forcing: logits [B, T, V] for the targets that follow ``tgt_in`` [B, T] (``<s>``
+        first); with ``return_attention`` also the weights [B, T, S]."""
         self._check_ids(tgt_in, self.tgt_vocab, "target")
         memory = self.encode(src)
         state, tape = memory.state, self.decoder.new_tape()
@@ -261,16 +296,23 @@ class Seq2Seq(nn.Module):
         for b in range(batch):
             row = ids_t[b].tolist()
             length = row.index(EOS) + 1 if EOS in row else len(row)
-            out.append(Translation([i for i in row[:length] if i != EOS], float(score[b]),
-                                   weights_t[b, :length, : int(memory.mask[b].sum())]))
+            out.append(
+                Translation(
+                    [i for i in row[:length] if i != EOS],
+                    float(score[b]),
+                    weights_t[b, :length, : int(memory.mask[b].sum())],
+                )
+            )
         return out
 
     @torch.no_grad()
-    def beam_search(self, src: torch.Tensor, beam: int, max_len: int, length_penalty: float = 0.6) -> Translation:
-        """Beam search for one source [1, S]. At each step the ``beam`` best extensions are kept; those
-        ending in ``</s>`` are finished. Stops when ``beam`` hypotheses have finished (or at ``max_len``) and
-        returns the one with the best log-probability / length**``length_penalty``. With ``beam=1`` this is
-        exactly greedy decoding."""
+    def beam_search(
+        self, src: torch.Tensor, beam: int, max_len: int, length_penalty: float = 0.6
+    ) -> Translation:
+        """Beam search for one source [1, S]. At each step the ``beam`` best extensions are kept;
+        those ending in ``</s>`` are finished. Stops when ``beam`` hypotheses have finished (or at
+        ``max_len``) and returns the one with the best log-probability / length**``length_penalty``.
+        With ``beam=1`` this is exactly greedy decoding."""
         if src.dim() != 2 or src.shape[0] != 1:
             raise ValueError(f"beam search decodes one sentence [1, S], got {tuple(src.shape)}")
         if beam < 1:
@@ -285,7 +327,9 @@ class Seq2Seq(nn.Module):
         finished: list[tuple[float, Translation]] = []
         for step in range(max_len):
             alive = len(history)
-            logits, state, weights = self.decode_step(memory.select(torch.zeros(alive, dtype=torch.long)), tokens, state)
+            logits, state, weights = self.decode_step(
+                memory.select(torch.zeros(alive, dtype=torch.long)), tokens, state
+            )
             total = scores[:, None] + F.log_softmax(logits.double(), dim=-1)
             top_scores, top = total.view(-1).topk(min(2 * beam, total.numel()))
             keep_from, keep_token, keep_score = [], [], []
@@ -305,23 +349,36 @@ class Seq2Seq(nn.Module):
             if len(finished) >= beam or not keep_from:
                 break
             index = torch.tensor(keep_from, dtype=torch.long)
-            state = map_state(state, lambda s: s[index])
+            state = map_state(state, lambda s, index=index: s[index])
             history = [history[o] + [t] for o, t in zip(keep_from, keep_token)]
             attention = [attention[o] + [weights[o, :length]] for o in keep_from]
             tokens = torch.tensor(keep_token, dtype=torch.long)
             scores = torch.tensor(keep_score, dtype=torch.float64)
             if step == max_len - 1:  # out of length: the unfinished hypotheses compete as they are
                 for path, path_attention, value in zip(history, attention, keep_score):
-                    finished.append((value / len(path) ** length_penalty,
-                                     Translation(list(path), value, torch.stack(path_attention))))
+                    finished.append(
+                        (
+                            value / len(path) ** length_penalty,
+                            Translation(list(path), value, torch.stack(path_attention)),
+                        )
+                    )
         return max(finished, key=lambda item: item[0])[1]
 
 
-def build_seq2seq(kind: str, src_vocab: int, tgt_vocab: int, *, embed_dim: int = 16, attention: str = "additive",
-                  qrnn: Optional[QRNNConfig] = None, hidden_size: int = 64,
-                  dtype: torch.dtype = torch.complex64) -> Seq2Seq:
-    """A ``qrnn`` (encoder and decoder share the circuit and controller shape, not the weights) or classical
-    (``rnn``/``lstm``/``gru``, ``hidden_size`` units) encoder–decoder with ``attention`` scores."""
+def build_seq2seq(
+    kind: str,
+    src_vocab: int,
+    tgt_vocab: int,
+    *,
+    embed_dim: int = 16,
+    attention: str = "additive",
+    qrnn: QRNNConfig | None = None,
+    hidden_size: int = 64,
+    dtype: torch.dtype = torch.complex64,
+) -> Seq2Seq:
+    """A ``qrnn`` (encoder and decoder share the circuit and controller shape, not the weights) or
+    classical (``rnn``/``lstm``/``gru``, ``hidden_size`` units) encoder–decoder with ``attention``
+    scores."""
     if kind not in SEQ2SEQ_MODELS:
         raise ValueError(f"translation models are {', '.join(SEQ2SEQ_MODELS)}; got {kind!r}")
     if kind == "qrnn":

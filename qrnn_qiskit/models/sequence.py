@@ -1,9 +1,11 @@
-"""Sequence models: input embedding → recurrent core (QRNN or classical) → head; and size matching."""
+"""Sequence models: input embedding → recurrent core (QRNN or classical) → head; and size
+matching."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional
+from typing import Literal
 
 import torch
 from torch import nn
@@ -17,7 +19,8 @@ CLASSICAL = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class ClassicalCore(nn.Module):
-    """A single-layer ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` with the same interface as ``QRNNCore``."""
+    """A single-layer ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` with the same interface as
+    ``QRNNCore``."""
 
     def __init__(self, kind: str, input_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -46,11 +49,13 @@ class InputSpec:
     vocab: int = 0
     features: int = 0
     embed_dim: int = 16
-    pad_id: Optional[int] = None
+    pad_id: int | None = None
 
     def __post_init__(self) -> None:
         if (self.vocab > 0) == (self.features > 0):
-            raise ValueError("exactly one of vocab (token inputs) or features (real-valued inputs) must be > 0")
+            raise ValueError(
+                "exactly one of vocab (token inputs) or features (real-valued inputs) must be > 0"
+            )
         if self.pad_id is not None and not 0 <= self.pad_id < self.vocab:
             raise ValueError(f"pad_id must be a token id in 0..{self.vocab - 1}, got {self.pad_id}")
 
@@ -58,31 +63,39 @@ class InputSpec:
 class SequenceModel(nn.Module):
     """Embedding (nn.Embedding for tokens, nn.Linear for reals) → core → linear head.
 
-    ``head="last"`` classifies from the last step (or from ``lengths - 1`` when sequences are padded);
-    ``head="all"`` predicts at every step.
+    ``head="last"`` classifies from the last step (or from ``lengths - 1`` when sequences are
+    padded); ``head="all"`` predicts at every step.
     """
 
-    def __init__(self, inputs: InputSpec, core: nn.Module, n_outputs: int, head: Literal["last", "all"] = "all"):
+    def __init__(
+        self,
+        inputs: InputSpec,
+        core: nn.Module,
+        n_outputs: int,
+        head: Literal["last", "all"] = "all",
+    ):
         super().__init__()
         if head not in ("last", "all"):
             raise ValueError(f"head must be 'last' or 'all', got {head!r}")
         self.inputs = inputs
         if inputs.vocab:
-            self.embed: nn.Module = nn.Embedding(inputs.vocab, inputs.embed_dim, padding_idx=inputs.pad_id)
+            self.embed: nn.Module = nn.Embedding(
+                inputs.vocab, inputs.embed_dim, padding_idx=inputs.pad_id
+            )
         else:
             self.embed = nn.Linear(inputs.features, inputs.embed_dim)
         self.core = core
         self.head_mode = head
         self.head = nn.Linear(core.output_size, n_outputs)
 
-    def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         self.forward_check(x)
         return self._forward(x, lengths)
 
     def forward_window(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, object]:
-        """``head="all"``: outputs for one window of a longer stream, starting from the core ``state`` the
-        previous window returned (None: the initial state), and the core's state after the window. Truncated
-        BPTT passes that state on detached (``detach_state``)."""
+        """``head="all"``: outputs for one window of a longer stream, starting from the core
+        ``state`` the previous window returned (None: the initial state), and the core's state after
+        the window. Truncated BPTT passes that state on detached (``detach_state``)."""
         if self.head_mode != "all":
             raise ValueError("forward_window needs a model with head='all'")
         self.forward_check(x)
@@ -93,18 +106,25 @@ class SequenceModel(nn.Module):
         """Raise ValueError unless ``x`` has the shape and dtype of this model's inputs."""
         if self.inputs.vocab:
             if x.dim() != 2 or x.dtype not in (torch.long, torch.int32, torch.int64):
-                raise ValueError(f"token inputs must be an integer tensor [batch, time], got {x.dtype} {tuple(x.shape)}")
+                raise ValueError(
+                    f"token inputs must be an integer tensor [batch, time], got {x.dtype} "
+                    f"{tuple(x.shape)}"
+                )
         elif x.dim() != 3 or x.shape[-1] != self.inputs.features:
-            raise ValueError(f"real inputs must be [batch, time, {self.inputs.features}], got {tuple(x.shape)}")
+            raise ValueError(
+                f"real inputs must be [batch, time, {self.inputs.features}], got {tuple(x.shape)}"
+            )
 
-    def _forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         hidden, _ = self.core(self.embed(x))
         return self.apply_head(hidden, x, lengths)
 
-    def apply_head(self, hidden: torch.Tensor, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The head on core outputs [B, T, H] for inputs ``x``: every step, or each sequence's last real step
-        (``lengths``, or the non-padding tokens when the inputs have a ``pad_id``). Hardware protocols use it
-        on readouts estimated from shots."""
+    def apply_head(
+        self, hidden: torch.Tensor, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The head on core outputs [B, T, H] for inputs ``x``: every step, or each sequence's last
+        real step (``lengths``, or the non-padding tokens when the inputs have a ``pad_id``).
+        Hardware protocols use it on readouts estimated from shots."""
         if self.head_mode == "all":
             return self.head(hidden)
         if lengths is None and self.inputs.pad_id is not None:
@@ -134,11 +154,12 @@ def build_model(
     n_outputs: int,
     head: Literal["last", "all"] = "all",
     *,
-    qrnn: Optional[QRNNConfig] = None,
+    qrnn: QRNNConfig | None = None,
     hidden_size: int = 64,
     dtype: torch.dtype = torch.complex64,
 ) -> SequenceModel:
-    """Build a ``SequenceModel`` of the given kind (``qrnn``, ``rnn``, ``lstm``, ``gru``, ``orthogonal``)."""
+    """Build a ``SequenceModel`` of the given kind (``qrnn``, ``rnn``, ``lstm``, ``gru``,
+    ``orthogonal``)."""
     if kind not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {kind!r}")
     if kind == "qrnn":
@@ -147,13 +168,19 @@ def build_model(
     else:
         if hidden_size < 1:
             raise ValueError(f"hidden size must be >= 1, got {hidden_size}")
-        core = (OrthogonalCore(inputs.embed_dim, hidden_size) if kind == "orthogonal"
-                else ClassicalCore(kind, inputs.embed_dim, hidden_size))
+        core = (
+            OrthogonalCore(inputs.embed_dim, hidden_size)
+            if kind == "orthogonal"
+            else ClassicalCore(kind, inputs.embed_dim, hidden_size)
+        )
     return SequenceModel(inputs, core, n_outputs, head)
 
 
-def match_hidden_size(build: Callable[[int], nn.Module], target: int, low: int = 1, high: int = 4096) -> int:
-    """Hidden size h in [low, high] whose model ``build(h)`` has the parameter count closest to ``target``."""
+def match_hidden_size(
+    build: Callable[[int], nn.Module], target: int, low: int = 1, high: int = 4096
+) -> int:
+    """Hidden size h in [low, high] whose model ``build(h)`` has the parameter count closest to
+    ``target``."""
     if target < 1:
         raise ValueError(f"target parameter count must be >= 1, got {target}")
     lo, hi = low, high
@@ -165,5 +192,3 @@ def match_hidden_size(build: Callable[[int], nn.Module], target: int, low: int =
             lo = mid + 1
     candidates = [h for h in (lo - 1, lo) if low <= h <= high]
     return min(candidates, key=lambda h: abs(count_parameters(build(h)) - target))
-
-

@@ -1,4 +1,5 @@
-"""The paper's classification tasks on real data: sequential MNIST (pixels or rows), permuted MNIST, IMDB.
+"""The paper's classification tasks on real data: sequential MNIST (pixels or rows), permuted MNIST,
+IMDB.
 
 Every task reads only the dataset cache (``qrnn data fetch NAME``), carves a fixed validation split
 from the official training set (the same for every seed and model, so runs compare), and serves
@@ -11,7 +12,8 @@ resume exactly. ``eval_batches`` is (the first ``--eval-size`` examples of) the 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,20 +32,23 @@ EVAL_BATCH = 256
 SPLIT_KEY = (20251029, 1)  # validation carve: fixed, independent of --seed
 EPOCH_KEY = 2
 PERMUTATION_KEY = 3
-BUCKET_BATCHES = 50  # IMDB: sort each run of 50 batches by length (less padding), then shuffle those batches
+BUCKET_BATCHES = (
+    50  # IMDB: sort each run of 50 batches by length (less padding), then shuffle those batches
+)
 
 
 class ClassificationTask:
     """Shared machinery: validation carve, epoch orders, batching, cross-entropy and accuracy.
 
     Subclasses set ``name`` and ``n_classes``, fill ``self.labels`` / ``self.index`` for the splits
-    ``train``, ``val``, ``test`` in ``_load``, and implement ``_inputs(split, rows)`` and ``inputs``.
+    ``train``, ``val``, ``test`` in ``_load``, and implement ``_inputs(split, rows)`` and
+    ``inputs``.
     """
 
     name = "classification"
     n_classes = 2
 
-    def __init__(self, config: "TrainConfig") -> None:
+    def __init__(self, config: TrainConfig) -> None:
         self.batch_size = config.batch_size
         self.seed = config.seed
         self.eval_size = config.eval_size
@@ -55,13 +60,13 @@ class ClassificationTask:
         self._order = np.empty(0, dtype=np.int64)
 
     # -- data -------------------------------------------------------------------------------------
-    def _load(self, config: "TrainConfig") -> None:
+    def _load(self, config: TrainConfig) -> None:
         raise NotImplementedError
 
     def _inputs(self, split: str, rows: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
 
-    def inputs(self, config: "TrainConfig") -> InputSpec:
+    def inputs(self, config: TrainConfig) -> InputSpec:
         raise NotImplementedError
 
     def _carve(self, indices: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -79,29 +84,33 @@ class ClassificationTask:
         return stable_permutation(len(self.index["train"]), (self.seed, EPOCH_KEY, epoch))
 
     def _batch(self, split: str, rows: np.ndarray) -> Batch:
-        return self._inputs(split, rows), torch.from_numpy(self.labels[split][rows].astype(np.int64))
+        return self._inputs(split, rows), torch.from_numpy(
+            self.labels[split][rows].astype(np.int64)
+        )
 
-    # -- Task protocol --------------------------------------------------------------------------------
-    def build_model(self, config: "TrainConfig") -> SequenceModel:
+    # -- Task protocol
+    # --------------------------------------------------------------------------------
+    def build_model(self, config: TrainConfig) -> SequenceModel:
         return build_for_task(config, self.inputs(config), self.n_classes, "last")
 
     def train_batch(self, step: int) -> Batch:
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             self._order, self._epoch = self.epoch_order(epoch), epoch
-        rows = self._order[position * self.batch_size:(position + 1) * self.batch_size]
+        rows = self._order[position * self.batch_size : (position + 1) * self.batch_size]
         return self._batch("train", rows)
 
     def _batches(self, split: str, limit: int) -> Iterator[Batch]:
         rows = self._eval_order(split)[:limit]
         for start in range(0, len(rows), EVAL_BATCH):
-            yield self._batch(split, rows[start:start + EVAL_BATCH])
+            yield self._batch(split, rows[start : start + EVAL_BATCH])
 
     def _eval_order(self, split: str) -> np.ndarray:
         return np.arange(len(self.index[split]))
 
     def eval_batches(self) -> Iterator[Batch]:
-        """The validation split (its first ``--eval-size`` examples; the carve is already random)."""
+        """The validation split (its first ``--eval-size`` examples; the carve is already
+        random)."""
         return self._batches("val", self.eval_size)
 
     def test_batches(self) -> Iterator[Batch]:
@@ -112,36 +121,56 @@ class ClassificationTask:
         return F.cross_entropy(outputs, targets)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-        return {"loss": float(self.loss(outputs, targets)),
-                "accuracy": float((outputs.argmax(-1) == targets).float().mean())}
+        return {
+            "loss": float(self.loss(outputs, targets)),
+            "accuracy": float((outputs.argmax(-1) == targets).float().mean()),
+        }
 
     def describe(self, metrics: dict[str, float]) -> str:
-        return (f"validation accuracy {metrics['accuracy']:.2%} (chance {1 / self.n_classes:.0%}), "
-                f"loss {metrics['loss']:.4f}")
+        return (
+            f"validation accuracy {metrics['accuracy']:.2%} (chance {1 / self.n_classes:.0%}), "
+            f"loss {metrics['loss']:.4f}"
+        )
 
 
 class MNISTTask(ClassificationTask):
-    """Sequential MNIST: ``pixels`` (T=784, 1 feature), ``rows`` (T=28, 28 features), optionally with one
-    fixed pixel permutation (pMNIST, seeded by ``--permutation-seed``, which config.json records)."""
+    """Sequential MNIST: ``pixels`` (T=784, 1 feature), ``rows`` (T=28, 28 features), optionally
+    with one fixed pixel permutation (pMNIST, seeded by ``--permutation-seed``, which config.json
+    records)."""
 
     n_classes = mnist.N_CLASSES
 
-    def __init__(self, config: "TrainConfig", *, name: str, mode: str, permuted: bool = False) -> None:
+    def __init__(
+        self, config: TrainConfig, *, name: str, mode: str, permuted: bool = False
+    ) -> None:
         self.name, self.mode, self.permuted = name, mode, permuted
         side = mnist.SIDE
-        self.permutation = (stable_permutation(side * side, (config.permutation_seed, PERMUTATION_KEY))
-                            if permuted else None)
+        self.permutation = (
+            stable_permutation(side * side, (config.permutation_seed, PERMUTATION_KEY))
+            if permuted
+            else None
+        )
         super().__init__(config)
 
-    def _load(self, config: "TrainConfig") -> None:
+    def _load(self, config: TrainConfig) -> None:
         data = mnist.load()
         train, val = self._carve(np.arange(len(data.train_labels)), config.val_fraction)
-        self._images = {"train": data.train_images, "val": data.train_images, "test": data.test_images}
+        self._images = {
+            "train": data.train_images,
+            "val": data.train_images,
+            "test": data.test_images,
+        }
         self.index = {"train": train, "val": val, "test": np.arange(len(data.test_labels))}
-        self.labels = {"train": data.train_labels[train], "val": data.train_labels[val], "test": data.test_labels}
+        self.labels = {
+            "train": data.train_labels[train],
+            "val": data.train_labels[val],
+            "test": data.test_labels,
+        }
 
-    def inputs(self, config: "TrainConfig") -> InputSpec:
-        return InputSpec(features=mnist.SIDE if self.mode == "rows" else 1, embed_dim=config.embed_dim)
+    def inputs(self, config: TrainConfig) -> InputSpec:
+        return InputSpec(
+            features=mnist.SIDE if self.mode == "rows" else 1, embed_dim=config.embed_dim
+        )
 
     def _inputs(self, split: str, rows: np.ndarray) -> torch.Tensor:
         images = mnist.normalize(self._images[split][self.index[split][rows]])
@@ -154,25 +183,27 @@ class MNISTTask(ClassificationTask):
 
 
 class IMDBTask(ClassificationTask):
-    """IMDB sentiment: word ids (vocabulary from the training part of the carve, ``--vocab-size`` ids with
-    padding 0 and unknown 1), the last ``--max-len`` words of each review, padded at the end; the model
-    reads each review's last real step. Batches are cut to their longest review."""
+    """IMDB sentiment: word ids (vocabulary from the training part of the carve, ``--vocab-size``
+    ids with padding 0 and unknown 1), the last ``--max-len`` words of each review, padded at the
+    end; the model reads each review's last real step. Batches are cut to their longest review."""
 
     name = "imdb"
     n_classes = 2
 
-    def _load(self, config: "TrainConfig") -> None:
+    def _load(self, config: TrainConfig) -> None:
         data = imdb.load()
         train, val = self._carve(np.flatnonzero(data.split == imdb.TRAIN), config.val_fraction)
         test = np.flatnonzero(data.split == imdb.TEST)
         self.vocabulary = imdb.build_vocabulary(data, train, config.vocab_size)
         self.index, self._ids, self._lengths = {}, {}, {}
         for split, reviews in (("train", train), ("val", val), ("test", test)):
-            self._ids[split], self._lengths[split] = imdb.encode(data, reviews, self.vocabulary, config.max_len)
+            self._ids[split], self._lengths[split] = imdb.encode(
+                data, reviews, self.vocabulary, config.max_len
+            )
             self.index[split] = reviews
             self.labels[split] = data.labels[reviews]
 
-    def inputs(self, config: "TrainConfig") -> InputSpec:
+    def inputs(self, config: TrainConfig) -> InputSpec:
         return InputSpec(vocab=config.vocab_size, embed_dim=config.embed_dim, pad_id=imdb.PAD)
 
     def _inputs(self, split: str, rows: np.ndarray) -> torch.Tensor:
@@ -180,18 +211,21 @@ class IMDBTask(ClassificationTask):
         return torch.from_numpy(self._ids[split][rows, :longest])
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        """Shuffled, then bucketed: every run of 50 batches is sorted by length and cut into batches,
-        and all batches are shuffled again (less padding, still a seeded function of the epoch)."""
+        """Shuffled, then bucketed: every run of 50 batches is sorted by length and cut into
+        batches, and all batches are shuffled again (less padding, still a seeded function of the
+        epoch)."""
         order = super().epoch_order(epoch)
         chunk = BUCKET_BATCHES * self.batch_size
         lengths = self._lengths["train"]
         batches = []
         for start in range(0, len(order), chunk):
-            part = order[start:start + chunk]
+            part = order[start : start + chunk]
             part = part[np.argsort(lengths[part], kind="stable")]
-            batches += [part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
         full = [b for b in batches if len(b) == self.batch_size]
-        short = [b for b in batches if len(b) < self.batch_size]  # at most one per chunk; visited last
+        short = [
+            b for b in batches if len(b) < self.batch_size
+        ]  # at most one per chunk; visited last
         shuffled = stable_permutation(len(full), (self.seed, EPOCH_KEY, epoch, 1))
         return np.concatenate([full[i] for i in shuffled] + short) if batches else order
 
@@ -211,7 +245,7 @@ PAPER_TASKS = {
 }
 
 
-def steps_for_epochs(config: "TrainConfig", epochs: float) -> int:
+def steps_for_epochs(config: TrainConfig, epochs: float) -> int:
     """Training steps that make ``epochs`` passes over the task's training split (``--epochs``)."""
     from .tasks import make_task
 
@@ -219,5 +253,8 @@ def steps_for_epochs(config: "TrainConfig", epochs: float) -> int:
         raise QRNNError(f"--epochs must be > 0, got {epochs}")
     per_epoch = getattr(make_task(config), "steps_per_epoch", None)
     if per_epoch is None:
-        raise QRNNError(f"--epochs needs a task with a fixed training set; {config.task} generates its data (use --steps)")
+        raise QRNNError(
+            f"--epochs needs a task with a fixed training set; {config.task} generates its data "
+            "(use --steps)"
+        )
     return max(1, math.ceil(epochs * per_epoch))

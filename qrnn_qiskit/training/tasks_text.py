@@ -1,26 +1,30 @@
-"""The paper's text tasks: Penn Treebank language modelling (words, characters) and German→English translation.
+"""The paper's text tasks: Penn Treebank language modelling (words, characters) and German→English
+translation.
 
-``ptb-word`` / ``ptb-char``: the training text is one stream cut into ``--batch-size`` parallel rows; step s
-reads window s mod W (``--bptt`` tokens per row, W windows per epoch) and predicts the next token at every
-step. The recurrent state (the QRNN's ψ and readouts, an LSTM's (h, c)) is carried from window to window
-and detached (truncated BPTT); it starts from the initial state at every epoch. The carried state is part of
-the checkpoint, so a resumed run continues exactly. Evaluation reads a whole split as 16 parallel rows with
-the state carried across windows: perplexity (words) or bits per character. ``--no-carry`` restarts every
-window (training and evaluation) from the initial state instead: a QRNN's unitary steps cannot forget, and
-after thousands of carried steps its state is scrambled (see docs/results.md).
+``ptb-word`` / ``ptb-char``: the training text is one stream cut into ``--batch-size`` parallel
+rows; step s reads window s mod W (``--bptt`` tokens per row, W windows per epoch) and predicts the
+next token at every step. The recurrent state (the QRNN's ψ and readouts, an LSTM's (h, c)) is
+carried from window to window and detached (truncated BPTT); it starts from the initial state at
+every epoch. The carried state is part of the checkpoint, so a resumed run continues exactly.
+Evaluation reads a whole split as 16 parallel rows with the state carried across windows: perplexity
+(words) or bits per character. ``--no-carry`` restarts every window (training and evaluation) from
+the initial state instead: a QRNN's unitary steps cannot forget, and after thousands of carried
+steps its state is scrambled (see docs/results.md).
 
-``mt-de-en``: Elberfelder → World English Bible verse pairs with at most 20 words on both sides (12,209),
-split once 80/10/10 by a fixed seeded permutation (the same for every run), lower-cased word vocabularies
-from the training split. Teacher forcing for training; validation: token loss/perplexity/accuracy and greedy
-BLEU on the first ``--eval-size`` validation pairs; test: the same on the whole test split with beam search
-(``--beam-size``). BLEU is sacrebleu's corpus BLEU (13a tokenization, case-insensitive) against the
-normalised references; it is not comparable to Multi30k/IWSLT figures.
+``mt-de-en``: Elberfelder → World English Bible verse pairs with at most 20 words on both sides
+(12,209), split once 80/10/10 by a fixed seeded permutation (the same for every run), lower-cased
+word vocabularies from the training split. Teacher forcing for training; validation: token
+loss/perplexity/accuracy and greedy BLEU on the first ``--eval-size`` validation pairs; test: the
+same on the whole test split with beam search (``--beam-size``). BLEU is sacrebleu's corpus BLEU
+(13a tokenization, case-insensitive) against the normalised references; it is not comparable to
+Multi30k/IWSLT figures.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,16 +41,20 @@ from .tasks import Batch, build_for_task
 if TYPE_CHECKING:
     from .config import TrainConfig
 
-EVAL_STREAMS = 16  # language-model evaluation: rows read in parallel (each starts from the initial state)
+EVAL_STREAMS = (
+    16  # language-model evaluation: rows read in parallel (each starts from the initial state)
+)
 EVAL_BATCH = 256
 MT_SPLIT_KEY = (20251029, 5)  # the translation split: fixed, independent of --seed
 MT_EPOCH_KEY = 6
 MT_FRACTIONS = (0.8, 0.1, 0.1)  # train / validation / test
 
 
-def _statevector_only(config: "TrainConfig", name: str) -> None:
+def _statevector_only(config: TrainConfig, name: str) -> None:
     if config.backend != "statevector":
-        raise QRNNError(f"{name} trains on the statevector engine only (drop --backend {config.backend})")
+        raise QRNNError(
+            f"{name} trains on the statevector engine only (drop --backend {config.backend})"
+        )
 
 
 def batchify(ids: np.ndarray, rows: int) -> torch.Tensor:
@@ -54,13 +62,16 @@ def batchify(ids: np.ndarray, rows: int) -> torch.Tensor:
     width = len(ids) // rows
     if width < 2:
         raise QRNNError(f"a stream of {len(ids)} tokens is too short for {rows} rows")
-    return torch.from_numpy(np.ascontiguousarray(ids[: rows * width].reshape(rows, width)).astype(np.int64))
+    return torch.from_numpy(
+        np.ascontiguousarray(ids[: rows * width].reshape(rows, width)).astype(np.int64)
+    )
 
 
 class LanguageModelTask:
-    """Next-token prediction on PTB with truncated BPTT and state carried across windows (module docstring)."""
+    """Next-token prediction on PTB with truncated BPTT and state carried across windows (module
+    docstring)."""
 
-    def __init__(self, config: "TrainConfig", *, name: str, level: ptb.Level) -> None:
+    def __init__(self, config: TrainConfig, *, name: str, level: ptb.Level) -> None:
         _statevector_only(config, name)
         self.name, self.level = name, level
         self.report_metric = "ppl" if level == "word" else "bpc"
@@ -70,38 +81,51 @@ class LanguageModelTask:
         self.bptt = config.bptt
         self.carry = config.carry
         self.batch_size = config.batch_size
-        self.streams = {"train": batchify(corpus.splits["train"], config.batch_size),
-                        "val": batchify(corpus.splits["valid"], EVAL_STREAMS),
-                        "test": batchify(corpus.splits["test"], EVAL_STREAMS)}
+        self.streams = {
+            "train": batchify(corpus.splits["train"], config.batch_size),
+            "val": batchify(corpus.splits["valid"], EVAL_STREAMS),
+            "test": batchify(corpus.splits["test"], EVAL_STREAMS),
+        }
         self.steps_per_epoch = (self.streams["train"].shape[1] - 1) // self.bptt
         if self.steps_per_epoch < 1:
-            raise QRNNError(f"--bptt {self.bptt} is longer than the {self.streams['train'].shape[1]}-token training rows "
-                            f"(--batch-size {config.batch_size}); lower one of them")
+            raise QRNNError(
+                f"--bptt {self.bptt} is longer than the {self.streams['train'].shape[1]}-token "
+                "training rows "
+                f"(--batch-size {config.batch_size}); lower one of them"
+            )
         self._carry: Any = None
-        self._carry_step: Optional[int] = None  # the step whose window continues from self._carry
+        self._carry_step: int | None = None  # the step whose window continues from self._carry
 
-    # -- Task protocol ------------------------------------------------------------------------------
-    def build_model(self, config: "TrainConfig") -> SequenceModel:
-        return build_for_task(config, InputSpec(vocab=self.vocab, embed_dim=config.embed_dim), self.vocab, "all")
+    # -- Task protocol
+    # ------------------------------------------------------------------------------
+    def build_model(self, config: TrainConfig) -> SequenceModel:
+        return build_for_task(
+            config, InputSpec(vocab=self.vocab, embed_dim=config.embed_dim), self.vocab, "all"
+        )
 
     def _window(self, stream: torch.Tensor, start: int, length: int) -> Batch:
-        y = stream[:, start + 1:start + 1 + length]
-        return stream[:, start:start + y.shape[1]], y
+        y = stream[:, start + 1 : start + 1 + length]
+        return stream[:, start : start + y.shape[1]], y
 
     def train_batch(self, step: int) -> Batch:
         """Window ``step mod W`` of the training rows: inputs [B, bptt] and next-token targets."""
-        return self._window(self.streams["train"], (step % self.steps_per_epoch) * self.bptt, self.bptt)
+        return self._window(
+            self.streams["train"], (step % self.steps_per_epoch) * self.bptt, self.bptt
+        )
 
     def train_loss(self, model: SequenceModel, step: int) -> torch.Tensor:
-        """Loss of the window of ``step``, starting from the state the previous step carried (none at an
-        epoch start); keeps the window's final state, detached, for the next step."""
+        """Loss of the window of ``step``, starting from the state the previous step carried (none
+        at an epoch start); keeps the window's final state, detached, for the next step."""
         if step % self.steps_per_epoch == 0 or not self.carry:
             state = None
         elif self._carry_step == step:
             state = self._carry
         else:
-            raise QRNNError(f"{self.name}: step {step} continues the recurrent state of step {step - 1}, which was "
-                            "not carried here (a checkpoint without task state?); start a new run")
+            raise QRNNError(
+                f"{self.name}: step {step} continues the recurrent state of step {step - 1}, "
+                "which was "
+                "not carried here (a checkpoint without task state?); start a new run"
+            )
         x, y = self.train_batch(step)
         logits, final = model.forward_window(x, state)
         self._carry, self._carry_step = detach_state(final), step + 1
@@ -115,8 +139,8 @@ class LanguageModelTask:
 
     @torch.no_grad()
     def evaluate(self, model: SequenceModel, split: str = "val") -> dict[str, float]:
-        """Loss over a whole split (``val`` or ``test``) read as 16 rows, state carried across windows (with
-        ``--no-carry`` every window starts from the initial state, as in training)."""
+        """Loss over a whole split (``val`` or ``test``) read as 16 rows, state carried across
+        windows (with ``--no-carry`` every window starts from the initial state, as in training)."""
         was_training = model.training
         model.eval()
         state, total, count = None, 0.0, 0
@@ -124,7 +148,11 @@ class LanguageModelTask:
         for start in range(0, stream.shape[1] - 1, self.bptt):
             x, y = self._window(stream, start, self.bptt)
             logits, state = model.forward_window(x, state if self.carry else None)
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
+            total += float(
+                F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
+                )
+            )
             count += y.numel()
         model.train(was_training)
         return self._from_loss(total / count)
@@ -142,12 +170,18 @@ class LanguageModelTask:
 
     def describe(self, metrics: dict[str, float]) -> str:
         if self.level == "word":
-            return (f"validation perplexity {metrics['ppl']:.2f} (loss {metrics['loss']:.4f} nats/word; "
-                    f"uniform over the vocabulary: {self.vocab})")
-        return (f"validation {metrics['bpc']:.4f} bits per character "
-                f"(uniform over the {self.vocab} symbols: {math.log2(self.vocab):.2f})")
+            return (
+                f"validation perplexity {metrics['ppl']:.2f} (loss {metrics['loss']:.4f} "
+                "nats/word; "
+                f"uniform over the vocabulary: {self.vocab})"
+            )
+        return (
+            f"validation {metrics['bpc']:.4f} bits per character "
+            f"(uniform over the {self.vocab} symbols: {math.log2(self.vocab):.2f})"
+        )
 
-    # -- checkpointed task state --------------------------------------------------------------------
+    # -- checkpointed task state
+    # --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The carried recurrent state and the step it continues into (for exact resume)."""
         return {"carry": self._carry, "carry_step": self._carry_step}
@@ -161,36 +195,62 @@ class TranslationTask:
 
     report_metric = "bleu"
 
-    def __init__(self, config: "TrainConfig", *, source: str = "de", target: str = "en") -> None:
+    def __init__(self, config: TrainConfig, *, source: str = "de", target: str = "en") -> None:
         self.name = f"mt-{source}-{target}"
         _statevector_only(config, self.name)
         if config.model not in SEQ2SEQ_MODELS:
-            raise QRNNError(f"{self.name} trains an encoder-decoder: --model must be one of {', '.join(SEQ2SEQ_MODELS)}, "
-                            f"got {config.model}")
+            raise QRNNError(
+                f"{self.name} trains an encoder-decoder: --model must be one of "
+                f"{', '.join(SEQ2SEQ_MODELS)}, "
+                f"got {config.model}"
+            )
         self.source_language, self.target_language = source, target
-        self.batch_size, self.seed, self.eval_size = config.batch_size, config.seed, config.eval_size
+        self.batch_size, self.seed, self.eval_size = (
+            config.batch_size,
+            config.seed,
+            config.eval_size,
+        )
         self.beam_size = config.beam_size
         corpus = bible.load(source, target)
         src = [tokenize(t) for t in corpus.source]
         tgt = [tokenize(t) for t in corpus.target]
-        keep = [i for i in range(len(corpus)) if 1 <= len(src[i]) <= config.max_len and 1 <= len(tgt[i]) <= config.max_len]
+        keep = [
+            i
+            for i in range(len(corpus))
+            if 1 <= len(src[i]) <= config.max_len and 1 <= len(tgt[i]) <= config.max_len
+        ]
         if len(keep) < 10:
-            raise QRNNError(f"{self.name}: only {len(keep)} sentence pairs have at most --max-len {config.max_len} tokens")
+            raise QRNNError(
+                f"{self.name}: only {len(keep)} sentence pairs have at most --max-len "
+                f"{config.max_len} tokens"
+            )
         order = stable_permutation(len(keep), MT_SPLIT_KEY)
         n_test = max(1, round(MT_FRACTIONS[2] * len(keep)))
         n_val = max(1, round(MT_FRACTIONS[1] * len(keep)))
-        parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": np.sort(order[n_test + n_val:])}
+        parts = {
+            "test": order[:n_test],
+            "val": order[n_test : n_test + n_val],
+            "train": np.sort(order[n_test + n_val :]),
+        }
         self.refs = {k: [corpus.refs[keep[i]] for i in v] for k, v in parts.items()}
-        self.references = {k: [normalize(corpus.target[keep[i]]) for i in v] for k, v in parts.items()}
+        self.references = {
+            k: [normalize(corpus.target[keep[i]]) for i in v] for k, v in parts.items()
+        }
         self.source_texts = {k: [corpus.source[keep[i]] for i in v] for k, v in parts.items()}
-        tokens = {k: ([src[keep[i]] for i in v], [tgt[keep[i]] for i in v]) for k, v in parts.items()}
+        tokens = {
+            k: ([src[keep[i]] for i in v], [tgt[keep[i]] for i in v]) for k, v in parts.items()
+        }
         self.source_vocab = Vocabulary.build(tokens["train"][0], config.vocab_size)
         self.target_vocab = Vocabulary.build(tokens["train"][1], config.vocab_size)
         self.max_source_len = max(len(s) for s in tokens["train"][0])
         self.max_target_len = max(len(t) for t in tokens["train"][1]) + 1  # + </s>
-        self.ids = {k: (self._pad([self.source_vocab.encode(s) + [EOS] for s in pair[0]]),
-                        self._pad([[BOS] + self.target_vocab.encode(t) + [EOS] for t in pair[1]]))
-                    for k, pair in tokens.items()}
+        self.ids = {
+            k: (
+                self._pad([self.source_vocab.encode(s) + [EOS] for s in pair[0]]),
+                self._pad([[BOS] + self.target_vocab.encode(t) + [EOS] for t in pair[1]]),
+            )
+            for k, pair in tokens.items()
+        }
         self.steps_per_epoch = math.ceil(len(parts["train"]) / self.batch_size)
         self._epoch, self._order = -1, np.empty(0, dtype=np.int64)
 
@@ -198,20 +258,29 @@ class TranslationTask:
     def _pad(rows: list[list[int]]) -> np.ndarray:
         out = np.full((len(rows), max(len(r) for r in rows)), PAD, dtype=np.int64)
         for i, r in enumerate(rows):
-            out[i, :len(r)] = r
+            out[i, : len(r)] = r
         return out
 
     def sizes(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.refs.items()}
 
-    # -- model --------------------------------------------------------------------------------------
-    def build_model(self, config: "TrainConfig") -> Seq2Seq:
-        """``qrnn``, or a classical encoder-decoder sized by --hidden, --match-params or (by default) to the
-        parameter count of the QRNN encoder-decoder that the same flags describe."""
+    # -- model
+    # --------------------------------------------------------------------------------------
+    def build_model(self, config: TrainConfig) -> Seq2Seq:
+        """``qrnn``, or a classical encoder-decoder sized by --hidden, --match-params or (by
+        default) to the parameter count of the QRNN encoder-decoder that the same flags describe."""
+
         def build(kind: str, hidden: int = 64) -> Seq2Seq:
-            return build_seq2seq(kind, len(self.source_vocab), len(self.target_vocab), embed_dim=config.embed_dim,
-                                 attention=config.attention, qrnn=config.qrnn, hidden_size=hidden,
-                                 dtype=config.torch_dtype)
+            return build_seq2seq(
+                kind,
+                len(self.source_vocab),
+                len(self.target_vocab),
+                embed_dim=config.embed_dim,
+                attention=config.attention,
+                qrnn=config.qrnn,
+                hidden_size=hidden,
+                dtype=config.torch_dtype,
+            )
 
         if config.model == "qrnn":
             return build("qrnn")
@@ -221,7 +290,8 @@ class TranslationTask:
             hidden = match_hidden_size(lambda h: build(config.model, h), target, high=1024)
         return build(config.model, hidden)
 
-    # -- data ---------------------------------------------------------------------------------------
+    # -- data
+    # ---------------------------------------------------------------------------------------
     def _batch(self, split: str, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         src, tgt = self.ids[split][0][rows], self.ids[split][1][rows]
         src = src[:, : int((src != PAD).sum(1).max())]
@@ -229,12 +299,17 @@ class TranslationTask:
         return torch.from_numpy(src), torch.from_numpy(tgt)
 
     def train_batch(self, step: int) -> Batch:
-        """((source [B, S], target input [B, T]), target output [B, T]) of training step ``step``."""
+        """((source [B, S], target input [B, T]), target output [B, T]) of training step
+        ``step``."""
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
-            self._order = stable_permutation(len(self.refs["train"]), (self.seed, MT_EPOCH_KEY, epoch))
+            self._order = stable_permutation(
+                len(self.refs["train"]), (self.seed, MT_EPOCH_KEY, epoch)
+            )
             self._epoch = epoch
-        src, tgt = self._batch("train", self._order[position * self.batch_size:(position + 1) * self.batch_size])
+        src, tgt = self._batch(
+            "train", self._order[position * self.batch_size : (position + 1) * self.batch_size]
+        )
         return (src, tgt[:, :-1]), tgt[:, 1:]
 
     def train_loss(self, model: Seq2Seq, step: int) -> torch.Tensor:
@@ -249,96 +324,148 @@ class TranslationTask:
         """Teacher-forced validation batches (``evaluate`` adds BLEU)."""
         rows = self._eval_rows("val")
         for start in range(0, len(rows), EVAL_BATCH):
-            src, tgt = self._batch("val", rows[start:start + EVAL_BATCH])
+            src, tgt = self._batch("val", rows[start : start + EVAL_BATCH])
             yield (src, tgt[:, :-1]), tgt[:, 1:]
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1), ignore_index=PAD)
+        return F.cross_entropy(
+            outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1), ignore_index=PAD
+        )
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         real = targets != PAD
         loss = float(self.loss(outputs, targets))
-        return {"loss": loss, "ppl": math.exp(min(loss, 700.0)),
-                "accuracy": float((outputs.argmax(-1) == targets)[real].float().mean())}
+        return {
+            "loss": loss,
+            "ppl": math.exp(min(loss, 700.0)),
+            "accuracy": float((outputs.argmax(-1) == targets)[real].float().mean()),
+        }
 
     @torch.no_grad()
     def evaluate(self, model: Seq2Seq, split: str = "val") -> dict[str, float]:
         """Teacher-forced token loss, perplexity and accuracy plus corpus BLEU of the decoded split
-        (validation: first --eval-size pairs, greedy; test: all pairs, beam search with --beam-size)."""
+        (validation: first --eval-size pairs, greedy; test: all pairs, beam search with
+        --beam-size)."""
         was_training = model.training
         model.eval()
         rows = self._eval_rows(split)
         total, correct, count = 0.0, 0, 0
         hypotheses: list[str] = []
         for start in range(0, len(rows), EVAL_BATCH):
-            part = rows[start:start + EVAL_BATCH]
+            part = rows[start : start + EVAL_BATCH]
             src, tgt = self._batch(split, part)
             logits = model(src, tgt[:, :-1])
             target = tgt[:, 1:]
             real = target != PAD
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                           ignore_index=PAD, reduction="sum"))
+            total += float(
+                F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]),
+                    target.reshape(-1),
+                    ignore_index=PAD,
+                    reduction="sum",
+                )
+            )
             correct += int((logits.argmax(-1) == target)[real].sum())
             count += int(real.sum())
             if split == "val" or self.beam_size == 1:
                 decoded = model.greedy(src, self.max_target_len)
             else:
-                decoded = [model.beam_search(src[i:i + 1, : int((src[i] != PAD).sum())], self.beam_size,
-                                             self.max_target_len) for i in range(len(part))]
+                decoded = [
+                    model.beam_search(
+                        src[i : i + 1, : int((src[i] != PAD).sum())],
+                        self.beam_size,
+                        self.max_target_len,
+                    )
+                    for i in range(len(part))
+                ]
             hypotheses += [detokenize(self.target_vocab.decode(t.ids)) for t in decoded]
         model.train(was_training)
         loss = total / count
-        return {"loss": loss, "ppl": math.exp(min(loss, 700.0)), "accuracy": correct / count,
-                "bleu": corpus_bleu(hypotheses, [self.references[split][i] for i in rows])}
+        return {
+            "loss": loss,
+            "ppl": math.exp(min(loss, 700.0)),
+            "accuracy": correct / count,
+            "bleu": corpus_bleu(hypotheses, [self.references[split][i] for i in rows]),
+        }
 
     def describe(self, metrics: dict[str, float]) -> str:
-        return (f"validation BLEU {metrics['bleu']:.2f} (greedy), token perplexity {metrics['ppl']:.2f}, "
-                f"token accuracy {metrics['accuracy']:.2%}")
+        return (
+            f"validation BLEU {metrics['bleu']:.2f} (greedy), token perplexity "
+            f"{metrics['ppl']:.2f}, "
+            f"token accuracy {metrics['accuracy']:.2%}"
+        )
 
-    # -- translation --------------------------------------------------------------------------------
+    # -- translation
+    # --------------------------------------------------------------------------------
     def encode_source(self, sentence: str) -> tuple[list[str], torch.Tensor]:
-        """(source tokens, ids [1, S] with ``</s>``) of a user's sentence; refuses empty sentences and ones
-        longer than the longest training source (the model's limit), rather than truncating them."""
+        """(source tokens, ids [1, S] with ``</s>``) of a user's sentence; refuses empty sentences
+        and ones longer than the longest training source (the model's limit), rather than truncating
+        them."""
         tokens = tokenize(sentence)
         if not tokens:
             raise QRNNError("empty sentence: nothing to translate")
         if len(tokens) > self.max_source_len:
-            raise QRNNError(f"the sentence has {len(tokens)} tokens; this model reads at most {self.max_source_len} "
-                            f"(its longest training source); split it into shorter sentences")
+            raise QRNNError(
+                f"the sentence has {len(tokens)} tokens; this model reads at most "
+                f"{self.max_source_len} "
+                f"(its longest training source); split it into shorter sentences"
+            )
         return tokens, torch.tensor([self.source_vocab.encode(tokens) + [EOS]], dtype=torch.long)
 
-    def translate(self, model: Seq2Seq, sentence: str, beam: Optional[int] = None) -> tuple[str, list[str], Translation]:
+    def translate(
+        self, model: Seq2Seq, sentence: str, beam: int | None = None
+    ) -> tuple[str, list[str], Translation]:
         """(translation text, source tokens, decoded ``Translation`` with attention [T, S+1])."""
         tokens, src = self.encode_source(sentence)
         was_training = model.training
         model.eval()
         beam = beam or self.beam_size
-        result = (model.greedy(src, self.max_target_len)[0] if beam == 1
-                  else model.beam_search(src, beam, self.max_target_len))
+        result = (
+            model.greedy(src, self.max_target_len)[0]
+            if beam == 1
+            else model.beam_search(src, beam, self.max_target_len)
+        )
         model.train(was_training)
         return detokenize(self.target_vocab.decode(result.ids)), tokens, result
 
-    # -- checkpointed task state --------------------------------------------------------------------
+    # -- checkpointed task state
+    # --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The vocabularies the model's embeddings and head index (checked on resume and translate)."""
-        return {"vocab": {"source": list(self.source_vocab.words), "target": list(self.target_vocab.words)}}
+        """The vocabularies the model's embeddings and head index (checked on resume and
+        translate)."""
+        return {
+            "vocab": {
+                "source": list(self.source_vocab.words),
+                "target": list(self.target_vocab.words),
+            }
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         check_vocabulary(self, state)
 
 
 def check_vocabulary(task: TranslationTask, state: dict[str, Any]) -> None:
-    """Refuse a checkpoint whose vocabularies differ from the ones this task built from the data cache."""
+    """Refuse a checkpoint whose vocabularies differ from the ones this task built from the data
+    cache."""
     saved = state.get("vocab") if isinstance(state, dict) else None
     if not isinstance(saved, dict):
-        raise QRNNError("the checkpoint has no vocabularies (written by another version?); retrain the run")
+        raise QRNNError(
+            "the checkpoint has no vocabularies (written by another version?); retrain the run"
+        )
     for side, vocab in (("source", task.source_vocab), ("target", task.target_vocab)):
         words = list(saved.get(side, []))
         if words != list(vocab.words):
-            differ = next((i for i, (a, b) in enumerate(zip(words, vocab.words)) if a != b), min(len(words), len(vocab)))
-            raise QRNNError(f"vocabulary mismatch with the checkpoint: its {side} vocabulary has {len(words)} words, the "
-                            f"one built from the data cache {len(vocab)} (first difference at id {differ}); was the "
-                            "bible cache re-fetched or changed?")
+            differ = next(
+                (i for i, (a, b) in enumerate(zip(words, vocab.words)) if a != b),
+                min(len(words), len(vocab)),
+            )
+            raise QRNNError(
+                f"vocabulary mismatch with the checkpoint: its {side} vocabulary has {len(words)} "
+                "words, the "
+                f"one built from the data cache {len(vocab)} (first difference at id {differ}); "
+                "was the "
+                "bible cache re-fetched or changed?"
+            )
 
 
 def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:

@@ -6,9 +6,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -38,12 +39,22 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise QRNNError(f"no checkpoint at {path}; train first with 'qrnn train ... --run-dir {path.parent}'")
+        raise QRNNError(
+            f"no checkpoint at {path}; train first with 'qrnn train ... --run-dir {path.parent}'"
+        ) from None
     except Exception as exc:  # pickle/zip errors carry long messages; keep the first line
-        raise QRNNError(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0][:200]})") from None
-    missing = {"model", "optimizer", "step", "config"} - set(state) if isinstance(state, dict) else {"everything"}
+        raise QRNNError(
+            f"{path} is not a readable checkpoint ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    missing = (
+        {"model", "optimizer", "step", "config"} - set(state)
+        if isinstance(state, dict)
+        else {"everything"}
+    )
     if missing:
-        raise QRNNError(f"{path} is not a qrnn-qiskit checkpoint (missing {', '.join(sorted(missing))})")
+        raise QRNNError(
+            f"{path} is not a qrnn-qiskit checkpoint (missing {', '.join(sorted(missing))})"
+        )
     return state
 
 
@@ -60,7 +71,7 @@ class RunResult:
     summary: str
 
 
-def load_run(run_dir: Union[str, Path]) -> tuple[TrainConfig, SequenceModel, dict[str, Any]]:
+def load_run(run_dir: str | Path) -> tuple[TrainConfig, SequenceModel, dict[str, Any]]:
     """Rebuild a run's model from its config.json and checkpoint (evaluation, export, resume)."""
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG
@@ -74,20 +85,32 @@ def load_run(run_dir: Union[str, Path]) -> tuple[TrainConfig, SequenceModel, dic
     if state["config"] != json.dumps(config.to_dict(), sort_keys=True):
         saved = TrainConfig.from_dict(json.loads(state["config"]))
         if config.differences(saved):
-            raise QRNNError(f"{run_dir}: checkpoint was written by another config ({', '.join(config.differences(saved))})")
+            raise QRNNError(
+                f"{run_dir}: checkpoint was written by another config "
+                f"({', '.join(config.differences(saved))})"
+            )
     model = make_task(config).build_model(config)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise QRNNError(f"{run_dir}: checkpoint does not fit the model ({str(exc).splitlines()[0]})") from None
+        raise QRNNError(
+            f"{run_dir}: checkpoint does not fit the model ({str(exc).splitlines()[0]})"
+        ) from None
     return config, model, state
 
 
 class Trainer:
-    """Trains any ``SequenceModel`` on any ``Task``; knows nothing about either beyond their interfaces."""
+    """Trains any ``SequenceModel`` on any ``Task``; knows nothing about either beyond their
+    interfaces."""
 
-    def __init__(self, config: TrainConfig, run_dir: Union[str, Path], *, resume: bool = False,
-                 argv: Optional[Sequence[str]] = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        argv: Sequence[str] | None = None,
+    ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.resume = resume
@@ -97,7 +120,9 @@ class Trainer:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.task: Task = make_task(config)
-        self.model = self.task.build_model(config)  # invalid models fail here, before anything is written
+        self.model = self.task.build_model(
+            config
+        )  # invalid models fail here, before anything is written
         self._write_config()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.step = 0
@@ -110,20 +135,26 @@ class Trainer:
         config_path = self.run_dir / CONFIG
         if config_path.exists() and not self.resume:
             raise QRNNError(
-                f"run directory {self.run_dir} already exists; pass --resume to continue it or choose another --run-dir"
+                f"run directory {self.run_dir} already exists; pass --resume to continue it or "
+                "choose another --run-dir"
             )
         if self.resume:
             if not config_path.exists():
-                raise QRNNError(f"cannot resume: {self.run_dir} has no {CONFIG}; start a new run without --resume")
+                raise QRNNError(
+                    f"cannot resume: {self.run_dir} has no {CONFIG}; start a new run without "
+                    "--resume"
+                )
             saved = TrainConfig.from_dict(json.loads(config_path.read_text())["config"])
             diff = self.config.differences(saved)
             if diff:
                 raise QRNNError(
-                    f"cannot resume {self.run_dir}: its config differs in {', '.join(diff)}; use the same flags or a new --run-dir"
+                    f"cannot resume {self.run_dir}: its config differs in {', '.join(diff)}; use "
+                    "the same flags or a new --run-dir"
                 )
 
     def _write_config(self) -> None:
-        """config.json: the full config and the command line (a resume keeps the first and appends its own)."""
+        """config.json: the full config and the command line (a resume keeps the first and appends
+        its own)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / CONFIG
         record = {"config": self.config.to_dict(), "argv": self.argv, "torch": torch.__version__}
@@ -137,12 +168,18 @@ class Trainer:
         saved = TrainConfig.from_dict(json.loads(state["config"]))
         diff = self.config.differences(saved)
         if diff:
-            raise QRNNError(f"cannot resume {self.run_dir}: the checkpoint was written by another config ({', '.join(diff)})")
+            raise QRNNError(
+                f"cannot resume {self.run_dir}: the checkpoint was written by another config "
+                f"({', '.join(diff)})"
+            )
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise QRNNError(f"cannot resume {self.run_dir}: checkpoint does not fit the model ({str(exc).splitlines()[0]})") from None
+            raise QRNNError(
+                f"cannot resume {self.run_dir}: checkpoint does not fit the model "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
         self.best = dict(state.get("best", {}))
@@ -167,12 +204,15 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Metrics on the task's fixed evaluation set (averaged over its batches, weighted by size)."""
+        """Metrics on the task's fixed evaluation set (averaged over its batches, weighted by
+        size)."""
         self.model.eval()
         totals: dict[str, float] = {}
         count = 0
         custom = getattr(self.task, "evaluate", None)
-        if custom is not None:  # stateful tasks evaluate themselves (carried LM state, decoding for BLEU)
+        if (
+            custom is not None
+        ):  # stateful tasks evaluate themselves (carried LM state, decoding for BLEU)
             metrics = custom(self.model, "val")
             self.model.train()
             return metrics
@@ -185,9 +225,9 @@ class Trainer:
         return {key: value / count for key, value in totals.items()}
 
     def _train_loss(self) -> torch.Tensor:
-        """The loss of training step ``self.step``: the task's own ``train_loss(model, step)`` when it has
-        one (tasks that carry state between steps or feed the model more than one tensor), else
-        ``task.loss(model(x), y)`` on ``task.train_batch(step)``."""
+        """The loss of training step ``self.step``: the task's own ``train_loss(model, step)`` when
+        it has one (tasks that carry state between steps or feed the model more than one tensor),
+        else ``task.loss(model(x), y)`` on ``task.train_batch(step)``."""
         custom = getattr(self.task, "train_loss", None)
         if custom is not None:
             return custom(self.model, self.step)
@@ -201,19 +241,29 @@ class Trainer:
             os.fsync(handle.fileno())
 
     def fit(self) -> RunResult:
-        """Train until ``config.steps`` or ``config.max_minutes``; evaluate, log and checkpoint on the way."""
+        """Train until ``config.steps`` or ``config.max_minutes``; evaluate, log and checkpoint on
+        the way."""
         cfg = self.config
         limit = cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
         self.model.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc=f"{cfg.task}/{cfg.model}",
-                   dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not cfg.progress,
+            desc=f"{cfg.task}/{cfg.model}",
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         running = None
         metrics, evaluated_at = None, None
         while self.step < cfg.steps and self.elapsed < limit:
             started = time.perf_counter()
             loss = self._train_loss()
             if not torch.isfinite(loss):
-                raise QRNNError(f"training diverged at step {self.step} (loss {loss.item()}); lower --lr or set --clip")
+                raise QRNNError(
+                    f"training diverged at step {self.step} (loss {loss.item()}); lower --lr or "
+                    "set --clip"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip:
@@ -227,19 +277,39 @@ class Trainer:
             bar.set_postfix(loss=f"{running:.4f}", refresh=False)
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps or self.elapsed >= limit:
                 metrics, evaluated_at = self.evaluate(), self.step
-                self.best = {k: max(v, self.best.get(k, v)) if k in HIGHER_IS_BETTER else min(v, self.best.get(k, v))
-                             for k, v in metrics.items()}
-                self._log({"step": self.step, "seconds": round(self.elapsed, 3), "train_loss": running, **metrics})
-                bar.set_postfix(loss=f"{running:.4f}", **{f"val_{k}": f"{v:.4f}" for k, v in metrics.items()})
+                self.best = {
+                    k: max(v, self.best.get(k, v))
+                    if k in HIGHER_IS_BETTER
+                    else min(v, self.best.get(k, v))
+                    for k, v in metrics.items()
+                }
+                self._log(
+                    {
+                        "step": self.step,
+                        "seconds": round(self.elapsed, 3),
+                        "train_loss": running,
+                        **metrics,
+                    }
+                )
+                bar.set_postfix(
+                    loss=f"{running:.4f}", **{f"val_{k}": f"{v:.4f}" for k, v in metrics.items()}
+                )
                 self._checkpoint()
         bar.close()
         if evaluated_at != self.step:  # unless the loop has just evaluated this very model
             metrics = self.evaluate()
-        return RunResult(self.run_dir, cfg, self.step, self.elapsed, count_parameters(self.model), metrics,
-                         self.task.describe(metrics))
+        return RunResult(
+            self.run_dir,
+            cfg,
+            self.step,
+            self.elapsed,
+            count_parameters(self.model),
+            metrics,
+            self.task.describe(metrics),
+        )
 
 
-def read_metrics(run_dir: Union[str, Path]) -> list[dict[str, Any]]:
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The run's metrics.jsonl records (empty when it has none yet)."""
     path = Path(run_dir) / METRICS
     if not path.exists():
