@@ -4,7 +4,6 @@ table."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from .data.copying import memoryless_baseline
@@ -15,7 +14,7 @@ from .training import RunResult, TrainConfig, Trainer
 # Chosen so the QRNN clearly beats the memoryless baseline on this 2-core machine within the budget:
 # 4 qubits and lr 1e-2 learned fastest in the step-matched ablation (docs/results.md, "Copying
 # memory").
-DEMO_CONFIG = TrainConfig(
+DEMO_CONFIG = TrainConfig.flat(
     task="copying",
     model="qrnn",
     delay=5,
@@ -41,7 +40,7 @@ def format_table(results: list[RunResult], baseline: float) -> str:
     for r in results:
         rows.append(
             (
-                r.config.model,
+                r.config.model.kind,
                 str(r.parameters),
                 str(r.steps),
                 f"{r.seconds:.0f}",
@@ -60,20 +59,22 @@ def run_demo(
     """Train the demo QRNN and a parameter-matched LSTM, print and return the comparison."""
     root = root or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     scale = minutes / sum(DEMO_MINUTES.values()) if minutes else 1.0
-    base = replace(DEMO_CONFIG, progress=progress)
+    base = DEMO_CONFIG.replace(progress=progress)
     results = []
     for model in ("qrnn", "lstm"):
-        config = replace(base, model=model, max_minutes=DEMO_MINUTES[model] * scale)
+        config = base.replace(model=model, max_minutes=DEMO_MINUTES[model] * scale)
         print(
-            f"\n== training {model} on copying memory (delay {config.delay}) for up to "
-            f"{config.max_minutes:.1f} min -> {root / model}"
+            f"\n== training {model} on copying memory (delay {config.task.delay}) for up to "
+            f"{config.run.max_minutes:.1f} min -> {root / model}"
         )
-        results.append(Trainer(config, root / model, argv=["qrnn", "demo"]).fit())
+        trainer = Trainer.from_config(config, root / model, argv=["qrnn", "demo"])
+        results.append(trainer.fit())
         print(results[-1].summary)
-    baseline = memoryless_baseline(base.delay)
+    baseline = memoryless_baseline(base.task.delay)
+    spec = base.qrnn.spec
     print(
-        f"\nCopying memory, delay T={base.delay} (sequence length {base.delay + 20}), "
-        f"QRNN: {base.qubits} qubits × {base.layers} layers, LSTM matched in parameters"
+        f"\nCopying memory, delay T={base.task.delay} (sequence length {base.task.delay + 20}), "
+        f"QRNN: {spec.n_qubits} qubits × {spec.layers} layers, LSTM matched in parameters"
     )
     print(format_table(results, baseline))
     demo_noisy_comparison(root / "qrnn", progress=progress)

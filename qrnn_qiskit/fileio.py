@@ -1,29 +1,161 @@
-"""Crash-safe file writes: a temporary file in the same folder, fsync, then an atomic rename."""
+"""Crash-safe files: atomic writes (a temporary file in the same folder, fsync, rename), fsync'ed
+appends to JSON-lines logs, and a tolerant reader for those logs (a torn last line is skipped and
+reported, never fatal). Files are created with the process's umask (group-shareable run folders),
+not 0600."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import QRNNError
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some filesystems cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_error(path: Path, error: OSError) -> QRNNError:
+    """A one-line error for a failed write (full disk, read-only folder, a file in the way)."""
+    reason = error.strerror or str(error)
+    return QRNNError(
+        f"cannot write {path}: {reason}; free space or choose a writable location (nothing was "
+        "overwritten)"
+    )
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename: readers see
+    the old file or the new one, never a part. Failures are a one-line :class:`QRNNError`."""
+    path = Path(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as error:
+        raise write_error(path, error) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one JSON record as a line and fsync it (file and folder) before returning."""
+    path = Path(path)
+    line = json.dumps(record, sort_keys=True) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        with open(path, "a") as handle:
+            if handle.tell() and not _ends_with_newline(path):
+                handle.write("\n")  # a torn last line stays one (skipped) line
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if new:
+            _fsync_dir(path.parent)
+    except OSError as error:
+        raise write_error(path, error) from None
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def _stderr(message: str) -> None:
+    print(f"qrnn: warning: {message}", file=sys.stderr)
+
+
+def read_jsonl(path: Path, *, warn: Callable[[str], None] | None = _stderr) -> list[dict]:
+    """The JSON-object lines of ``path`` (none if it does not exist). Lines that are not JSON
+    objects — a line torn by a kill, garbage — are skipped and reported through ``warn``."""
+    path = Path(path)
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise QRNNError(f"cannot read {path}: {error.strerror or error}") from None
+    records, bad = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad.append(number)
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad.append(number)
+    if bad and warn is not None:
+        where = "the last line" if bad == [len(text.splitlines())] else f"lines {bad[:5]}"
+        warn(f"{path}: skipped {len(bad)} unreadable record(s) ({where}; a write cut short?)")
+    return records
+
+
+def rewrite_jsonl(path: Path, records: list[dict]) -> None:
+    """Replace a JSON-lines log atomically by ``records``."""
+    atomic_write_bytes(
+        path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+    )
+
+
+def read_json(path: Path, what: str, fix: str) -> Any:
+    """A JSON file, or a one-line :class:`QRNNError` naming ``what`` it is and the ``fix``."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise QRNNError(f"{path} does not exist ({what}); {fix}") from None
+    except IsADirectoryError:
+        raise QRNNError(f"{path} is a folder, not {what}; {fix}") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise QRNNError(f"{path} is not valid JSON ({what}: {error}); {fix}") from None
+    except OSError as error:
+        raise QRNNError(f"cannot read {path} ({what}): {error.strerror or error}") from None
+
+
+def stale_temp_files(folder: Path) -> list[Path]:
+    """Temporary files atomic writes left behind in ``folder`` (a process killed mid-write)."""
+    try:
+        return sorted(p for p in Path(folder).glob(f".*{TEMP_SUFFIX}") if p.is_file())
+    except OSError:
+        return []

@@ -3,20 +3,18 @@ input."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 
-from qrnn_qiskit.backends.aer import _require
+from qrnn_qiskit.backends.aer import AerEstimatorEngine
+from qrnn_qiskit.backends.aer.requirements import _require
 from qrnn_qiskit.cli import main
 from qrnn_qiskit.errors import QRNNError
-from qrnn_qiskit.models.aer_core import AerQRNNCore
 from qrnn_qiskit.training import TrainConfig, Trainer, load_run, make_task
 
 # T = delay + 20 = 21 steps: the shortest copying sequence; 2 qubits, 1 layer keep Aer training
 # ~seconds
-TINY_AER = TrainConfig(
+TINY_AER = TrainConfig.flat(
     task="copying",
     model="qrnn",
     backend="aer",
@@ -37,12 +35,12 @@ TINY_AER = TrainConfig(
 
 def test_tiny_aer_run_resumes_on_statevector_with_the_same_model(tmp_path):
     run = tmp_path / "run"
-    result = Trainer(TINY_AER, run, argv=["qrnn", "train"]).fit()
+    result = Trainer.from_config(TINY_AER, run, argv=["qrnn", "train"]).fit()
     assert result.steps == 1
     config, model, _ = load_run(run)
-    assert isinstance(model.core, AerQRNNCore)
+    assert isinstance(model.core.engine, AerEstimatorEngine)
     # the same checkpoint on the torch engine gives the same outputs
-    sv_config = replace(config, backend="statevector")
+    sv_config = config.replace(backend="statevector")
     task = make_task(sv_config)
     sv_model = task.build_model(sv_config)
     sv_model.load_state_dict(model.state_dict())
@@ -52,7 +50,7 @@ def test_tiny_aer_run_resumes_on_statevector_with_the_same_model(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(x), sv_model(x), atol=1e-5, rtol=0)
     # and the run continues on the statevector backend (backend is a resumable field)
-    resumed = Trainer(replace(sv_config, steps=2), run, resume=True).fit()
+    resumed = Trainer.from_config(sv_config.replace(steps=2), run, resume=True).fit()
     assert resumed.steps == 2
 
 
@@ -69,7 +67,7 @@ def test_backend_bad_input_is_one_line_exit_2(tmp_path, capsys):
     )
     assert "--model lstm is classical" in err
     err = _cli_error(capsys, "--backend", "gpu", "--run-dir", str(tmp_path / "b"))
-    assert "unknown backend 'gpu'" in err
+    assert "argument --backend: invalid choice: 'gpu'" in err
     err = _cli_error(
         capsys,
         "--backend",

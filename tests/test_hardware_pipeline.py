@@ -22,7 +22,7 @@ from qrnn_qiskit.evaluation.compare import compare
 from qrnn_qiskit.evaluation.export import export_circuits, parse_input
 from qrnn_qiskit.evaluation.protocols import DynamicProtocol, EvalConfig
 from qrnn_qiskit.evaluation.resources import two_qubit_gates
-from qrnn_qiskit.evaluation.runner import collect, evaluate, load_samples
+from qrnn_qiskit.evaluation.runner import collect, load_samples, run_evaluation
 from qrnn_qiskit.training import TrainConfig, Trainer
 
 TOKEN = "qrnn-test-token-5f1c9e0b7d"
@@ -32,7 +32,7 @@ TOKEN = "qrnn-test-token-5f1c9e0b7d"
 def run_dir(tmp_path_factory) -> Path:
     """A briefly trained 3-qubit QRNN on copying memory with delay 1 (sequences of 21 steps)."""
     path = tmp_path_factory.mktemp("hw") / "run"
-    config = TrainConfig(
+    config = TrainConfig.flat(
         task="copying",
         model="qrnn",
         delay=1,
@@ -46,7 +46,7 @@ def run_dir(tmp_path_factory) -> Path:
         progress=False,
         threads=1,
     )
-    Trainer(config, path, argv=["test"]).fit()
+    Trainer.from_config(config, path, argv=["test"]).fit()
     return path
 
 
@@ -65,10 +65,10 @@ def test_measurement_settings_cover_readouts():
 
 
 def test_replay_on_statevector_reproduces_the_model(run_dir):
-    result = evaluate(
+    result = run_evaluation(
         run_dir, EvalConfig(target="statevector", samples=3), progress=False, log=quiet
     )
-    assert result["steps"] == 21 and result["samples"] == 3
+    assert result["steps"] == 21 and result["samples"] == 3 and result["target"] == "exact"
     assert result["max_error"] < 2e-5  # complex64 engine vs exact Qiskit probabilities
     for key, value in result["exact_metrics"].items():
         assert result["metrics"][key] == pytest.approx(value, abs=1e-4)
@@ -76,7 +76,7 @@ def test_replay_on_statevector_reproduces_the_model(run_dir):
 
 def test_replay_with_ideal_shots_is_within_5_sigma_of_the_engine(run_dir):
     shots = 20_000
-    result = evaluate(
+    result = run_evaluation(
         run_dir, EvalConfig(target="aer", samples=2, shots=shots, seed=3), progress=False, log=quiet
     )
     _, model, _, _, _, _ = load_samples(run_dir, 2)
@@ -145,7 +145,7 @@ def test_resource_report_matches_the_circuits_that_ran(run_dir):
     lines: list[str] = []
     shots = 100
     executor = RecordingExecutor(parse_target("aer-noisy:fake_fez"))
-    result = evaluate(
+    result = run_evaluation(
         run_dir,
         EvalConfig(target="aer-noisy:fake_fez", samples=2, shots=shots, max_steps=3),
         executor=executor,
@@ -181,7 +181,8 @@ def test_jobs_survive_a_crash_between_submit_and_collect(run_dir, tmp_path, monk
     server = IBMExecutor("fake_manila", service=QiskitRuntimeService(channel="local"))
     config = EvalConfig(target="ibm:fake_manila", samples=2, shots=200, max_steps=2)
     assert (
-        evaluate(run, config, executor=server, submit_only=True, progress=False, log=quiet) is None
+        run_evaluation(run, config, executor=server, submit_only=True, progress=False, log=quiet)
+        is None
     )
     records = [json.loads(line) for line in (run / "jobs.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["round"] == 0 and records[0]["job_id"] in server._jobs
@@ -209,7 +210,7 @@ def test_collect_never_resubmits_in_a_new_local_session(run_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("evals", "jobs.jsonl"))
     config = EvalConfig(target="ibm:fake_manila", samples=1, shots=50, max_steps=1)
-    evaluate(
+    run_evaluation(
         run,
         config,
         executor=IBMExecutor("fake_manila", service=QiskitRuntimeService(channel="local")),
@@ -251,9 +252,9 @@ def test_compare_writes_table_and_plots(run_dir, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("evals", "jobs.jsonl"))
-    evaluate(run, EvalConfig(target="statevector", samples=2), progress=False, log=quiet)
+    run_evaluation(run, EvalConfig(target="exact", samples=2), progress=False, log=quiet)
     table, plots = compare(run, sweep=[0.0, 0.2], samples=2, shots=300, progress=False, log=quiet)
-    assert "| statevector" in table and "aer-noisy:depolarizing:0.2" in table and "t=21" in table
+    assert "| exact" in table and "aer-noisy:depolarizing:0.2" in table and "t=21" in table
     assert {p.name for p in plots} == {"readout_error.png", "depolarizing_sweep.png"}
     for p in plots:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -288,8 +289,10 @@ def test_export_writes_bound_circuits(run_dir, tmp_path):
         (["--target", "aer-noisy:fake_nowhere"], "valid names: fake_aachen"),
         (["--target", "aer-noisy:fake_miami", "--protocol", "dynamic"], "does not support if_else"),
         (["--target", "aer-noisy:fake_armonk"], "has 1 qubits; these circuits need 3"),
-        (["--target", "aer", "--shots", "0"], "--shots must be >= 1"),
-        (["--target", "statevector", "--protocol", "dynamic"], "no exact form"),
+        (["--target", "aer", "--shots", "0"], "--shots must be an integer in 1..1,000,000"),
+        (["--target", "aer", "--shots", "1e10"], "argument --shots: expected an integer"),
+        (["--target", "aer", "--corrections", "-1"], "--corrections must be >= 0"),
+        (["--target", "exact", "--protocol", "dynamic"], "no exact form"),
     ],
 )
 def test_bad_input_is_one_clear_line(run_dir, capsys, argv, message):

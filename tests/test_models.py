@@ -54,7 +54,7 @@ def test_tanh_angle_map_bounds_angles():
         QRNNSpec(2, 1), ControllerConfig(width=4, angle_map="tanh", init_scale=50.0)
     )
     model = build_model("qrnn", InputSpec(vocab=3, embed_dim=4), 2, qrnn=config)
-    angles = model.core.step_angles(torch.randn(8, 4), torch.randn(8, 6))
+    angles = model.core.angles(torch.randn(8, 4), torch.randn(8, 6))
     assert angles.abs().max() <= torch.pi
 
 

@@ -40,7 +40,7 @@ def cache_root(tmp_path_factory):
 
 def config(**overrides) -> TrainConfig:
     base = dict(batch_size=16, eval_every=5, eval_size=64, progress=False, threads=1)
-    return TrainConfig(**(base | overrides))
+    return TrainConfig.flat(**(base | overrides))
 
 
 def test_epochs_visit_every_training_example_once_in_seeded_order(cache):
@@ -70,13 +70,13 @@ def test_epochs_visit_every_training_example_once_in_seeded_order(cache):
 
 def test_resume_across_an_epoch_boundary_is_exact(cache, tmp_path):
     cfg = config(task="smnist-rows", model="lstm", hidden=8, batch_size=64, steps=10, eval_every=4)
-    straight = Trainer(cfg, tmp_path / "straight")
+    straight = Trainer.from_config(cfg, tmp_path / "straight")
     straight.fit()
-    Trainer(
+    Trainer.from_config(
         config(task="smnist-rows", model="lstm", hidden=8, batch_size=64, steps=6, eval_every=4),
         tmp_path / "split",
     ).fit()
-    resumed = Trainer(cfg, tmp_path / "split", resume=True)
+    resumed = Trainer.from_config(cfg, tmp_path / "split", resume=True)
     assert resumed.step == 6  # the checkpoint at step 4 was followed by the final one at step 6
     resumed.fit()
     for key, value in straight.model.state_dict().items():
@@ -111,7 +111,7 @@ def test_every_task_trains_reloads_and_reports(cache, tmp_path, task_name, model
     cfg = config(
         task=task_name, model=model, steps=2, eval_every=2, eval_size=8, batch_size=4, **extra
     )
-    result = Trainer(cfg, tmp_path / "run").fit()
+    result = Trainer.from_config(cfg, tmp_path / "run").fit()
     assert result.steps == 2 and 0.0 <= result.metrics["accuracy"] <= 1.0
     _, model_again, state = load_run(tmp_path / "run")
     assert state["step"] == 2 and count_parameters(model_again) == result.parameters
@@ -133,7 +133,7 @@ def test_lstm_learns_the_row_band_digits(cache, tmp_path):
         eval_every=150,
         lr=1e-2,
     )
-    result = Trainer(cfg, tmp_path / "run").fit()
+    result = Trainer.from_config(cfg, tmp_path / "run").fit()
     assert result.metrics["accuracy"] >= 0.8
 
 
@@ -288,7 +288,7 @@ def test_cli_epochs_match_params_and_report(cache, tmp_path, capsys):
 
 def test_markdown_table_and_plot_from_summaries(cache, tmp_path):
     cfg = config(task="smnist-rows", model="gru", hidden=4, steps=4, eval_every=2, eval_size=8)
-    Trainer(cfg, tmp_path / "gru").fit()
+    Trainer.from_config(cfg, tmp_path / "gru").fit()
     row = summarize(tmp_path / "gru", with_test=False)
     table = markdown_table([row])
     assert row.test is None and "| gru | smnist-rows | gru | h=4 |" in table

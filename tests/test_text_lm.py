@@ -35,7 +35,7 @@ def config(**overrides) -> TrainConfig:
         dict(task="ptb-word", batch_size=4, bptt=6, eval_every=5, progress=False, threads=1)
         | TINY_QRNN
     )
-    return TrainConfig(**(base | overrides))
+    return TrainConfig.flat(**(base | overrides))
 
 
 @pytest.mark.parametrize("kind", ["qrnn", "lstm", "gru", "orthogonal"])
@@ -102,10 +102,12 @@ def test_no_carry_restarts_every_training_and_evaluation_window(cache):
 
 def test_ptb_word_qrnn_learns_and_resumes_exactly_with_the_carried_state(cache, tmp_path):
     cfg = config(model="qrnn", steps=8, eval_every=4, lr=0.02)
-    straight = Trainer(cfg, tmp_path / "straight")
+    straight = Trainer.from_config(cfg, tmp_path / "straight")
     result = straight.fit()
-    Trainer(config(model="qrnn", steps=4, eval_every=4, lr=0.02), tmp_path / "split").fit()
-    resumed = Trainer(cfg, tmp_path / "split", resume=True)
+    Trainer.from_config(
+        config(model="qrnn", steps=4, eval_every=4, lr=0.02), tmp_path / "split"
+    ).fit()
+    resumed = Trainer.from_config(cfg, tmp_path / "split", resume=True)
     assert resumed.step == 4 and resumed.task.state_dict()["carry_step"] == 4
     assert (
         resumed.task.state_dict()["carry"][0].dtype == torch.complex64
@@ -121,7 +123,7 @@ def test_ptb_word_qrnn_learns_and_resumes_exactly_with_the_carried_state(cache, 
 
 def test_ptb_char_lstm_run_reports_bits_per_character(cache, tmp_path):
     run = tmp_path / "char"
-    result = Trainer(
+    result = Trainer.from_config(
         config(task="ptb-char", model="lstm", hidden=16, bptt=20, steps=60, lr=0.02), run
     ).fit()
     assert result.metrics["bpc"] == pytest.approx(result.metrics["loss"] / math.log(2))

@@ -18,8 +18,7 @@ from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.evaluation.report import summarize
 from qrnn_qiskit.models import ControllerConfig, QRNNConfig
 from qrnn_qiskit.models.seq2seq import build_seq2seq
-from qrnn_qiskit.training import TrainConfig, Trainer, make_task
-from qrnn_qiskit.training.trainer import CHECKPOINT, load_checkpoint, save_checkpoint
+from qrnn_qiskit.training import RunDir, TrainConfig, Trainer, make_task
 
 TINY_QRNN = dict(qubits=3, layers=1, width=16, embed_dim=8)
 
@@ -51,7 +50,7 @@ def config(**overrides) -> TrainConfig:
         )
         | TINY_QRNN
     )
-    return TrainConfig(**(base | overrides))
+    return TrainConfig.flat(**(base | overrides))
 
 
 def tiny_model(kind: str, attention: str = "additive"):
@@ -123,7 +122,7 @@ def test_mt_split_vocabulary_and_batches(cache):
 
 def test_mt_qrnn_learns_the_lexicon_and_reports_bleu(cache, tmp_path):
     run = tmp_path / "mt-qrnn"
-    result = Trainer(config(steps=120, eval_every=60, lr=0.02), run).fit()
+    result = Trainer.from_config(config(steps=120, eval_every=60, lr=0.02), run).fit()
     assert set(result.metrics) == {"loss", "ppl", "accuracy", "bleu"}
     assert result.metrics["accuracy"] > 0.5  # teacher-forced next-word accuracy on held-out verses
     row = summarize(run)
@@ -187,16 +186,12 @@ def test_translate_cli_heat_map_and_bad_input(cache, tmp_path, capsys):
     assert "tokens; this model reads at most" in error(" ".join(["hund"] * 40))
     assert "unknown language pair fr-en" in error("Der Hund.", "--pair", "fr-en")
     assert "unknown language pair de-xx" in error("Der Hund.", "--pair", "de-xx")
-    state = load_checkpoint(run / CHECKPOINT)
+    state = RunDir(run).load_checkpoint()
     state["task"]["vocab"]["target"] = state["task"]["vocab"]["target"][:-1]
-    save_checkpoint(run / CHECKPOINT, state)
+    RunDir(run).save_checkpoint(state)
     assert "vocabulary mismatch with the checkpoint" in error("Der Hund.")
     with pytest.raises(QRNNError, match="vocabulary mismatch"):
-        Trainer(
-            TrainConfig.from_dict(json.loads((run / "config.json").read_text())["config"]),
-            run,
-            resume=True,
-        )
+        Trainer.from_config(RunDir(run).read_config(), run, resume=True).fit()
     other = tmp_path / "copying-run"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"config": TrainConfig().to_dict()}))

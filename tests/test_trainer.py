@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from qrnn_qiskit.cli import main
 from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.training import TrainConfig, Trainer, load_run, read_metrics
 
-TINY = TrainConfig(
+TINY = TrainConfig.flat(
     delay=2,
     qubits=3,
     layers=1,
@@ -25,10 +24,10 @@ TINY = TrainConfig(
 
 
 def test_tiny_copying_run_writes_a_complete_run_directory(tmp_path):
-    result = Trainer(TINY, tmp_path / "run", argv=["qrnn", "train"]).fit()
+    result = Trainer.from_config(TINY, tmp_path / "run", argv=["qrnn", "train"]).fit()
     assert result.steps == 6 and 0 <= result.metrics["accuracy"] <= 1
     record = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert record["argv"] == ["qrnn", "train"] and record["config"]["qubits"] == 3
+    assert record["argv"] == ["qrnn", "train"] and record["config"]["qrnn"]["spec"]["n_qubits"] == 3
     assert [r["step"] for r in read_metrics(tmp_path / "run")] == [3, 6]
     config, model, state = load_run(tmp_path / "run")
     assert config == TINY and state["step"] == 6
@@ -37,11 +36,11 @@ def test_tiny_copying_run_writes_a_complete_run_directory(tmp_path):
 
 @pytest.mark.parametrize("model", ["qrnn", "lstm"])
 def test_same_seed_same_result_and_resume_is_exact(tmp_path, model):
-    config = replace(TINY, model=model, dropout=0.2 if model == "qrnn" else 0.0)
-    straight = Trainer(config, tmp_path / "a").fit()
-    Trainer(replace(config, steps=3), tmp_path / "b").fit()
-    resumed = Trainer(config, tmp_path / "b", resume=True).fit()
-    again = Trainer(config, tmp_path / "c").fit()
+    config = TINY.replace(model=model, dropout=0.2 if model == "qrnn" else 0.0)
+    straight = Trainer.from_config(config, tmp_path / "a").fit()
+    Trainer.from_config(config.replace(steps=3), tmp_path / "b").fit()
+    resumed = Trainer.from_config(config, tmp_path / "b", resume=True).fit()
+    again = Trainer.from_config(config, tmp_path / "c").fit()
     assert resumed.steps == 6
     assert straight.metrics == resumed.metrics == again.metrics
     a, b = load_run(tmp_path / "a")[1], load_run(tmp_path / "b")[1]
@@ -50,8 +49,8 @@ def test_same_seed_same_result_and_resume_is_exact(tmp_path, model):
 
 
 def test_baseline_is_matched_to_the_qrnn_flags(tmp_path):
-    qrnn = Trainer(TINY, tmp_path / "q")
-    lstm = Trainer(replace(TINY, model="lstm"), tmp_path / "l")
+    qrnn = Trainer.from_config(TINY, tmp_path / "q")
+    lstm = Trainer.from_config(TINY.replace(model="lstm"), tmp_path / "l")
 
     def count(m):
         return sum(p.numel() for p in m.parameters())
@@ -60,28 +59,28 @@ def test_baseline_is_matched_to_the_qrnn_flags(tmp_path):
 
 
 def test_existing_run_dir_needs_resume_and_resume_needs_same_config(tmp_path):
-    Trainer(TINY, tmp_path / "run").fit()
+    Trainer.from_config(TINY, tmp_path / "run").fit()
     before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
     with pytest.raises(QRNNError, match="already exists; pass --resume"):
-        Trainer(TINY, tmp_path / "run")
-    with pytest.raises(QRNNError, match="differs in qubits"):
-        Trainer(replace(TINY, qubits=4), tmp_path / "run", resume=True)
+        Trainer.from_config(TINY, tmp_path / "run")
+    with pytest.raises(QRNNError, match="differs in --qubits 3 \\(now 4\\)"):
+        Trainer.from_config(TINY.replace(qubits=4), tmp_path / "run", resume=True)
     with pytest.raises(QRNNError, match="has no config.json"):
-        Trainer(TINY, tmp_path / "nothing", resume=True)
+        Trainer.from_config(TINY, tmp_path / "nothing", resume=True)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
 
 
 def test_a_model_that_cannot_be_built_writes_no_run_directory(tmp_path):
     # valid as a config, refused by the Aer model builder (2^24·16 bytes × 1024 samples of state
     # vectors)
-    config = replace(TINY, backend="aer", qubits=24, batch_size=1024)
+    config = TINY.replace(backend="aer", qubits=24, batch_size=1024)
     with pytest.raises(QRNNError, match="needs about"):
-        Trainer(config, tmp_path / "run")
+        Trainer.from_config(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
 def test_malformed_checkpoint_is_a_clear_error(tmp_path):
-    Trainer(TINY, tmp_path / "run").fit()
+    Trainer.from_config(TINY, tmp_path / "run").fit()
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(QRNNError, match="not a readable checkpoint"):
         load_run(tmp_path / "run")
@@ -91,10 +90,15 @@ def test_malformed_checkpoint_is_a_clear_error(tmp_path):
     "args,message",
     [
         (["--task", "imagenet"], "unknown task"),
-        (["--model", "transformer"], "unknown model"),
-        (["--entangler", "swap"], "unknown entangler"),
-        (["--activation", "swish"], "unknown activation"),
-        (["--qubits", "0"], "--qubits must be in 1..24"),
+        (["--model", "transformer"], "argument --model: invalid choice: 'transformer'"),
+        (["--entangler", "swap"], "argument --entangler: invalid choice: 'swap'"),
+        (["--activation", "swish"], "argument --activation: invalid choice"),
+        (["--qubits", "0"], "--qubits must be an integer in 1..24"),
+        (["--qubits", "two"], "argument --qubits: expected an integer, got 'two'"),
+        (["--lr", "inf"], "--lr must be a finite number"),
+        (["--init-scale", "nan"], "--init-scale must be a finite number"),
+        (["--epochs", "nan"], "--epochs must be a finite number"),
+        (["--run-dir", ""], "the run directory must not be empty"),
         (["--qubits", "30"], "--qubits"),
         (["--delay", "0"], "--delay must be >= 1"),
         (["--batch-size", "0"], "--batch-size must be >= 1"),
@@ -203,12 +207,12 @@ def test_check_engine_detects_a_wrong_engine():
     from qrnn_qiskit.circuits import QRNNSpec, readout_observables, step_circuit
 
     spec = QRNNSpec(3, 1)
-    good = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=torch.complex128)
-    assert check_engine(good).ok
+    circuit, observables = step_circuit(spec), readout_observables(spec)
+    good = StatevectorEngine(circuit, observables, dtype=torch.complex128)
+    assert check_engine(good, circuit, observables).ok
     # an engine compiled from another circuit than the one it is checked against must fail
     wrong = StatevectorEngine(
-        step_circuit(QRNNSpec(3, 1, "cz_ring")), readout_observables(spec), dtype=torch.complex128
+        step_circuit(QRNNSpec(3, 1, "cz_ring")), observables, dtype=torch.complex128
     )
-    wrong.circuit = good.circuit
-    result = check_engine(wrong)
+    result = check_engine(wrong, circuit, observables)
     assert not result.ok and "FAILED" in str(result)

@@ -1,5 +1,22 @@
-"""Executors of the QRNN step circuit. ``StatevectorEngine`` is the fast batched torch engine."""
+"""Executors of the QRNN step circuit behind one seam (``base.Engine``): the statevector engine
+(``statevector``), exact Aer (``aer``), noisy simulators and fake backends (``noisy``) and IBM
+Quantum (``ibm``)."""
 
-from .statevector import SUPPORTED_GATES, ReversibleTape, StatevectorEngine, UnsupportedCircuitError
+from .base import Engine, EngineCapabilities
+from .statevector import (
+    SUPPORTED_GATES,
+    ReversibleTape,
+    StatevectorEngine,
+    UnsupportedCircuitError,
+    native,
+)
 
-__all__ = ["SUPPORTED_GATES", "ReversibleTape", "StatevectorEngine", "UnsupportedCircuitError"]
+__all__ = [
+    "SUPPORTED_GATES",
+    "Engine",
+    "EngineCapabilities",
+    "ReversibleTape",
+    "StatevectorEngine",
+    "UnsupportedCircuitError",
+    "native",
+]

@@ -1,6 +1,7 @@
-"""Executors of measured QRNN circuits on simulators: exact statevector, ideal Aer and noisy Aer.
+"""Executors of measured QRNN circuits on simulators: exact probabilities, ideal Aer and noisy Aer.
 
-Targets (``parse_target``): ``statevector`` (exact outcome probabilities), ``aer`` (ideal shots),
+Targets (``parse_target``): ``exact`` (outcome probabilities; ``statevector`` is the old name),
+``aer`` (ideal shots),
 ``aer-noisy:<fake backend>`` (the calibrated noise of a ``qiskit_ibm_runtime.fake_provider``
 backend) and ``aer-noisy:depolarizing:<p>`` (depolarizing probability p on every two-qubit gate,
 p/10 on sx/x, rz noiseless, plus an optional symmetric readout error). ``ibm:<backend>`` is parsed
@@ -27,7 +28,8 @@ from qiskit.transpiler import Target, generate_preset_pass_manager
 
 from ..errors import QRNNError
 
-TARGET_KINDS = ("statevector", "aer", "aer-noisy", "ibm")
+TARGET_KINDS = ("exact", "aer", "aer-noisy", "ibm")
+EXACT_ALIASES = ("exact", "statevector")  # "statevector" was the exact target's name before
 DEPOLARIZING_BASIS = ("rz", "sx", "x", "cx")
 CONTROL_FLOW = ("if_else", "measure", "reset")
 
@@ -61,12 +63,12 @@ class TargetSpec:
 
     @property
     def exact(self) -> bool:
-        return self.kind == "statevector"
+        return self.kind == "exact"
 
     @property
     def label(self) -> str:
         """The target as the user writes it (readout error appended for depolarizing targets)."""
-        if self.kind in ("statevector", "aer"):
+        if self.kind in ("exact", "aer"):
             return self.kind
         if self.depolarizing:
             suffix = f":ro{self.readout_error:g}" if self.readout_error else ""
@@ -75,10 +77,12 @@ class TargetSpec:
 
 
 def parse_target(text: str, readout_error: float = 0.0) -> TargetSpec:
-    """Parse ``statevector`` | ``aer`` | ``aer-noisy:<fake>`` | ``aer-noisy:depolarizing:<p>`` |
-    ``ibm:<backend>``."""
+    """Parse ``exact`` (alias ``statevector``) | ``aer`` | ``aer-noisy:<fake>`` |
+    ``aer-noisy:depolarizing:<p>`` | ``ibm:<backend>``."""
     text = text.strip()
-    if text in ("statevector", "aer"):
+    if text in EXACT_ALIASES:
+        return TargetSpec("exact")
+    if text == "aer":
         return TargetSpec(text)
     kind, _, rest = text.partition(":")
     if kind == "aer-noisy" and rest.startswith("depolarizing"):
@@ -96,7 +100,7 @@ def parse_target(text: str, readout_error: float = 0.0) -> TargetSpec:
     if kind == "ibm" and rest:
         return TargetSpec("ibm", rest)
     raise QRNNError(
-        f"unknown target {text!r}; use statevector, aer, aer-noisy:<fake backend>, "
+        f"unknown target {text!r}; use exact, aer, aer-noisy:<fake backend>, "
         "aer-noisy:depolarizing:<p> or ibm:<backend>"
     )
 
@@ -269,7 +273,7 @@ class StatevectorExecutor(Executor):
     exact = True
 
     def __init__(self) -> None:
-        self.target_spec = TargetSpec("statevector")
+        self.target_spec = TargetSpec("exact")
 
     def prepare(
         self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
@@ -412,7 +416,7 @@ def make_simulator_executor(
     target: TargetSpec, optimization_level: int = 1, seed: int = 0
 ) -> Executor:
     """The executor of a simulator target (``ibm:`` targets are built by ``backends.ibm``)."""
-    if target.kind == "statevector":
+    if target.exact:
         return StatevectorExecutor()
     if target.kind in ("aer", "aer-noisy"):
         return AerExecutor(target, optimization_level, seed)

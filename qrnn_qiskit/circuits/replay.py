@@ -72,7 +72,7 @@ def append_basis_change(
             raise ValueError(f"measurement basis must be X, Y or Z, got {basis!r}")
 
 
-def prefix_circuit(spec: QRNNSpec, steps: int, setting: str, name: str = "θ") -> QuantumCircuit:
+def measured_prefix(spec: QRNNSpec, steps: int, setting: str, name: str = "θ") -> QuantumCircuit:
     """U(θ_steps)…U(θ_1)|0⟩, then measure every qubit in ``setting``'s bases into register ``meas``.
 
     Parameters: one ``ParameterVector`` of length ``steps·P``; entries ``[(t-1)·P, t·P)`` are step

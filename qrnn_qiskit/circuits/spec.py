@@ -11,6 +11,8 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 from qiskit.quantum_info import SparsePauliOp
 
+from ..options import ConfigError, option
+
 Entangler = Literal["cx_ring", "cz_ring", "cx_ladder"]
 ENTANGLERS: tuple[str, ...] = ("cx_ring", "cz_ring", "cx_ladder")
 READOUT_SETS: tuple[str, ...] = ("xyz", "z", "zz")
@@ -30,10 +32,15 @@ class QRNNSpec:
     qubit 0).
     """
 
-    n_qubits: int
-    layers: int = 2
-    entangler: str = "cx_ring"
-    readouts: str | tuple[str, ...] = "xyz"
+    n_qubits: int = option(help="QRNN register size n", flag="qubits")
+    layers: int = option(2, "step-circuit layers L (P = 2·n·L angles)")
+    entangler: str = option("cx_ring", "entangler of every layer", choices=ENTANGLERS)
+    readouts: str | tuple[str, ...] = option(
+        "xyz",
+        "readout observables: xyz (3n values), z (n), zz (n + neighbour correlators) or "
+        "comma-separated Pauli strings of length n (Qiskit order: rightmost character = qubit 0)",
+        parse=lambda text: parse_readouts(text),
+    )
 
     def __post_init__(self) -> None:
         if (
@@ -41,35 +48,39 @@ class QRNNSpec:
             or not isinstance(self.n_qubits, int)
             or not 1 <= self.n_qubits <= MAX_QUBITS
         ):
-            raise ValueError(
-                f"n_qubits must be an integer in 1..{MAX_QUBITS}, got {self.n_qubits!r}"
+            raise ConfigError(
+                "n_qubits", f"must be an integer in 1..{MAX_QUBITS}, got {self.n_qubits!r}"
             )
         if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1:
-            raise ValueError(f"layers must be an integer >= 1, got {self.layers!r}")
+            raise ConfigError("layers", f"must be an integer >= 1, got {self.layers!r}")
         if self.entangler not in ENTANGLERS:
-            raise ValueError(
-                f"entangler must be one of {', '.join(ENTANGLERS)}; got {self.entangler!r}"
+            raise ConfigError(
+                "entangler", f"must be one of {', '.join(ENTANGLERS)}; got {self.entangler!r}"
             )
         readouts = self.readouts
         if isinstance(readouts, str):
             if readouts not in READOUT_SETS:
-                raise ValueError(
-                    f"readouts must be one of {', '.join(READOUT_SETS)} or a list of Pauli "
-                    f"strings; got {readouts!r}"
+                raise ConfigError(
+                    "readouts",
+                    f"must be one of {', '.join(READOUT_SETS)} or a list of Pauli strings; "
+                    f"got {readouts!r}",
                 )
         else:
             labels = tuple(readouts)
             if not labels:
-                raise ValueError("readouts: an explicit list of Pauli strings must not be empty")
+                raise ConfigError(
+                    "readouts", "as an explicit list of Pauli strings must not be empty"
+                )
             for label in labels:
                 if (
                     not isinstance(label, str)
                     or not _PAULI_LABEL.match(label)
                     or len(label) != self.n_qubits
                 ):
-                    raise ValueError(
-                        f"readouts: {label!r} is not a Pauli string of length "
-                        f"n_qubits={self.n_qubits} over I, X, Y, Z"
+                    raise ConfigError(
+                        "readouts",
+                        f"{label!r} is not a Pauli string of length n_qubits={self.n_qubits} "
+                        "over I, X, Y, Z",
                     )
             object.__setattr__(self, "readouts", labels)
 
@@ -108,6 +119,15 @@ class QRNNSpec:
             entangler=d.get("entangler", "cx_ring"),
             readouts=readouts if isinstance(readouts, str) else tuple(readouts),
         )
+
+
+def parse_readouts(text: str) -> str | tuple[str, ...]:
+    """A readout set name, or comma-separated Pauli strings (``--readouts ZZII,IIXX``)."""
+    text = text.strip()
+    if text in READOUT_SETS:
+        return text
+    labels = tuple(part.strip().upper() for part in text.split(",") if part.strip())
+    return labels if labels and all(_PAULI_LABEL.match(label) for label in labels) else text
 
 
 def step_circuit(spec: QRNNSpec, name: str = "θ") -> QuantumCircuit:

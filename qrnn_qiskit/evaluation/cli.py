@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import QRNNError
+from ..options import add_arguments, from_arguments, leaf_index
 
 
 def _positive_floats(text: str) -> list[float]:
@@ -20,20 +21,9 @@ def _positive_floats(text: str) -> list[float]:
 
 
 def _eval_config(args: argparse.Namespace):
-    from .protocols import EvalConfig
+    from .config import EvalConfig
 
-    return EvalConfig(
-        target=args.target,
-        protocol=args.protocol,
-        shots=args.shots,
-        samples=args.samples,
-        max_steps=args.max_steps,
-        seed=args.seed,
-        optimization_level=args.optimization_level,
-        coupling=args.coupling,
-        corrections=args.corrections,
-        readout_error=args.readout_error,
-    )
+    return from_arguments(EvalConfig, args)
 
 
 def _confirm(yes: bool):
@@ -70,10 +60,10 @@ def _print_result(result: dict) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .runner import evaluate
+    from .runner import run_evaluation
 
     config = _eval_config(args)
-    result = evaluate(
+    result = run_evaluation(
         args.run,
         config,
         confirm=_confirm(args.yes),
@@ -116,15 +106,16 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_circuits, parse_input
 
+    config = _eval_config(args)  # validates protocol, coupling and corrections
     x = parse_input(args.input, args.run)
     paths = export_circuits(
         args.run,
         x,
-        args.protocol,
+        config.protocol,
         args.format,
         args.out or Path(args.run) / "export",
-        args.coupling,
-        args.corrections,
+        config.coupling,
+        config.corrections,
     )
     print(f"wrote {len(paths)} file(s): {paths[0]}" + (" …" if len(paths) > 1 else ""))
     return 0
@@ -133,11 +124,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare
 
+    config = _eval_config(args)  # validates samples and shots
     table, plots = compare(
         args.run,
         sweep=args.sweep or (),
-        samples=args.samples,
-        shots=args.shots,
+        samples=config.samples,
+        shots=config.shots,
         progress=args.progress,
     )
     print(table)
@@ -146,57 +138,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _eval_arguments(parser: argparse.ArgumentParser, ibm_only: bool = False) -> None:
+    from .config import EvalConfig
+
     parser.add_argument("run", help="run directory with a trained QRNN checkpoint")
+    add_arguments(
+        parser,
+        EvalConfig,
+        exclude=("target",),
+    )
     parser.add_argument(
         "--target",
         required=True,
-        help="ibm:<backend>"
-        if ibm_only
-        else "statevector | aer | aer-noisy:<fake backend> | aer-noisy:depolarizing:<p> | "
-        "ibm:<backend>",
-    )
-    parser.add_argument(
-        "--protocol",
-        choices=("replay", "dynamic"),
-        default="replay",
-        help="replay (the trained model) or dynamic (mid-circuit measurement + feedforward)",
-    )
-    parser.add_argument("--shots", type=int, default=4000, help="shots per circuit (default: 4000)")
-    parser.add_argument(
-        "--samples",
-        type=int,
-        default=8,
-        help="input sequences from the task's evaluation set (default: 8)",
-    )
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        default=0,
-        help="evaluate only the first N steps (0: whole sequences)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="simulator and transpiler seed")
-    parser.add_argument(
-        "--optimization-level",
-        type=int,
-        default=1,
-        help="preset pass manager level 0..3 (default: 1)",
-    )
-    parser.add_argument(
-        "--coupling",
-        default="cnot",
-        help="dynamic: cnot (projective) or a weak coupling angle in radians",
-    )
-    parser.add_argument(
-        "--corrections",
-        type=int,
-        default=8,
-        help="dynamic: feedforward corrections per step (default: 8)",
-    )
-    parser.add_argument(
-        "--readout-error",
-        type=float,
-        default=0.0,
-        help="aer-noisy:depolarizing: readout flip probability",
+        help="ibm:<backend>" if ibm_only else leaf_index(EvalConfig)["target"].help,
     )
     parser.add_argument(
         "--name", help="evaluation folder name under RUN/evals (default: from target and protocol)"
@@ -207,6 +160,8 @@ def _eval_arguments(parser: argparse.ArgumentParser, ibm_only: bool = False) -> 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add eval, export, submit, collect and compare to the ``qrnn`` parser."""
+    from .config import EvalConfig
+
     p = sub.add_parser(
         "eval", help="evaluate a trained QRNN on a simulator or IBM target (replay or dynamic)"
     )
@@ -235,15 +190,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="eval:0",
         help="eval:<index> (task evaluation set) or comma-separated tokens",
     )
-    p.add_argument("--protocol", choices=("replay", "dynamic"), default="replay")
+    add_arguments(p, EvalConfig, include=("protocol", "coupling", "corrections"))
     p.add_argument("--format", choices=("qpy", "qasm3"), default="qpy")
     p.add_argument("--out", help="output folder (default: RUN/export)")
-    p.add_argument(
-        "--coupling", default="cnot", help="dynamic: cnot or a weak coupling angle in radians"
-    )
-    p.add_argument(
-        "--corrections", type=int, default=8, help="dynamic: feedforward corrections per step"
-    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -255,9 +204,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_positive_floats,
         help="first evaluate replay on aer-noisy:depolarizing:<p> for these p (comma-separated)",
     )
-    p.add_argument("--samples", type=int, default=8, help="sweep: input sequences (default: 8)")
-    p.add_argument(
-        "--shots", type=int, default=4000, help="sweep: shots per circuit (default: 4000)"
+    add_arguments(
+        p,
+        EvalConfig,
+        include=("samples", "shots"),
+        describe={"samples": "sweep: input sequences", "shots": "sweep: shots per circuit"},
     )
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     p.set_defaults(func=cmd_compare)

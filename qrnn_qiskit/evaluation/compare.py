@@ -11,11 +11,13 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..backends.noisy import EXACT_ALIASES
 from ..errors import QRNNError
 from ..fileio import atomic_write_bytes
 from ..formatting import markdown_table
-from .protocols import EvalConfig
-from .runner import EVALS, eval_name, evaluate
+from ..training.rundir import EVALS
+from .config import EvalConfig
+from .runner import eval_name, run_evaluation
 
 
 def load_results(run_dir: str | Path) -> list[dict]:
@@ -27,7 +29,12 @@ def load_results(run_dir: str | Path) -> list[dict]:
         if root.exists()
         else []
     )
-    return sorted(results, key=lambda r: (r["target"] != "statevector", r["target"], r["protocol"]))
+    return sorted(results, key=lambda r: (not is_exact(r), r["target"], r["protocol"]))
+
+
+def is_exact(result: dict) -> bool:
+    """Whether an evaluation ran on the exact target (called ``statevector`` before)."""
+    return result["target"] in EXACT_ALIASES
 
 
 def metric_name(result: dict) -> str | None:
@@ -65,7 +72,7 @@ def comparison_table(results: Sequence[dict]) -> str:
         noisy = (r.get("metrics") or {}).get(name) if name else None
         exact = (r.get("exact_metrics") or {}).get(name) if name else None
         label = f"{name} " if name else ""
-        shots = r["config"]["shots"] if r["target"] != "statevector" else "exact"
+        shots = r["config"]["shots"] if not is_exact(r) else "exact"
         rows.append(
             (
                 r["target"],
@@ -194,7 +201,7 @@ def run_sweep(
             seed=seed,
         )
         log(f"\n== sweep p={p:g} -> {eval_name(config)}")
-        evaluate(run_dir, config, progress=progress, log=log)
+        run_evaluation(run_dir, config, progress=progress, log=log)
 
 
 def compare(

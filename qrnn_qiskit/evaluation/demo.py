@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from ..formatting import markdown_table
-from .protocols import EvalConfig
-from .runner import evaluate
+from .config import EvalConfig
+from .runner import run_evaluation
 
 DEMO_TARGET = "aer-noisy:fake_fez"
 DEMO_SAMPLES = 2
@@ -30,7 +30,7 @@ def demo_noisy_comparison(
         f"({shots} shots per circuit; the resource report below is what real hardware would cost)"
     )
     config = EvalConfig(target=target, protocol="replay", samples=samples, shots=shots)
-    result = evaluate(run_dir, config, progress=progress)
+    result = run_evaluation(run_dir, config, progress=progress)
     exact, noisy = result["exact_metrics"], result["metrics"]
     rows = [
         ("readouts", "recalled acc", "loss", "mean abs(z − z_exact)", "max"),

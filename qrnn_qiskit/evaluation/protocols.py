@@ -19,7 +19,6 @@ hardware can be submitted, interrupted and collected round by round.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -34,62 +33,14 @@ from ..circuits.dynamic import (
 )
 from ..circuits.replay import (
     label_support,
+    measured_prefix,
     measurement_settings,
-    prefix_circuit,
     readouts_from_counts,
 )
 from ..circuits.spec import readout_labels
 from ..errors import QRNNError
-from ..models import SequenceModel
-
-PROTOCOLS = ("replay", "dynamic")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """How a trained run is evaluated on a target (saved with every evaluation)."""
-
-    target: str = "statevector"
-    protocol: str = "replay"
-    shots: int = 4000
-    samples: int = 8
-    max_steps: int = (
-        0  # 0: whole sequences; otherwise only the first max_steps steps (no task metric)
-    )
-    seed: int = 0
-    optimization_level: int = 1
-    coupling: str = "cnot"  # dynamic: "cnot" or a weak-coupling angle in radians
-    corrections: int = 8  # dynamic: feedforward corrections per step and setting
-    readout_error: float = 0.0  # aer-noisy:depolarizing targets
-
-    def __post_init__(self) -> None:
-        def check(ok: bool, message: str) -> None:
-            if not ok:
-                raise QRNNError(message)
-
-        check(
-            self.protocol in PROTOCOLS,
-            f"unknown protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}",
-        )
-        check(self.shots >= 1, f"--shots must be >= 1, got {self.shots}")
-        check(self.samples >= 1, f"--samples must be >= 1, got {self.samples}")
-        check(self.max_steps >= 0, f"--max-steps must be >= 0, got {self.max_steps}")
-        check(
-            self.optimization_level in (0, 1, 2, 3),
-            f"--optimization-level must be 0..3, got {self.optimization_level}",
-        )
-        check(self.corrections >= 0, f"--corrections must be >= 0, got {self.corrections}")
-        check(
-            0.0 <= self.readout_error <= 0.5,
-            f"--readout-error must be in [0, 0.5], got {self.readout_error}",
-        )
-        try:
-            validate_coupling(self.coupling)
-        except ValueError as exc:
-            raise QRNNError(f"--coupling: {exc}") from None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from ..models import QRNNCell, SequenceModel
+from .config import EvalConfig
 
 
 def head_outputs(model: SequenceModel, readouts: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +49,7 @@ def head_outputs(model: SequenceModel, readouts: torch.Tensor, x: torch.Tensor) 
     return model.apply_head(readouts.to(next(model.head.parameters()).dtype), x)
 
 
-class Protocol:
+class HardwareProtocol:
     """Rounds of PUBs over circuit templates; subclasses fill ``templates`` and implement the
     rounds."""
 
@@ -107,7 +58,7 @@ class Protocol:
 
     def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
         core = model.core
-        if not hasattr(core, "engine"):
+        if not isinstance(core, QRNNCell):
             raise QRNNError(
                 "only QRNN runs have circuits to evaluate on hardware (this run is a classical "
                 "model)"
@@ -143,7 +94,7 @@ class Protocol:
         raise NotImplementedError
 
 
-class ReplayProtocol(Protocol):
+class ReplayProtocol(HardwareProtocol):
     """Prefix circuits re-prepared each step; θ_t from the readouts estimated at step t−1."""
 
     name = "replay"
@@ -151,7 +102,9 @@ class ReplayProtocol(Protocol):
     def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
         super().__init__(model, x)
         self.templates = [
-            prefix_circuit(self.spec, t, s) for t in range(1, self.steps + 1) for s in self.settings
+            measured_prefix(self.spec, t, s)
+            for t in range(1, self.steps + 1)
+            for s in self.settings
         ]
         with torch.no_grad():
             _, z0 = self.core.initial_state(self.samples)
@@ -178,7 +131,7 @@ class ReplayProtocol(Protocol):
                 f"replay rounds must run in order (asked for {r}, at {len(self.angles)})"
             )
         with torch.no_grad():
-            theta = self.core.step_angles(self.features[:, r], self.z[-1])
+            theta = self.core.angles(self.features[:, r], self.z[-1])
         self.angles.append(theta.detach().to(torch.float64))
         values = torch.cat(self.angles, dim=1).numpy()  # [K, (r+1)·P]
         return [(self.template_index(r + 1, s), values) for s in range(len(self.settings))]
@@ -206,7 +159,7 @@ class ReplayProtocol(Protocol):
         return torch.stack(self.angles, dim=1).numpy()  # [K, T, P]
 
 
-class DynamicProtocol(Protocol):
+class DynamicProtocol(HardwareProtocol):
     """One circuit per (sequence, setting) with mid-circuit measurement, reset and if/else
     feedforward."""
 
@@ -251,12 +204,12 @@ class DynamicProtocol(Protocol):
             x_t = self.features[:, t]
             z = z_prev[:, t].clone()
             with torch.no_grad():
-                angles[:, t] = self.core.step_angles(x_t, z).double().numpy()
+                angles[:, t] = self.core.angles(x_t, z).double().numpy()
             if self.core.config.feedback and t > 0:
                 for k in range(self.samples):
                     x_k = x_t[k : k + 1]
                     j = torch.autograd.functional.jacobian(
-                        lambda zz, x_k=x_k: self.core.step_angles(x_k, zz[None])[0], z[k]
+                        lambda zz, x_k=x_k: self.core.angles(x_k, zz[None])[0], z[k]
                     )
                     jac[k, t] = j.double().numpy()
         return angles, jac
@@ -322,7 +275,7 @@ class DynamicProtocol(Protocol):
         return self.estimates
 
 
-def make_protocol(config: EvalConfig, model: SequenceModel, x: torch.Tensor) -> Protocol:
+def make_protocol(config: EvalConfig, model: SequenceModel, x: torch.Tensor) -> HardwareProtocol:
     if config.protocol == "replay":
         return ReplayProtocol(model, x)
     return DynamicProtocol(model, x, config.coupling, config.corrections)

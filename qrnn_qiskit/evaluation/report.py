@@ -12,17 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from ..errors import QRNNError
 from ..fileio import atomic_write_json
 from ..models import count_parameters
 from ..training import load_run, make_task, read_metrics
-from ..training.trainer import HIGHER_IS_BETTER
+from ..training.tasks import higher_is_better
 
 TEST_METRICS = "test_metrics.json"
 
@@ -56,21 +53,6 @@ class RunSummary:
         return self.seconds / self.steps * self.steps_per_epoch
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, task, batches: Iterable) -> dict[str, float]:
-    """Size-weighted mean of ``task.metrics`` over ``batches``."""
-    model.eval()
-    totals: dict[str, float] = {}
-    count = 0
-    for x, y in batches:
-        for key, value in task.metrics(model(x), y).items():
-            totals[key] = totals.get(key, 0.0) + value * len(x)
-        count += len(x)
-    if not count:
-        raise QRNNError("the test split is empty")
-    return {key: value / count for key, value in totals.items()}
-
-
 def test_metrics(
     run_dir: str | Path, *, model=None, task=None, step: int | None = None
 ) -> dict | None:
@@ -80,7 +62,7 @@ def test_metrics(
     if model is None or task is None or step is None:
         config, model, state = load_run(run_dir)
         task, step = make_task(config), int(state["step"])
-    if not hasattr(task, "test_batches") and not hasattr(task, "evaluate"):
+    if "test" not in task.splits:
         return None
     cache = run_dir / TEST_METRICS
     if cache.exists():
@@ -91,13 +73,7 @@ def test_metrics(
         except (ValueError, KeyError, TypeError):
             pass  # unreadable cache: recompute it
     started = time.perf_counter()
-    if hasattr(
-        task, "evaluate"
-    ):  # stateful tasks (language modelling, translation) evaluate themselves
-        with torch.no_grad():
-            metrics = task.evaluate(model, "test")
-    else:
-        metrics = evaluate(model, task, task.test_batches())
+    metrics = task.evaluate(model, "test")
     atomic_write_json(
         cache,
         {"step": step, "metrics": metrics, "seconds": round(time.perf_counter() - started, 2)},
@@ -111,32 +87,30 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
     config, model, state = load_run(run_dir)
     task = make_task(config)
     records = read_metrics(run_dir)
-    metric = getattr(task, "report_metric", None) or (
-        "accuracy" if any("accuracy" in r for r in records) else "loss"
-    )
+    metric = task.report_metric
     scored = [r for r in records if metric in r]
     best = (
-        (max if metric in HIGHER_IS_BETTER else min)(scored, key=lambda r: r[metric])
+        (max if higher_is_better(metric) else min)(scored, key=lambda r: r[metric])
         if scored
         else None
     )
-    if config.model == "qrnn":
-        size = f"n={config.qubits}, L={config.layers}"
+    spec = config.qrnn.spec
+    if config.model.kind == "qrnn":
+        size = f"n={spec.n_qubits}, L={spec.layers}"
     else:
-        # Seq2Seq has no .core
-        size = f"h={getattr(getattr(model, 'core', model), 'hidden_size', '?')}"
+        size = f"h={model.hidden_size}"
     test = None
     if with_test:
         values = test_metrics(run_dir, model=model, task=task, step=int(state["step"]))
         test = values.get(metric) if values else None
     return RunSummary(
         run_dir=run_dir,
-        task=config.task,
-        model=config.model,
+        task=config.task.name,
+        model=config.model.kind,
         size=size,
         parameters=count_parameters(model),
         steps=int(state["step"]),
-        steps_per_epoch=getattr(task, "steps_per_epoch", None),
+        steps_per_epoch=task.steps_per_epoch,
         seconds=float(state.get("elapsed", records[-1]["seconds"] if records else 0.0)),
         metric=metric,
         best_val=best[metric] if best else None,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 import sys
@@ -33,13 +32,13 @@ from tqdm.auto import tqdm
 
 from ..backends.noisy import Executor, TargetSpec, make_simulator_executor, parse_target
 from ..errors import QRNNError
-from ..fileio import atomic_write_bytes, atomic_write_json
-from ..training import load_run, make_task
-from .protocols import EvalConfig, Protocol, ReplayProtocol, head_outputs, make_protocol
+from ..fileio import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
+from ..training import RunDir, load_run, make_task
+from ..training.rundir import EVALS, JOBS
+from .config import EvalConfig
+from .protocols import HardwareProtocol, ReplayProtocol, head_outputs, make_protocol
 from .resources import ResourceReport, resource_report
 
-JOBS = "jobs.jsonl"
-EVALS = "evals"
 SEMANTICS = {
     "replay": "the trained model: prefixes re-prepared each step, readouts estimated from shots",
     "dynamic": "a different, measured model: one-shot mid-circuit readouts and linearised if/else "
@@ -99,7 +98,7 @@ class EvalStore:
     def __init__(self, run_dir: str | Path, name: str) -> None:
         self.run_dir = Path(run_dir)
         self.name = name
-        self.path = self.run_dir / EVALS / name
+        self.path = RunDir(run_dir).eval_dir(name)
 
     @property
     def jobs_path(self) -> Path:
@@ -142,27 +141,15 @@ class EvalStore:
     def record_job(self, record: dict) -> None:
         """Append one job record to RUN/jobs.jsonl and fsync it (file and folder) before
         returning."""
-        self.jobs_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.jobs_path, "a") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        fd = os.open(self.jobs_path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_jsonl(self.jobs_path, record)
 
     def jobs(self) -> dict[int, dict]:
-        """{round: record} of this evaluation's recorded jobs (the last record of a round wins)."""
-        if not self.jobs_path.exists():
-            return {}
+        """{round: record} of this evaluation's recorded jobs (the last record of a round wins; a
+        torn line is skipped and reported)."""
         out = {}
-        for line in self.jobs_path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                if record.get("eval") == self.name:
-                    out[int(record["round"])] = record
+        for record in read_jsonl(self.jobs_path):
+            if record.get("eval") == self.name and isinstance(record.get("round"), int):
+                out[record["round"]] = record
         return out
 
     def result(self) -> dict | None:
@@ -175,7 +162,7 @@ def _as_jsonable(counts) -> list:
 
 
 def _run_rounds(
-    protocol: Protocol,
+    protocol: HardwareProtocol,
     isa: list,
     executor: Executor,
     store: EvalStore,
@@ -235,7 +222,7 @@ def _run_rounds(
 
 
 def _finish(
-    protocol: Protocol,
+    protocol: HardwareProtocol,
     model,
     task,
     y: torch.Tensor,
@@ -282,7 +269,7 @@ def _finish(
     return result
 
 
-def evaluate(
+def run_evaluation(
     run_dir: str | Path,
     config: EvalConfig,
     *,
@@ -394,7 +381,9 @@ def collect(
         if target.kind != "ibm":
             log(f"{name}: not an IBM evaluation; rerun it with 'qrnn eval'")
             continue
-        result = evaluate(run_dir, config, executor=executor, progress=progress, log=log, name=name)
+        result = run_evaluation(
+            run_dir, config, executor=executor, progress=progress, log=log, name=name
+        )
         if result is not None:
             results.append(result)
     return results

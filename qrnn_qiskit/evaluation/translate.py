@@ -8,29 +8,22 @@ truncated: a translation of a cut sentence would look complete and be wrong.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import QRNNError
-from ..training import TrainConfig, make_task
-from ..training.tasks_text import TranslationTask, check_vocabulary
-from ..training.trainer import CHECKPOINT, CONFIG, load_checkpoint, load_run
+from ..training import RunDir, load_run, make_task
+from ..training.tasks.translation import TranslationTask, check_vocabulary
 
 
 def load_translator(run_dir: str | Path, pair: str | None = None):
     """(task, model) of a translation run; clear errors for other runs, another language pair or a
     vocabulary that no longer matches the checkpoint."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CONFIG).exists():
-        raise QRNNError(f"{run_dir} is not a run directory (no {CONFIG})")
-    try:
-        config = TrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text())["config"])
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise QRNNError(f"{run_dir / CONFIG} is malformed ({exc})") from None
-    if not config.task.startswith("mt-"):
+    rd = RunDir(run_dir)
+    config = rd.read_config()
+    name = config.task.name
+    if not name.startswith("mt-"):
         raise QRNNError(
-            f"{run_dir} was trained on {config.task}; qrnn translate needs a translation run "
-            "(mt-de-en)"
+            f"{rd.path} was trained on {name}; qrnn translate needs a translation run (mt-de-en)"
         )
     if pair is not None:
         from ..data.bible import check_pair
@@ -41,16 +34,14 @@ def load_translator(run_dir: str | Path, pair: str | None = None):
                 f"unknown language pair {pair!r}; write it as SOURCE-TARGET, e.g. de-en"
             )
         check_pair(*parts)
-        if f"mt-{pair}" != config.task:
-            raise QRNNError(
-                f"unknown language pair {pair} for {run_dir}: it translates {config.task[3:]}"
-            )
+        if f"mt-{pair}" != name:
+            raise QRNNError(f"unknown language pair {pair} for {rd.path}: it translates {name[3:]}")
     task = make_task(config)
     if not isinstance(task, TranslationTask):
-        raise QRNNError(f"{run_dir}: task {config.task} is not a translation task")
-    state = load_checkpoint(run_dir / CHECKPOINT)
+        raise QRNNError(f"{rd.path}: task {name} is not a translation task")
+    state = rd.load_checkpoint()
     check_vocabulary(task, state.get("task", {}))
-    _, model, _ = load_run(run_dir)
+    _, model, _ = load_run(rd)
     model.eval()
     return task, model
 

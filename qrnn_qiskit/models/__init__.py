@@ -1,6 +1,7 @@
 """QRNN and classical sequence models."""
 
-from .qrnn import ACTIVATIONS, ANGLE_MAPS, Controller, ControllerConfig, QRNNConfig, QRNNCore
+from .controller import ACTIVATIONS, ANGLE_MAPS, Controller, ControllerConfig
+from .qrnn import QRNNCell, QRNNConfig, QRNNCore, default_engine
 from .sequence import (
     MODELS,
     ClassicalCore,
@@ -20,11 +21,13 @@ __all__ = [
     "Controller",
     "ControllerConfig",
     "InputSpec",
+    "QRNNCell",
     "QRNNConfig",
     "QRNNCore",
     "SequenceModel",
     "build_model",
     "count_parameters",
+    "default_engine",
     "detach_state",
     "match_hidden_size",
 ]

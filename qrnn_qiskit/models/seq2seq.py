@@ -12,11 +12,12 @@ enters the state) and a classical decoder cell, query h_{t-1}, head [h_t; c_t].
 
 Training uses teacher forcing (``forward``); decoding is greedy (batched) or beam search (one
 sentence). The QRNN encoder keeps each step's state for backward (sources are short and may be
-padded); the decoder uses the engine's reversible tape.
+padded); the decoder runs inside the engine's recording scope (the reversible tape).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -24,10 +25,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..backends import ReversibleTape
 from ..circuits import QRNNSpec
 from ..data.text import BOS, EOS, PAD
-from .qrnn import QRNNConfig, QRNNCore
+from .qrnn import QRNNCell, QRNNConfig
 from .sequence import CLASSICAL
 
 ATTENTION_SCORES: tuple[str, ...] = ("additive", "dot")
@@ -79,30 +79,29 @@ class Attention(nn.Module):
 
 class QRNNEncoder(nn.Module):
     """A QRNN over the embedded source; outputs its readouts at every step and the state at each
-    length."""
+    length.
+
+    No recording scope: a padded step's output is dropped by the mask, so recomputing states
+    backwards (ψ_{t-1} = U†ψ_t) would be wrong for that sample; each step keeps its state for
+    backward instead (sources are short)."""
 
     def __init__(
         self, input_size: int, config: QRNNConfig, dtype: torch.dtype = torch.complex64
     ) -> None:
         super().__init__()
-        self.core = QRNNCore(input_size, config, dtype=dtype)
+        self.core = QRNNCell(input_size, config, dtype=dtype)
         self.output_size = self.core.output_size
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
         psi, z = self.core.initial_state(x.shape[0])
-        z = z.to(x.dtype)
+        state = (psi, z.to(x.dtype))
         outputs = []
         for t in range(x.shape[1]):
-            angles = self.core.step_angles(x[:, t], z)
-            # no reversible tape: a padded step's output is dropped by the mask below, so
-            # recomputing states backwards (ψ_{t-1} = U†ψ_t) would be wrong for that sample; each
-            # step keeps its state instead
-            psi_t, z_t = self.core.engine.step_readouts(psi, angles)
-            z_t = z_t.to(x.dtype)
+            z_t, (psi_t, _) = self.core.step(x[:, t], state)
             outputs.append(z_t)
             live = (lengths > t)[:, None]
-            psi, z = torch.where(live, psi_t, psi), torch.where(live, z_t, z)
-        return torch.stack(outputs, dim=1), (psi, z)
+            state = (torch.where(live, psi_t, state[0]), torch.where(live, z_t, state[1]))
+        return torch.stack(outputs, dim=1), state
 
 
 class QRNNDecoderCell(nn.Module):
@@ -112,21 +111,20 @@ class QRNNDecoderCell(nn.Module):
         self, input_size: int, config: QRNNConfig, dtype: torch.dtype = torch.complex64
     ) -> None:
         super().__init__()
-        self.core = QRNNCore(input_size, config, dtype=dtype)
+        self.core = QRNNCell(input_size, config, dtype=dtype)
         self.output_size = self.core.output_size
         self.query_size = self.core.output_size
 
-    def new_tape(self) -> ReversibleTape | None:
-        return ReversibleTape() if torch.is_grad_enabled() else None
+    def recording(self, batch: int, steps: int):
+        """The engine's scope of one teacher-forced pass (the statevector engine: a reversible
+        tape)."""
+        return self.core.engine.recording(batch, steps)
 
     def query(self, state) -> torch.Tensor:
         return state[1]
 
-    def step(self, x: torch.Tensor, state, tape: ReversibleTape | None = None):
-        psi, z = state
-        psi, z = self.core.engine.step_readouts(psi, self.core.step_angles(x, z), tape)
-        z = z.to(x.dtype)
-        return z, (psi, z)
+    def step(self, x: torch.Tensor, state):
+        return self.core.step(x, state)
 
 
 class RNNEncoder(nn.Module):
@@ -158,13 +156,13 @@ class RNNDecoderCell(nn.Module):
         self.output_size = hidden_size
         self.query_size = hidden_size
 
-    def new_tape(self) -> None:
-        return None
+    def recording(self, batch: int, steps: int):
+        return contextlib.nullcontext()
 
     def query(self, state) -> torch.Tensor:
         return state[0] if self.kind == "lstm" else state
 
-    def step(self, x: torch.Tensor, state, tape=None):
+    def step(self, x: torch.Tensor, state):
         state = self.cell(x, state)
         return (state[0] if self.kind == "lstm" else state), state
 
@@ -246,14 +244,14 @@ class Seq2Seq(nn.Module):
         keys, state = self.encoder(self.src_embed(src), lengths)
         return Memory(keys, self.attention.prepare(keys), mask, state)
 
-    def decode_step(self, memory: Memory, tokens: torch.Tensor, state, tape=None):
+    def decode_step(self, memory: Memory, tokens: torch.Tensor, state):
         """One decoder step from the previous target tokens [B]: (logits [B, V], new state,
         attention [B, S])."""
         context, weights = self.attention(
             self.decoder.query(state), memory.keys, memory.prepared, memory.mask
         )
         x = torch.cat([self.tgt_embed(tokens), context], dim=-1)
-        out, state = self.decoder.step(x, state, tape)
+        out, state = self.decoder.step(x, state)
         return self.head(torch.cat([out, context], dim=-1)), state, weights
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, *, return_attention: bool = False):
@@ -261,12 +259,13 @@ class Seq2Seq(nn.Module):
         first); with ``return_attention`` also the weights [B, T, S]."""
         self._check_ids(tgt_in, self.tgt_vocab, "target")
         memory = self.encode(src)
-        state, tape = memory.state, self.decoder.new_tape()
+        state = memory.state
         logits, weights = [], []
-        for t in range(tgt_in.shape[1]):
-            step_logits, state, step_weights = self.decode_step(memory, tgt_in[:, t], state, tape)
-            logits.append(step_logits)
-            weights.append(step_weights)
+        with self.decoder.recording(tgt_in.shape[0], tgt_in.shape[1]):
+            for t in range(tgt_in.shape[1]):
+                step_logits, state, step_weights = self.decode_step(memory, tgt_in[:, t], state)
+                logits.append(step_logits)
+                weights.append(step_weights)
         out = torch.stack(logits, dim=1)
         return (out, torch.stack(weights, dim=1)) if return_attention else out
 

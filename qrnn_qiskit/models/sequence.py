@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..backends import Engine
 from ..circuits import QRNNSpec
 from .orthogonal import OrthogonalCore
 from .qrnn import QRNNConfig, QRNNCore
@@ -88,6 +89,11 @@ class SequenceModel(nn.Module):
         self.head_mode = head
         self.head = nn.Linear(core.output_size, n_outputs)
 
+    @property
+    def hidden_size(self) -> int:
+        """Width of the core's outputs (readouts of a QRNN, hidden units of a classical core)."""
+        return self.core.output_size
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         self.forward_check(x)
         return self._forward(x, lengths)
@@ -157,14 +163,15 @@ def build_model(
     qrnn: QRNNConfig | None = None,
     hidden_size: int = 64,
     dtype: torch.dtype = torch.complex64,
+    engine: Engine | None = None,
 ) -> SequenceModel:
     """Build a ``SequenceModel`` of the given kind (``qrnn``, ``rnn``, ``lstm``, ``gru``,
-    ``orthogonal``)."""
+    ``orthogonal``). A QRNN runs on ``engine`` (default: the statevector engine in ``dtype``)."""
     if kind not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {kind!r}")
     if kind == "qrnn":
         config = qrnn or QRNNConfig(QRNNSpec(8))
-        core: nn.Module = QRNNCore(inputs.embed_dim, config, dtype=dtype)
+        core: nn.Module = QRNNCore(inputs.embed_dim, config, engine=engine, dtype=dtype)
     else:
         if hidden_size < 1:
             raise ValueError(f"hidden size must be >= 1, got {hidden_size}")

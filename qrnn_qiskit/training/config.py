@@ -1,198 +1,251 @@
-"""Run configuration: one frozen, validated dataclass that is saved with every run."""
+"""The run configuration: one frozen, validated, nested dataclass saved with every run.
+
+Sections: ``task`` (the task and the options tasks own), ``model`` (kind and embedding), ``qrnn``
+(circuit spec, controller, feedback: the models' own config), ``engine`` (where and in which
+precision the QRNN's quantum half runs), ``baseline`` (classical sizes), ``optim`` and ``run``.
+Every leaf field is one ``qrnn train`` option (``options.py``); :meth:`TrainConfig.flat` builds a
+config from those flat names, which is also how ``config.json`` files written before the nested
+layout load.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..circuits import ENTANGLERS, MAX_QUBITS, READOUT_SETS, QRNNSpec
+from ..circuits import QRNNSpec
 from ..errors import QRNNError
-from ..models import ACTIVATIONS, ANGLE_MAPS, MODELS, ControllerConfig, QRNNConfig
-from ..models.seq2seq import ATTENTION_SCORES
+from ..models import MODELS, ControllerConfig, QRNNConfig
+from ..options import ConfigError, build, flatten, leaves, option, require, require_finite
+from .tasks import TASKS, TaskConfig
 
 DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
-
-# fields that may change when a run is resumed (how long / how it reports), all others must match
-# "backend"/"force" too: the statevector and aer backends compute the same model (identical
-# state_dicts)
-RESUMABLE_FIELDS = ("steps", "max_minutes", "eval_every", "progress", "threads", "backend", "force")
 BACKENDS: tuple[str, ...] = ("statevector", "aer")
+CONFIG_VERSION = 2
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model, and the input embedding every model shares."""
+
+    kind: str = option(
+        "qrnn",
+        "qrnn or a classical baseline: rnn, lstm, gru, orthogonal (expRNN-style; not for mt-de-en)",
+        flag="model",
+        choices=MODELS,
+    )
+    embed_dim: int = option(16, "input embedding size")
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODELS:
+            raise ConfigError("kind", f"must be one of {', '.join(MODELS)}; got {self.kind!r}")
+        require(
+            _int(self.embed_dim) and self.embed_dim >= 1,
+            "embed_dim",
+            f"must be >= 1, got {self.embed_dim}",
+        )
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the QRNN's quantum half runs and in which precision."""
+
+    backend: str = option(
+        "statevector",
+        "where the QRNN's circuits run: statevector (the fast engine) or aer (exact Aer via "
+        "EstimatorQNN + TorchConnector; slow: O(T³·P) circuits per sample)",
+        choices=BACKENDS,
+        resumable=True,
+    )
+    dtype: str = option("complex64", "statevector precision", choices=tuple(DTYPES))
+    force: bool = option(
+        False, "run --backend aer plans estimated to take longer than an hour", resumable=True
+    )
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                "backend", f"must be one of {', '.join(BACKENDS)}; got {self.backend!r}"
+            )
+        if self.dtype not in DTYPES:
+            raise ConfigError("dtype", f"must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Classical baselines' size: ``hidden`` units, or matched to a parameter count (by default the
+    QRNN the same options describe)."""
+
+    hidden: int | None = option(
+        None, "classical baselines: hidden size (default: matched to the QRNN these flags describe)"
+    )
+    match_params: int | None = option(None, "parameter count to match", cli=False)
+
+    def __post_init__(self) -> None:
+        require(
+            self.hidden is None or (_int(self.hidden) and self.hidden >= 1),
+            "hidden",
+            f"must be >= 1, got {self.hidden}",
+        )
+        require(
+            self.match_params is None or (_int(self.match_params) and self.match_params >= 1),
+            "match_params",
+            "needs a positive parameter count",
+        )
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimiser and how long it runs."""
+
+    steps: int = option(2000, "training iterations", resumable=True)
+    batch_size: int = option(64, "batch size")
+    lr: float = option(1e-3, "Adam learning rate")
+    clip: float = option(1.0, "gradient-norm clipping (0 disables)")
+
+    def __post_init__(self) -> None:
+        require(_int(self.steps) and self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        require(
+            _int(self.batch_size) and self.batch_size >= 1,
+            "batch_size",
+            f"must be >= 1, got {self.batch_size}",
+        )
+        require_finite(self.lr, "lr")
+        require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require_finite(self.clip, "clip")
+        require(self.clip >= 0, "clip", f"must be >= 0 (0 disables clipping), got {self.clip}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Seeds, evaluation cadence, time limit, threads and reporting."""
+
+    seed: int = option(0, "random seed (data, initialisation, dropout)")
+    eval_every: int = option(100, "evaluate, log and checkpoint every N steps", resumable=True)
+    eval_size: int = option(256, "evaluation set size")
+    max_minutes: float = option(
+        0.0, "stop training after this many minutes (0: no limit)", resumable=True
+    )
+    threads: int = option(0, "torch CPU threads (0: torch default)", resumable=True)
+    progress: bool = option(True, "show a progress bar", resumable=True)
+
+    def __post_init__(self) -> None:
+        require(_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
+        require(
+            _int(self.eval_every) and self.eval_every >= 1,
+            "eval_every",
+            f"must be >= 1, got {self.eval_every}",
+        )
+        require(
+            _int(self.eval_size) and self.eval_size >= 1,
+            "eval_size",
+            f"must be >= 1, got {self.eval_size}",
+        )
+        require_finite(self.max_minutes, "max_minutes")
+        require(self.max_minutes >= 0, "max_minutes", f"must be >= 0, got {self.max_minutes}")
+        require(
+            _int(self.threads) and self.threads >= 0,
+            "threads",
+            f"must be >= 0, got {self.threads}",
+        )
+
+
+def _default_qrnn() -> QRNNConfig:
+    return QRNNConfig(QRNNSpec(8), ControllerConfig(), True)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run. Defaults train the copying task with an 8-qubit
-    QRNN."""
+    QRNN. Build one from ``qrnn train`` option names with :meth:`flat`; change one with
+    :meth:`replace`."""
 
-    task: str = "copying"
-    model: str = "qrnn"
-    # task options
-    delay: int = 20
-    val_fraction: float = 0.1  # smnist/pmnist/imdb: validation carved from the training split
-    permutation_seed: int = 0  # pmnist: seed of the fixed pixel permutation
-    vocab_size: int = 10000  # imdb: word ids incl. padding and unknown
-    max_len: int = 200  # imdb: keep the last max_len words of each review
-    bptt: int = (
-        35  # ptb-word/ptb-char: truncated-BPTT window (state carried across windows, detached)
-    )
-    # ptb-word/ptb-char: carry the recurrent state across windows (False: restart each window)
-    carry: bool = True
-    attention: str = "additive"  # mt-de-en: attention score, additive or dot
-    beam_size: int = 5  # mt-de-en: beam width for test BLEU and `qrnn translate`
-    # QRNN
-    qubits: int = 8
-    layers: int = 2
-    entangler: str = "cx_ring"
-    readouts: str = "xyz"
-    width: int = 128
-    depth: int = 1
-    activation: str = "gelu"
-    dropout: float = 0.0
-    angle_map: str = "identity"
-    init_scale: float = 1.0
-    feedback: bool = True
-    dtype: str = "complex64"
-    # classical baselines: hidden size (None: matched to the QRNN these flags describe)
-    hidden: int | None = None
-    match_params: int | None = None
-    # shared
-    embed_dim: int = 16
-    # optimisation
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float = 1e-3
-    clip: float = 1.0
-    seed: int = 0
-    eval_every: int = 100
-    eval_size: int = 256
-    max_minutes: float = 0.0  # 0: no time limit
-    threads: int = 0  # 0: torch default
-    progress: bool = True
-    # where the QRNN's quantum half runs: the torch engine, or Aer through EstimatorQNN +
-    # TorchConnector
-    backend: str = "statevector"
-    force: bool = False  # run aer configurations estimated to take longer than an hour
+    task: TaskConfig = option(default_factory=TaskConfig)
+    model: ModelConfig = option(default_factory=ModelConfig)
+    qrnn: QRNNConfig = option(default_factory=_default_qrnn)
+    engine: EngineConfig = option(default_factory=EngineConfig)
+    baseline: BaselineConfig = option(default_factory=BaselineConfig)
+    optim: OptimConfig = option(default_factory=OptimConfig)
+    run: RunConfig = option(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
-        from .tasks import TASKS
-
-        def check(ok: bool, message: str) -> None:
-            if not ok:
-                raise QRNNError(message)
-
-        check(self.task in TASKS, f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)}")
-        check(
-            self.model in MODELS,
-            f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}",
-        )
-        check(self.delay >= 1, f"--delay must be >= 1, got {self.delay}")
-        check(
-            0.0 < self.val_fraction < 1.0,
-            f"--val-fraction must be in (0, 1), got {self.val_fraction}",
-        )
-        check(
-            self.permutation_seed >= 0,
-            f"--permutation-seed must be >= 0, got {self.permutation_seed}",
-        )
-        check(
-            self.vocab_size >= 3,
-            f"--vocab-size must be >= 3 (padding, unknown, one word), got {self.vocab_size}",
-        )
-        check(self.max_len >= 1, f"--max-len must be >= 1, got {self.max_len}")
-        check(self.bptt >= 1, f"--bptt must be >= 1, got {self.bptt}")
-        check(
-            self.attention in ATTENTION_SCORES,
-            f"unknown attention {self.attention!r}; choose one of: {', '.join(ATTENTION_SCORES)}",
-        )
-        check(self.beam_size >= 1, f"--beam-size must be >= 1, got {self.beam_size}")
-        check(
-            1 <= self.qubits <= MAX_QUBITS,
-            f"--qubits must be in 1..{MAX_QUBITS}, got {self.qubits}",
-        )
-        check(self.layers >= 1, f"--layers must be >= 1, got {self.layers}")
-        check(
-            self.entangler in ENTANGLERS,
-            f"unknown entangler {self.entangler!r}; choose one of: {', '.join(ENTANGLERS)}",
-        )
-        check(
-            self.readouts in READOUT_SETS,
-            f"unknown readouts {self.readouts!r}; choose one of: {', '.join(READOUT_SETS)}",
-        )
-        check(
-            self.activation in ACTIVATIONS,
-            f"unknown activation {self.activation!r}; choose one of: {', '.join(ACTIVATIONS)}",
-        )
-        check(
-            self.angle_map in ANGLE_MAPS,
-            f"unknown angle map {self.angle_map!r}; choose one of: {', '.join(ANGLE_MAPS)}",
-        )
-        check(
-            self.dtype in DTYPES,
-            f"unknown dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}",
-        )
-        check(
-            self.width >= 1 and self.depth >= 0,
-            f"--width must be >= 1 and --depth >= 0, got {self.width}, {self.depth}",
-        )
-        check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
-        check(self.init_scale > 0, f"--init-scale must be > 0, got {self.init_scale}")
-        check(self.hidden is None or self.hidden >= 1, f"--hidden must be >= 1, got {self.hidden}")
-        check(
-            self.match_params is None or self.match_params >= 1,
-            "--match-params needs a positive parameter count",
-        )
-        check(self.embed_dim >= 1, f"--embed-dim must be >= 1, got {self.embed_dim}")
-        check(self.steps >= 1, f"--steps must be >= 1, got {self.steps}")
-        check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
-        check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
-        check(self.clip >= 0, f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
-        check(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
-        check(self.eval_size >= 1, f"--eval-size must be >= 1, got {self.eval_size}")
-        check(self.max_minutes >= 0, f"--max-minutes must be >= 0, got {self.max_minutes}")
-        check(self.threads >= 0, f"--threads must be >= 0, got {self.threads}")
-        check(
-            self.backend in BACKENDS,
-            f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}",
-        )
-        check(
-            self.backend == "statevector" or self.model == "qrnn",
-            f"--backend {self.backend} runs the QRNN's quantum circuit; --model {self.model} is "
+        if self.task.name not in TASKS:
+            raise ConfigError(
+                "name", f"must be one of {', '.join(TASKS)}; got unknown task {self.task.name!r}"
+            )
+        require(
+            self.engine.backend == "statevector" or self.model.kind == "qrnn",
+            "backend",
+            f"{self.engine.backend} runs the QRNN's quantum circuit; --model {self.model.kind} is "
             "classical (drop --backend)",
         )
 
-    @property
-    def qrnn(self) -> QRNNConfig:
-        return QRNNConfig(
-            QRNNSpec(self.qubits, self.layers, self.entangler, self.readouts),
-            ControllerConfig(
-                self.width,
-                self.depth,
-                self.activation,
-                self.dropout,
-                self.angle_map,
-                self.init_scale,
-            ),
-            self.feedback,
-        )
+    # -- construction from option names ---------------------------------------------------------
+    @classmethod
+    def flat(cls, **values: Any) -> TrainConfig:
+        """A config from ``qrnn train`` option names (``qubits=4, lr=1e-2``); a
+        :class:`~qrnn_qiskit.options.ConfigError` names a bad value's option."""
+        return build(cls, values)
 
+    def replace(self, **values: Any) -> TrainConfig:
+        """This config with some options (by their flat names) changed."""
+        return build(type(self), values, base=self)
+
+    def flat_dict(self) -> dict[str, Any]:
+        """{option name: value} of every option."""
+        return flatten(self)
+
+    # -- derived ----------------------------------------------------------------------------------
     @property
     def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
+        return DTYPES[self.engine.dtype]
 
+    # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The nested JSON form (config.json, checkpoints)."""
+        out: dict[str, Any] = {"version": CONFIG_VERSION}
+        for section in ("task", "model", "engine", "baseline", "optim", "run"):
+            value = getattr(self, section)
+            out[section] = {f: getattr(value, f) for f in value.__dataclass_fields__}
+        out["qrnn"] = self.qrnn.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        """A config from :meth:`to_dict`'s form, or from the flat form of config.json files written
+        before version 2 (migrated: every old field is one option)."""
+        if not isinstance(d, dict):
+            raise QRNNError(f"a config must be a JSON object, got {type(d).__name__}")
+        if "version" not in d:
+            return cls.flat(**d)
+        if d["version"] != CONFIG_VERSION:
+            raise QRNNError(
+                f"config version {d['version']} is not readable by this qrnn-qiskit (it reads "
+                f"{CONFIG_VERSION} and the unversioned flat form)"
+            )
+        try:
+            sections = {k: v for k, v in d.items() if k not in ("version", "qrnn")}
+            values: dict[str, Any] = {}
+            for name, section in sections.items():
+                values |= {f"{name}.{k}": v for k, v in section.items()}
+            qrnn = QRNNConfig.from_dict(d["qrnn"])
+        except (KeyError, TypeError, AttributeError) as error:
+            raise QRNNError(f"malformed config ({error})") from None
+        index = {".".join(leaf.path): leaf.dest for leaf in leaves(cls)}
+        unknown = sorted(set(values) - set(index))
         if unknown:
-            raise QRNNError(f"config has unknown fields: {', '.join(sorted(unknown))}")
-        return cls(**d)
+            raise QRNNError(f"config has unknown fields: {', '.join(unknown)}")
+        flat = {index[path]: value for path, value in values.items()}
+        return build(cls, flat, base=TrainConfig(qrnn=qrnn))
 
     def differences(self, other: TrainConfig) -> list[str]:
-        """Names of fields (other than the resumable ones) whose values differ."""
-        a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in RESUMABLE_FIELDS and a[k] != b[k]]
+        """Option names (other than the resumable ones) whose values differ."""
+        resumable = {leaf.dest for leaf in leaves(type(self)) if leaf.resumable}
+        a, b = self.flat_dict(), other.flat_dict()
+        return [k for k in a if k not in resumable and a[k] != b[k]]

@@ -1,4 +1,10 @@
-"""A model-agnostic trainer with run directories, atomic checkpoints and exact resume."""
+"""A trainer that is handed its model and task: run directories, atomic checkpoints, exact resume.
+
+``Trainer(model, task, optim, run, run_dir)`` trains any model on any :class:`~.tasks.Task`; it
+knows nothing about either beyond the task interface. ``Trainer.from_config`` builds both from a
+``TrainConfig`` (what ``qrnn train`` does) and checks the run directory first. While it trains, the
+trainer holds the run directory's lock; a kill loses at most the work since the last checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -7,311 +13,330 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import QRNNError
-from ..fileio import atomic_write_bytes, atomic_write_json
-from ..models import SequenceModel, count_parameters
-from .config import TrainConfig
-from .tasks import Task, make_task
-
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
-HIGHER_IS_BETTER = ("accuracy", "bleu")  # every other metric (loss, ppl, bpc) is better when lower
+from ..models import count_parameters
+from .config import OptimConfig, RunConfig, TrainConfig
+from .rundir import CHECKPOINT, RunDir
+from .tasks import Task, best_of, make_task
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    import io
+class StopTraining(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a callback to end training after the current evaluation (early stopping,
+    pruning); ``reason`` is reported."""
 
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``); malformed files are a clear error."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise QRNNError(
-            f"no checkpoint at {path}; train first with 'qrnn train ... --run-dir {path.parent}'"
-        ) from None
-    except Exception as exc:  # pickle/zip errors carry long messages; keep the first line
-        raise QRNNError(
-            f"{path} is not a readable checkpoint ({str(exc).splitlines()[0][:200]})"
-        ) from None
-    missing = (
-        {"model", "optimizer", "step", "config"} - set(state)
-        if isinstance(state, dict)
-        else {"everything"}
-    )
-    if missing:
-        raise QRNNError(
-            f"{path} is not a qrnn-qiskit checkpoint (missing {', '.join(sorted(missing))})"
-        )
-    return state
+class TrainerCallback:
+    """Hooks into :meth:`Trainer.fit` (no-ops here). ``on_evaluation`` sees each evaluation's record
+    before it is logged and may add fields to it, or raise :class:`StopTraining`."""
+
+    def on_start(self, trainer: Trainer) -> None:
+        """Training is about to start (or continue, after a resume)."""
+
+    def on_evaluation(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """An evaluation at ``record['step']`` finished."""
+
+    def on_end(self, trainer: Trainer, result: RunResult) -> None:
+        """Training ended."""
 
 
 @dataclass
 class RunResult:
-    """What a finished (or time-limited) run reports."""
+    """What a finished (or time-limited, or stopped) run reports."""
 
-    run_dir: Path
-    config: TrainConfig
+    run_dir: Path | None
+    config: TrainConfig | None
     steps: int
     seconds: float
     parameters: int
     metrics: dict[str, float]
     summary: str
+    stopped: str | None = None
+    best: dict[str, float] = field(default_factory=dict)
 
 
-def load_run(run_dir: str | Path) -> tuple[TrainConfig, SequenceModel, dict[str, Any]]:
-    """Rebuild a run's model from its config.json and checkpoint (evaluation, export, resume)."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG
-    if not config_path.exists():
-        raise QRNNError(f"{run_dir} is not a run directory (no {CONFIG})")
-    try:
-        config = TrainConfig.from_dict(json.loads(config_path.read_text())["config"])
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise QRNNError(f"{config_path} is malformed ({exc})") from None
-    state = load_checkpoint(run_dir / CHECKPOINT)
-    if state["config"] != json.dumps(config.to_dict(), sort_keys=True):
-        saved = TrainConfig.from_dict(json.loads(state["config"]))
-        if config.differences(saved):
-            raise QRNNError(
-                f"{run_dir}: checkpoint was written by another config "
-                f"({', '.join(config.differences(saved))})"
-            )
+def load_run(
+    run_dir: str | os.PathLike | RunDir, checkpoint: str = CHECKPOINT
+) -> tuple[TrainConfig, nn.Module, dict[str, Any]]:
+    """Rebuild a run's model from its config.json and a checkpoint (evaluation, export, report)."""
+    rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    config = rd.read_config()
+    state = rd.load_checkpoint(checkpoint)
+    rd.check_matches(config, _checkpoint_config(rd, state), "load")
     model = make_task(config).build_model(config)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise QRNNError(
-            f"{run_dir}: checkpoint does not fit the model ({str(exc).splitlines()[0]})"
-        ) from None
+    _load_weights(model, state, rd)
     return config, model, state
 
 
+def _checkpoint_config(rd: RunDir, state: dict[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(json.loads(state["config"]))
+    except (TypeError, ValueError, QRNNError) as error:
+        raise QRNNError(f"{rd.path}: the checkpoint's config is unreadable ({error})") from None
+
+
+def _load_weights(model: nn.Module, state: dict[str, Any], rd: RunDir) -> None:
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise QRNNError(f"{rd.path}: checkpoint does not fit the model ({first[:200]})") from None
+
+
 class Trainer:
-    """Trains any ``SequenceModel`` on any ``Task``; knows nothing about either beyond their
-    interfaces."""
+    """Trains ``model`` on ``task`` with ``optim`` for as long as ``run`` says.
+
+    Args:
+        model, task: any ``nn.Module`` and :class:`~.tasks.Task` (the task computes the loss).
+        optim, run: the optimiser and run sections of a config.
+        run_dir: where metrics and checkpoints go (``None``: nowhere; nothing is written).
+        config: the whole config, recorded in config.json and every checkpoint (``from_config``
+            passes it; resumes check it).
+        resume: continue ``run_dir`` from its checkpoint.
+        argv: the command line to record (default ``sys.argv``).
+        callbacks: :class:`TrainerCallback` s.
+    """
 
     def __init__(
         self,
-        config: TrainConfig,
-        run_dir: str | Path,
+        model: nn.Module,
+        task: Task,
+        optim: OptimConfig,
+        run: RunConfig,
+        run_dir: str | os.PathLike | RunDir | None = None,
         *,
+        config: TrainConfig | None = None,
         resume: bool = False,
         argv: Sequence[str] | None = None,
+        callbacks: Sequence[TrainerCallback] = (),
     ) -> None:
+        self.model = model
+        self.task = task
+        self.optim = optim
+        self.run = run
+        self.run_dir = (
+            run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
+        )
         self.config = config
-        self.run_dir = Path(run_dir)
         self.resume = resume
         self.argv = list(argv) if argv is not None else list(sys.argv)
-        self._check_run_dir()
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        torch.manual_seed(config.seed)
-        self.task: Task = make_task(config)
-        self.model = self.task.build_model(
-            config
-        )  # invalid models fail here, before anything is written
-        self._write_config()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.callbacks = list(callbacks)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim.lr)
         self.step = 0
         self.elapsed = 0.0
         self.best: dict[str, float] = {}
-        if resume and (self.run_dir / CHECKPOINT).exists():
-            self._restore(load_checkpoint(self.run_dir / CHECKPOINT))
+        self.running: float | None = None  # EMA of the training loss, carried across resumes
+        self._restored: tuple | None = None  # (size, mtime) of the checkpoint restored
+        if resume:
+            if self.run_dir is None:
+                raise ValueError("resume=True needs a run directory")
+            self._restore()
 
-    def _check_run_dir(self) -> None:
-        config_path = self.run_dir / CONFIG
-        if config_path.exists() and not self.resume:
+    # ---------------------------------------------------------------------------------- building
+    @classmethod
+    def from_config(
+        cls,
+        config: TrainConfig,
+        run_dir: str | os.PathLike | RunDir,
+        *,
+        resume: bool = False,
+        argv: Sequence[str] | None = None,
+        callbacks: Sequence[TrainerCallback] = (),
+    ) -> Trainer:
+        """Check the run directory, seed, then build the task and its model (an invalid model fails
+        here, before anything is written)."""
+        rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        if rd.is_run and not resume:
             raise QRNNError(
-                f"run directory {self.run_dir} already exists; pass --resume to continue it or "
-                "choose another --run-dir"
+                f"run directory {rd.path} already exists; pass --resume to continue it or choose "
+                "another --run-dir"
             )
-        if self.resume:
-            if not config_path.exists():
+        if resume:
+            if not rd.is_run:
                 raise QRNNError(
-                    f"cannot resume: {self.run_dir} has no {CONFIG}; start a new run without "
-                    "--resume"
+                    f"cannot resume: {rd.path} has no config.json; start a new run without --resume"
                 )
-            saved = TrainConfig.from_dict(json.loads(config_path.read_text())["config"])
-            diff = self.config.differences(saved)
-            if diff:
-                raise QRNNError(
-                    f"cannot resume {self.run_dir}: its config differs in {', '.join(diff)}; use "
-                    "the same flags or a new --run-dir"
-                )
+            rd.check_matches(config, rd.read_config(), "resume")
+        if config.run.threads:
+            torch.set_num_threads(config.run.threads)
+        torch.manual_seed(config.run.seed)
+        task = make_task(config)
+        model = task.build_model(config)
+        return cls(
+            model, task, config.optim, config.run, rd, config=config, resume=resume, argv=argv,
+            callbacks=callbacks,
+        )  # fmt: skip
 
-    def _write_config(self) -> None:
-        """config.json: the full config and the command line (a resume keeps the first and appends
-        its own)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = self.run_dir / CONFIG
-        record = {"config": self.config.to_dict(), "argv": self.argv, "torch": torch.__version__}
-        if self.resume and path.exists():
-            previous = json.loads(path.read_text())
-            record["argv"] = previous.get("argv", self.argv)
-            record["resumes"] = previous.get("resumes", []) + [self.argv]
-        atomic_write_json(path, record)
+    # ---------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "best": self.best,
+            "running": self.running,
+            "torch_rng": torch.get_rng_state(),
+            "config": json.dumps(self.config.to_dict() if self.config else {}, sort_keys=True),
+            "task": self.task.state_dict(),
+        }
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        saved = TrainConfig.from_dict(json.loads(state["config"]))
-        diff = self.config.differences(saved)
-        if diff:
-            raise QRNNError(
-                f"cannot resume {self.run_dir}: the checkpoint was written by another config "
-                f"({', '.join(diff)})"
-            )
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (one-line errors when it does not fit)."""
+        rd = self.run_dir or RunDir(".")
+        _load_weights(self.model, state, rd)
         try:
-            self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
             raise QRNNError(
-                f"cannot resume {self.run_dir}: checkpoint does not fit the model "
-                f"({str(exc).splitlines()[0]})"
+                f"cannot resume {rd.path}: the optimiser state does not fit ({error})"
             ) from None
         self.step = int(state["step"])
-        self.elapsed = float(state["elapsed"])
+        self.elapsed = float(state.get("elapsed", 0.0))
         self.best = dict(state.get("best", {}))
-        torch.set_rng_state(state["torch_rng"])
-        if "task" in state and hasattr(self.task, "load_state_dict"):
-            self.task.load_state_dict(state["task"])
+        self.running = state.get("running")
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+        self.task.load_state_dict(state.get("task", {}))
 
-    def _checkpoint(self) -> None:
-        save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "step": self.step,
-                "elapsed": self.elapsed,
-                "best": self.best,
-                "torch_rng": torch.get_rng_state(),
-                "config": json.dumps(self.config.to_dict(), sort_keys=True),
-                **({"task": self.task.state_dict()} if hasattr(self.task, "state_dict") else {}),
-            },
-        )
+    def _restore(self) -> None:
+        """Resume: load the checkpoint (checked against the config) before anything is written."""
+        rd = self.run_dir
+        if not rd.has_checkpoint():
+            logged = rd.read_metrics(quiet=True)
+            if logged:
+                raise QRNNError(
+                    f"cannot resume {rd.path}: {CHECKPOINT} is missing but metrics.jsonl records "
+                    f"{len(logged)} evaluation(s) up to step {logged[-1]['step']}; restore the "
+                    "checkpoint, or start a new run in another --run-dir"
+                )
+            return  # killed before its first checkpoint: nothing to continue, nothing to lose
+        signature = _signature(rd.file(CHECKPOINT))
+        state = rd.load_checkpoint()
+        if self.config is not None:
+            rd.check_matches(self.config, _checkpoint_config(rd, state), "resume")
+        self.load_state_dict(state)
+        self._restored = signature
 
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Metrics on the task's fixed evaluation set (averaged over its batches, weighted by
-        size)."""
-        self.model.eval()
-        totals: dict[str, float] = {}
-        count = 0
-        custom = getattr(self.task, "evaluate", None)
-        if (
-            custom is not None
-        ):  # stateful tasks evaluate themselves (carried LM state, decoding for BLEU)
-            metrics = custom(self.model, "val")
-            self.model.train()
-            return metrics
-        for x, y in self.task.eval_batches():
-            metrics = self.task.metrics(self.model(x), y)
-            for key, value in metrics.items():
-                totals[key] = totals.get(key, 0.0) + value * len(x)
-            count += len(x)
-        self.model.train()
-        return {key: value / count for key, value in totals.items()}
-
-    def _train_loss(self) -> torch.Tensor:
-        """The loss of training step ``self.step``: the task's own ``train_loss(model, step)`` when
-        it has one (tasks that carry state between steps or feed the model more than one tensor),
-        else ``task.loss(model(x), y)`` on ``task.train_batch(step)``."""
-        custom = getattr(self.task, "train_loss", None)
-        if custom is not None:
-            return custom(self.model, self.step)
-        x, y = self.task.train_batch(self.step)
-        return self.task.loss(self.model(x), y)
+    # ---------------------------------------------------------------------------------- training
+    def validate(self) -> dict[str, float]:
+        """Metrics on the task's validation set."""
+        return self.task.evaluate(self.model, "val")
 
     def _log(self, record: dict[str, Any]) -> None:
-        with open(self.run_dir / METRICS, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        if self.run_dir is not None:
+            self.run_dir.append_metrics(record)
+
+    def _checkpoint(self) -> None:
+        if self.run_dir is not None:
+            self.run_dir.save_checkpoint(self.state_dict())
 
     def fit(self) -> RunResult:
-        """Train until ``config.steps`` or ``config.max_minutes``; evaluate, log and checkpoint on
-        the way."""
-        cfg = self.config
-        limit = cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
+        """Train until ``optim.steps`` or ``run.max_minutes``; evaluate, log and checkpoint on the
+        way (holding the run directory's lock)."""
+        if self.run_dir is None:
+            return self._fit()
+        with self.run_dir.lock():
+            if self.resume:
+                if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
+                    self._restore()  # another process wrote it after this trainer was built
+                self.run_dir.truncate_metrics(self.step)
+            if self.config is not None:
+                self.run_dir.write_config(self.config, self.argv, resume=self.resume)
+            return self._fit()
+
+    def _fit(self) -> RunResult:
+        optim, run = self.optim, self.run
+        limit = run.max_minutes * 60 if run.max_minutes else float("inf")
         self.model.train()
+        for callback in self.callbacks:
+            callback.on_start(self)
+        name = self.config and f"{self.config.task.name}/{self.config.model.kind}"
         bar = tqdm(
-            total=cfg.steps,
-            initial=self.step,
-            disable=not cfg.progress,
-            desc=f"{cfg.task}/{cfg.model}",
-            dynamic_ncols=True,
-            file=sys.stderr,
-        )
-        running = None
-        metrics, evaluated_at = None, None
-        while self.step < cfg.steps and self.elapsed < limit:
-            started = time.perf_counter()
-            loss = self._train_loss()
-            if not torch.isfinite(loss):
-                raise QRNNError(
-                    f"training diverged at step {self.step} (loss {loss.item()}); lower --lr or "
-                    "set --clip"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
-            self.optimizer.step()
-            self.step += 1
-            self.elapsed += time.perf_counter() - started
-            value = loss.item()
-            running = value if running is None else 0.95 * running + 0.05 * value
-            bar.update(1)
-            bar.set_postfix(loss=f"{running:.4f}", refresh=False)
-            if self.step % cfg.eval_every == 0 or self.step == cfg.steps or self.elapsed >= limit:
-                metrics, evaluated_at = self.evaluate(), self.step
-                self.best = {
-                    k: max(v, self.best.get(k, v))
-                    if k in HIGHER_IS_BETTER
-                    else min(v, self.best.get(k, v))
-                    for k, v in metrics.items()
-                }
-                self._log(
-                    {
-                        "step": self.step,
-                        "seconds": round(self.elapsed, 3),
-                        "train_loss": running,
-                        **metrics,
-                    }
-                )
-                bar.set_postfix(
-                    loss=f"{running:.4f}", **{f"val_{k}": f"{v:.4f}" for k, v in metrics.items()}
-                )
-                self._checkpoint()
-        bar.close()
-        if evaluated_at != self.step:  # unless the loop has just evaluated this very model
-            metrics = self.evaluate()
-        return RunResult(
-            self.run_dir,
-            cfg,
-            self.step,
-            self.elapsed,
-            count_parameters(self.model),
-            metrics,
-            self.task.describe(metrics),
-        )
+            total=optim.steps, initial=self.step, disable=not run.progress,
+            desc=name or self.task.name, dynamic_ncols=True, file=sys.stderr,
+        )  # fmt: skip
+        metrics: dict[str, float] | None = None
+        evaluated_at, stopped = None, None
+        try:
+            while self.step < optim.steps and self.elapsed < limit and stopped is None:
+                started = time.perf_counter()
+                loss = self.task.train_loss(self.model, self.step)
+                if not torch.isfinite(loss):
+                    raise QRNNError(
+                        f"training diverged at step {self.step} (loss {loss.item()}); lower --lr "
+                        "or set --clip"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if optim.clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), optim.clip)
+                self.optimizer.step()
+                self.step += 1
+                self.elapsed += time.perf_counter() - started
+                value = loss.item()
+                self.running = value if self.running is None else 0.95 * self.running + 0.05 * value
+                bar.update(1)
+                bar.set_postfix(loss=f"{self.running:.4f}", refresh=False)
+                last = self.step == optim.steps or self.elapsed >= limit
+                if self.step % run.eval_every == 0 or last:
+                    metrics, evaluated_at = self.validate(), self.step
+                    stopped = self._after_evaluation(metrics)
+                    bar.set_postfix(
+                        loss=f"{self.running:.4f}",
+                        **{f"val_{k}": f"{v:.4f}" for k, v in metrics.items()},
+                    )
+        finally:
+            bar.close()
+        if evaluated_at != self.step or metrics is None:  # unless the loop just evaluated it
+            metrics = self.validate()
+        result = RunResult(
+            self.run_dir.path if self.run_dir else None, self.config, self.step, self.elapsed,
+            count_parameters(self.model), metrics, self.task.describe(metrics), stopped,
+            dict(self.best),
+        )  # fmt: skip
+        for callback in self.callbacks:
+            callback.on_end(self, result)
+        return result
+
+    def _after_evaluation(self, metrics: dict[str, float]) -> str | None:
+        """Track the best values, let callbacks see (and extend) the record, log it, checkpoint;
+        returns why training stops, if a callback says so."""
+        self.best = {k: best_of(k, v, self.best.get(k, v)) for k, v in metrics.items()}
+        record = {"step": self.step, "seconds": round(self.elapsed, 3), "train_loss": self.running}
+        record.update(metrics)
+        stopped = None
+        for callback in self.callbacks:
+            try:
+                callback.on_evaluation(self, record)
+            except StopTraining as stop:
+                stopped = stop.reason
+        self._log(record)
+        self._checkpoint()
+        return stopped
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The run's metrics.jsonl records (empty when it has none yet)."""
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def _signature(path: Path) -> tuple | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def read_metrics(run_dir: str | os.PathLike | RunDir) -> list[dict[str, Any]]:
+    """The run's evaluation records (empty when it has none yet; torn lines skipped)."""
+    rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    return rd.read_metrics()

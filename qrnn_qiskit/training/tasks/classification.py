@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..data import imdb, mnist
-from ..data.splits import carve_validation, stable_permutation
-from ..errors import QRNNError
-from ..models import InputSpec, SequenceModel
-from .tasks import Batch, build_for_task
+from ...data import imdb, mnist
+from ...data.splits import carve_validation, stable_permutation
+from ...errors import QRNNError
+from ...models import InputSpec, SequenceModel
+from .base import Batch, Task, build_for_task
 
 if TYPE_CHECKING:
-    from .config import TrainConfig
+    from ..config import TrainConfig
 
 EVAL_BATCH = 256
 SPLIT_KEY = (20251029, 1)  # validation carve: fixed, independent of --seed
@@ -37,7 +37,7 @@ BUCKET_BATCHES = (
 )
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
     """Shared machinery: validation carve, epoch orders, batching, cross-entropy and accuracy.
 
     Subclasses set ``name`` and ``n_classes``, fill ``self.labels`` / ``self.index`` for the splits
@@ -47,11 +47,13 @@ class ClassificationTask:
 
     name = "classification"
     n_classes = 2
+    report_metric = "accuracy"
+    splits = ("val", "test")
 
     def __init__(self, config: TrainConfig) -> None:
-        self.batch_size = config.batch_size
-        self.seed = config.seed
-        self.eval_size = config.eval_size
+        self.batch_size = config.optim.batch_size
+        self.seed = config.run.seed
+        self.eval_size = config.run.eval_size
         self.index: dict[str, np.ndarray] = {}
         self.labels: dict[str, np.ndarray] = {}
         self._load(config)
@@ -88,7 +90,7 @@ class ClassificationTask:
             self.labels[split][rows].astype(np.int64)
         )
 
-    # -- Task protocol
+    # -- Task interface
     # --------------------------------------------------------------------------------
     def build_model(self, config: TrainConfig) -> SequenceModel:
         return build_for_task(config, self.inputs(config), self.n_classes, "last")
@@ -108,14 +110,11 @@ class ClassificationTask:
     def _eval_order(self, split: str) -> np.ndarray:
         return np.arange(len(self.index[split]))
 
-    def eval_batches(self) -> Iterator[Batch]:
-        """The validation split (its first ``--eval-size`` examples; the carve is already
-        random)."""
-        return self._batches("val", self.eval_size)
-
-    def test_batches(self) -> Iterator[Batch]:
-        """The official test split."""
-        return self._batches("test", len(self.index["test"]))
+    def batches(self, split: str) -> Iterator[Batch]:
+        """The validation split (its first ``--eval-size`` examples; the carve is already random)
+        or the official test split."""
+        self.check_split(split)
+        return self._batches(split, self.eval_size if split == "val" else len(self.index[split]))
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs, targets)
@@ -146,7 +145,7 @@ class MNISTTask(ClassificationTask):
         self.name, self.mode, self.permuted = name, mode, permuted
         side = mnist.SIDE
         self.permutation = (
-            stable_permutation(side * side, (config.permutation_seed, PERMUTATION_KEY))
+            stable_permutation(side * side, (config.task.permutation_seed, PERMUTATION_KEY))
             if permuted
             else None
         )
@@ -154,7 +153,7 @@ class MNISTTask(ClassificationTask):
 
     def _load(self, config: TrainConfig) -> None:
         data = mnist.load()
-        train, val = self._carve(np.arange(len(data.train_labels)), config.val_fraction)
+        train, val = self._carve(np.arange(len(data.train_labels)), config.task.val_fraction)
         self._images = {
             "train": data.train_images,
             "val": data.train_images,
@@ -169,7 +168,7 @@ class MNISTTask(ClassificationTask):
 
     def inputs(self, config: TrainConfig) -> InputSpec:
         return InputSpec(
-            features=mnist.SIDE if self.mode == "rows" else 1, embed_dim=config.embed_dim
+            features=mnist.SIDE if self.mode == "rows" else 1, embed_dim=config.model.embed_dim
         )
 
     def _inputs(self, split: str, rows: np.ndarray) -> torch.Tensor:
@@ -192,19 +191,21 @@ class IMDBTask(ClassificationTask):
 
     def _load(self, config: TrainConfig) -> None:
         data = imdb.load()
-        train, val = self._carve(np.flatnonzero(data.split == imdb.TRAIN), config.val_fraction)
+        train, val = self._carve(np.flatnonzero(data.split == imdb.TRAIN), config.task.val_fraction)
         test = np.flatnonzero(data.split == imdb.TEST)
-        self.vocabulary = imdb.build_vocabulary(data, train, config.vocab_size)
+        self.vocabulary = imdb.build_vocabulary(data, train, config.task.vocab_size)
         self.index, self._ids, self._lengths = {}, {}, {}
         for split, reviews in (("train", train), ("val", val), ("test", test)):
             self._ids[split], self._lengths[split] = imdb.encode(
-                data, reviews, self.vocabulary, config.max_len
+                data, reviews, self.vocabulary, config.task.max_len
             )
             self.index[split] = reviews
             self.labels[split] = data.labels[reviews]
 
     def inputs(self, config: TrainConfig) -> InputSpec:
-        return InputSpec(vocab=config.vocab_size, embed_dim=config.embed_dim, pad_id=imdb.PAD)
+        return InputSpec(
+            vocab=config.task.vocab_size, embed_dim=config.model.embed_dim, pad_id=imdb.PAD
+        )
 
     def _inputs(self, split: str, rows: np.ndarray) -> torch.Tensor:
         longest = int(self._lengths[split][rows].max())
@@ -235,26 +236,3 @@ class IMDBTask(ClassificationTask):
         if split == "val":  # keep the (random) first --eval-size examples, then sort them
             order = order[: self.eval_size]
         return order[np.argsort(self._lengths[split][order], kind="stable")]
-
-
-PAPER_TASKS = {
-    "smnist": lambda config: MNISTTask(config, name="smnist", mode="pixels"),
-    "smnist-rows": lambda config: MNISTTask(config, name="smnist-rows", mode="rows"),
-    "pmnist": lambda config: MNISTTask(config, name="pmnist", mode="pixels", permuted=True),
-    "imdb": IMDBTask,
-}
-
-
-def steps_for_epochs(config: TrainConfig, epochs: float) -> int:
-    """Training steps that make ``epochs`` passes over the task's training split (``--epochs``)."""
-    from .tasks import make_task
-
-    if epochs <= 0:
-        raise QRNNError(f"--epochs must be > 0, got {epochs}")
-    per_epoch = getattr(make_task(config), "steps_per_epoch", None)
-    if per_epoch is None:
-        raise QRNNError(
-            f"--epochs needs a task with a fixed training set; {config.task} generates its data "
-            "(use --steps)"
-        )
-    return max(1, math.ceil(epochs * per_epoch))

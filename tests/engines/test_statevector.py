@@ -1,19 +1,22 @@
-"""The hand-written (reversible) backward of the statevector engine against plain autograd."""
+"""The statevector engine beyond the shared suite: general circuits with every supported gate, the
+reversible tape's edge cases, Pauli order, compile errors and precision."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-from kernels import KERNELS, kernel_or_skip
+from engine_kinds import circuit_engine
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterVector
-from qiskit.quantum_info import SparsePauliOp
+from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from qrnn_qiskit.backends import StatevectorEngine
+from qrnn_qiskit.backends import StatevectorEngine, UnsupportedCircuitError
 from qrnn_qiskit.backends.statevector import ReversibleTape
-from qrnn_qiskit.circuits import ENTANGLERS, QRNNSpec, readout_observables, step_circuit
+from qrnn_qiskit.circuits import QRNNSpec, readout_observables, step_circuit
 
 TOL = {torch.complex128: 1e-10, torch.complex64: 1e-5}
+KERNELS = ("torch", "native")
 
 
 def _general_circuit() -> tuple[QuantumCircuit, list[SparsePauliOp]]:
@@ -64,13 +67,7 @@ def _loss_and_grads(engine, step, readouts, state0, angles, weights):
 @pytest.mark.parametrize("group_size", [1, 2, 3, 5])
 def test_custom_backward_equals_autograd_on_a_general_circuit(dtype, group_size, kernel):
     qc, observables = _general_circuit()
-    engine = StatevectorEngine(
-        qc,
-        observables,
-        dtype=dtype,
-        group_size=group_size,
-        kernel=kernel_or_skip(kernel, qc.num_qubits),
-    )
+    engine = circuit_engine(kernel, qc, observables, dtype, group_size)
     gen = torch.Generator().manual_seed(group_size)
     real = torch.float64 if dtype == torch.complex128 else torch.float32
     angles = torch.randn(3, 4, engine.n_params, generator=gen, dtype=real)
@@ -83,36 +80,6 @@ def test_custom_backward_equals_autograd_on_a_general_circuit(dtype, group_size,
     )
     for x, y in zip(fast, plain):
         torch.testing.assert_close(x, y, atol=TOL[dtype] * 10, rtol=TOL[dtype])
-
-
-@pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["c128", "c64"])
-@pytest.mark.parametrize("entangler", ENTANGLERS)
-def test_reversible_sequence_gradients_equal_autograd(dtype, entangler, kernel):
-    spec = QRNNSpec(6, 2, entangler, "xyz")
-    engine = StatevectorEngine(
-        step_circuit(spec),
-        readout_observables(spec),
-        dtype=dtype,
-        kernel=kernel_or_skip(kernel, spec.n_qubits),
-    )
-    real = torch.float64 if dtype == torch.complex128 else torch.float32
-    gen = torch.Generator().manual_seed(5)
-    angles = torch.randn(4, 40, spec.n_params, generator=gen, dtype=real)
-    weights = torch.randn(40, spec.n_readouts, generator=gen, dtype=real)
-
-    a1 = angles.clone().requires_grad_(True)
-    values, _ = engine.sequence(a1)
-    (values * weights).sum().backward()
-
-    a2 = angles.clone().requires_grad_(True)
-    state, plain = engine.initial_state(4), []
-    for t in range(40):
-        state = engine.step_autograd(state, a2[:, t])
-        plain.append(engine.readouts_autograd(state))
-    (torch.stack(plain, 1) * weights).sum().backward()
-    torch.testing.assert_close(values, torch.stack(plain, 1).detach(), atol=TOL[dtype], rtol=0)
-    torch.testing.assert_close(a1.grad, a2.grad, atol=TOL[dtype] * 10, rtol=TOL[dtype])
 
 
 def _sequence_grad(dtype, angles, mode: str) -> torch.Tensor:
@@ -182,21 +149,118 @@ def test_tape_checkpoint_interval_is_validated():
         ReversibleTape(0)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("dtype", [torch.complex128, torch.complex64], ids=["c128", "c64"])
-def test_cuda_matches_cpu(dtype):
-    spec = QRNNSpec(7, 2, "cz_ring", "xyz")
-    cpu = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype)
-    gpu = StatevectorEngine(
-        step_circuit(spec), readout_observables(spec), dtype=dtype, device="cuda"
+def test_pauli_label_order_rightmost_is_qubit_zero():
+    # X on qubit 0 only: |0..0> -> |0..01>; Statevector index 1
+    qc = QuantumCircuit(3)
+    qc.x(0)
+    labels = ["IIZ", "ZII", "IZI", "ZIZ"]
+    engine = StatevectorEngine(
+        qc, [SparsePauliOp(label) for label in labels], dtype=torch.complex128
     )
-    angles = torch.randn(5, 6, spec.n_params, dtype=cpu.real_dtype)
-    grads = []
-    for engine in (cpu, gpu):
-        a = angles.to(engine.device).requires_grad_(True)
-        values, _ = engine.sequence(a)
-        values.square().sum().backward()
-        grads.append((values.detach().cpu(), a.grad.cpu()))
-    torch.testing.assert_close(grads[0][0], grads[1][0], atol=TOL[dtype], rtol=0)
-    torch.testing.assert_close(grads[0][1], grads[1][1], atol=TOL[dtype] * 10, rtol=TOL[dtype])
+    state = engine.step(engine.initial_state(1), torch.zeros(1, 0))
+    assert state[0].abs().argmax().item() == 1
+    np.testing.assert_allclose(
+        engine.readouts(state)[0].numpy(), [-1.0, 1.0, 1.0, -1.0], atol=1e-12
+    )
+
+
+def test_readout_order_of_xyz_spec():
+    labels = [o.paulis[0].to_label() for o in readout_observables(QRNNSpec(2, 1, "cx_ring", "xyz"))]
+    assert labels == ["IX", "XI", "IY", "YI", "IZ", "ZI"]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_general_circuit_with_every_supported_gate_and_multi_term_observables(kernel):
+    rng = np.random.default_rng(7)
+    a, b = Parameter("a"), Parameter("b")
+    v = ParameterVector("v", 3)
+    qc = QuantumCircuit(4, global_phase=0.3)
+    qc.h(0)
+    qc.rx(2 * a + 0.1, 1)
+    qc.cx(0, 2)
+    qc.y(2)
+    qc.s(3)
+    qc.ry(b, 0)  # qubit 0 was touched by the cx: a new segment
+    qc.cz(1, 3)
+    qc.sdg(1)
+    qc.rz(-v[0], 3)
+    qc.x(2)
+    qc.z(0)
+    qc.rx(0.7, 2)  # constant rotation
+    qc.cx(3, 1)
+    qc.ry(v[1] * 0.5 - 1.0, 2)
+    qc.rz(v[2], 0)
+    qc.barrier()
+    observables = [
+        SparsePauliOp.from_list([("XZIY", 0.5), ("IIZZ", -1.2), ("YYII", 0.3)]),
+        SparsePauliOp.from_list([("IIIX", 1.0), ("IIIY", 2.0)]),
+        SparsePauliOp("ZXYI"),
+    ]
+    engine = circuit_engine(kernel, qc, observables, torch.complex128, 2)
+    params = rng.normal(size=(3, engine.n_params))
+    state = engine.step(engine.initial_state(3), torch.tensor(params))
+    values = engine.readouts(state)
+    for i in range(3):
+        ref = Statevector(qc.assign_parameters(params[i]))
+        np.testing.assert_allclose(state[i].numpy(), ref.data, atol=1e-12)
+        np.testing.assert_allclose(
+            values[i].numpy(), [ref.expectation_value(o).real for o in observables], atol=1e-12
+        )
+
+
+def test_matches_aer_statevector():
+    from qiskit_aer import AerSimulator
+
+    rng = np.random.default_rng(3)
+    spec = QRNNSpec(5, 2, "cz_ring", "xyz")
+    circuit, observables = step_circuit(spec), readout_observables(spec)
+    angles = rng.uniform(-np.pi, np.pi, size=(2, spec.n_params))
+    qc = circuit.assign_parameters(angles[0]).compose(circuit.assign_parameters(angles[1]))
+    qc.save_statevector()
+    aer_state = np.asarray(AerSimulator(method="statevector").run(qc).result().get_statevector())
+    engine = StatevectorEngine(circuit, observables, dtype=torch.complex128)
+    state = engine.initial_state(1)
+    for t in range(2):
+        state = engine.step(state, torch.tensor(angles[t : t + 1]))
+    np.testing.assert_allclose(state[0].numpy(), aer_state, atol=1e-10)
+
+
+def test_unsupported_instruction_is_named():
+    qc = QuantumCircuit(2)
+    qc.swap(0, 1)
+    with pytest.raises(UnsupportedCircuitError, match="'swap'"):
+        StatevectorEngine(qc, [SparsePauliOp("ZZ")])
+    qc = QuantumCircuit(1, 1)
+    qc.measure(0, 0)
+    with pytest.raises(UnsupportedCircuitError, match="'measure'"):
+        StatevectorEngine(qc, [SparsePauliOp("Z")])
+
+
+def test_bad_observables_and_shapes_are_rejected():
+    qc = step_circuit(QRNNSpec(2, 1))
+    with pytest.raises(ValueError, match="not Hermitian"):
+        StatevectorEngine(qc, [SparsePauliOp.from_list([("XY", 1j)])])
+    with pytest.raises(ValueError, match="acts on 3 qubits"):
+        StatevectorEngine(qc, [SparsePauliOp("ZZZ")])
+    engine = StatevectorEngine(qc, [SparsePauliOp("ZZ")])
+    with pytest.raises(ValueError, match="angles must have shape"):
+        engine.step(engine.initial_state(2), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="state must have shape"):
+        engine.readouts(torch.zeros(2, 8, dtype=torch.complex64))
+
+
+def test_complex64_and_complex128_agree_and_state_stays_normalised():
+    rng = np.random.default_rng(11)
+    spec = QRNNSpec(6, 2)
+    angles = rng.normal(size=(4, 5, spec.n_params))
+    runs = {}
+    for dtype in (torch.complex64, torch.complex128):
+        engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype)
+        values, state = engine.sequence(torch.tensor(angles, dtype=engine.real_dtype))
+        runs[dtype] = values[:, -1].double()
+        np.testing.assert_allclose(
+            state.abs().pow(2).sum(-1).double().numpy(), 1.0, atol=TOL[dtype] * 10
+        )
+    np.testing.assert_allclose(
+        runs[torch.complex64].numpy(), runs[torch.complex128].numpy(), atol=1e-5
+    )

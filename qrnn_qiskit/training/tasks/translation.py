@@ -1,15 +1,4 @@
-"""The paper's text tasks: Penn Treebank language modelling (words, characters) and German→English
-translation.
-
-``ptb-word`` / ``ptb-char``: the training text is one stream cut into ``--batch-size`` parallel
-rows; step s reads window s mod W (``--bptt`` tokens per row, W windows per epoch) and predicts the
-next token at every step. The recurrent state (the QRNN's ψ and readouts, an LSTM's (h, c)) is
-carried from window to window and detached (truncated BPTT); it starts from the initial state at
-every epoch. The carried state is part of the checkpoint, so a resumed run continues exactly.
-Evaluation reads a whole split as 16 parallel rows with the state carried across windows: perplexity
-(words) or bits per character. ``--no-carry`` restarts every window (training and evaluation) from
-the initial state instead: a QRNN's unitary steps cannot forget, and after thousands of carried
-steps its state is scrambled (see docs/results.md).
+"""German→English translation of Bible verses with an attention encoder–decoder.
 
 ``mt-de-en``: Elberfelder → World English Bible verse pairs with at most 20 words on both sides
 (12,209), split once 80/10/10 by a fixed seeded permutation (the same for every run), lower-cased
@@ -30,199 +19,57 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..data import bible, ptb
-from ..data.splits import stable_permutation
-from ..data.text import BOS, EOS, PAD, Vocabulary, detokenize, normalize, tokenize
-from ..errors import QRNNError
-from ..models import InputSpec, SequenceModel, count_parameters, detach_state, match_hidden_size
-from ..models.seq2seq import SEQ2SEQ_MODELS, Seq2Seq, Translation, build_seq2seq
-from .tasks import Batch, build_for_task
+from ...data import bible
+from ...data.splits import stable_permutation
+from ...data.text import BOS, EOS, PAD, Vocabulary, detokenize, normalize, tokenize
+from ...errors import QRNNError
+from ...models import count_parameters, match_hidden_size
+from ...models.seq2seq import SEQ2SEQ_MODELS, Seq2Seq, Translation, build_seq2seq
+from .base import Batch, Task, require_statevector
 
 if TYPE_CHECKING:
-    from .config import TrainConfig
+    from ..config import TrainConfig
 
-EVAL_STREAMS = (
-    16  # language-model evaluation: rows read in parallel (each starts from the initial state)
-)
 EVAL_BATCH = 256
 MT_SPLIT_KEY = (20251029, 5)  # the translation split: fixed, independent of --seed
 MT_EPOCH_KEY = 6
 MT_FRACTIONS = (0.8, 0.1, 0.1)  # train / validation / test
 
 
-def _statevector_only(config: TrainConfig, name: str) -> None:
-    if config.backend != "statevector":
-        raise QRNNError(
-            f"{name} trains on the statevector engine only (drop --backend {config.backend})"
-        )
-
-
-def batchify(ids: np.ndarray, rows: int) -> torch.Tensor:
-    """A token stream as ``rows`` contiguous rows [rows, len // rows] (the remainder is dropped)."""
-    width = len(ids) // rows
-    if width < 2:
-        raise QRNNError(f"a stream of {len(ids)} tokens is too short for {rows} rows")
-    return torch.from_numpy(
-        np.ascontiguousarray(ids[: rows * width].reshape(rows, width)).astype(np.int64)
-    )
-
-
-class LanguageModelTask:
-    """Next-token prediction on PTB with truncated BPTT and state carried across windows (module
-    docstring)."""
-
-    def __init__(self, config: TrainConfig, *, name: str, level: ptb.Level) -> None:
-        _statevector_only(config, name)
-        self.name, self.level = name, level
-        self.report_metric = "ppl" if level == "word" else "bpc"
-        corpus = ptb.load(level)
-        self.symbols = corpus.symbols
-        self.vocab = len(corpus.symbols)
-        self.bptt = config.bptt
-        self.carry = config.carry
-        self.batch_size = config.batch_size
-        self.streams = {
-            "train": batchify(corpus.splits["train"], config.batch_size),
-            "val": batchify(corpus.splits["valid"], EVAL_STREAMS),
-            "test": batchify(corpus.splits["test"], EVAL_STREAMS),
-        }
-        self.steps_per_epoch = (self.streams["train"].shape[1] - 1) // self.bptt
-        if self.steps_per_epoch < 1:
-            raise QRNNError(
-                f"--bptt {self.bptt} is longer than the {self.streams['train'].shape[1]}-token "
-                "training rows "
-                f"(--batch-size {config.batch_size}); lower one of them"
-            )
-        self._carry: Any = None
-        self._carry_step: int | None = None  # the step whose window continues from self._carry
-
-    # -- Task protocol
-    # ------------------------------------------------------------------------------
-    def build_model(self, config: TrainConfig) -> SequenceModel:
-        return build_for_task(
-            config, InputSpec(vocab=self.vocab, embed_dim=config.embed_dim), self.vocab, "all"
-        )
-
-    def _window(self, stream: torch.Tensor, start: int, length: int) -> Batch:
-        y = stream[:, start + 1 : start + 1 + length]
-        return stream[:, start : start + y.shape[1]], y
-
-    def train_batch(self, step: int) -> Batch:
-        """Window ``step mod W`` of the training rows: inputs [B, bptt] and next-token targets."""
-        return self._window(
-            self.streams["train"], (step % self.steps_per_epoch) * self.bptt, self.bptt
-        )
-
-    def train_loss(self, model: SequenceModel, step: int) -> torch.Tensor:
-        """Loss of the window of ``step``, starting from the state the previous step carried (none
-        at an epoch start); keeps the window's final state, detached, for the next step."""
-        if step % self.steps_per_epoch == 0 or not self.carry:
-            state = None
-        elif self._carry_step == step:
-            state = self._carry
-        else:
-            raise QRNNError(
-                f"{self.name}: step {step} continues the recurrent state of step {step - 1}, "
-                "which was "
-                "not carried here (a checkpoint without task state?); start a new run"
-            )
-        x, y = self.train_batch(step)
-        logits, final = model.forward_window(x, state)
-        self._carry, self._carry_step = detach_state(final), step + 1
-        return self.loss(logits, y)
-
-    def eval_batches(self) -> Iterator[Batch]:
-        """Validation windows (without carried state; ``evaluate`` carries it)."""
-        stream = self.streams["val"]
-        for start in range(0, stream.shape[1] - 1, self.bptt):
-            yield self._window(stream, start, self.bptt)
-
-    @torch.no_grad()
-    def evaluate(self, model: SequenceModel, split: str = "val") -> dict[str, float]:
-        """Loss over a whole split (``val`` or ``test``) read as 16 rows, state carried across
-        windows (with ``--no-carry`` every window starts from the initial state, as in training)."""
-        was_training = model.training
-        model.eval()
-        state, total, count = None, 0.0, 0
-        stream = self.streams[split]
-        for start in range(0, stream.shape[1] - 1, self.bptt):
-            x, y = self._window(stream, start, self.bptt)
-            logits, state = model.forward_window(x, state if self.carry else None)
-            total += float(
-                F.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
-                )
-            )
-            count += y.numel()
-        model.train(was_training)
-        return self._from_loss(total / count)
-
-    def _from_loss(self, loss: float) -> dict[str, float]:
-        if self.level == "word":
-            return {"loss": loss, "ppl": math.exp(min(loss, 700.0))}
-        return {"loss": loss, "bpc": loss / math.log(2)}
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))
-
-    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-        return self._from_loss(float(self.loss(outputs, targets)))
-
-    def describe(self, metrics: dict[str, float]) -> str:
-        if self.level == "word":
-            return (
-                f"validation perplexity {metrics['ppl']:.2f} (loss {metrics['loss']:.4f} "
-                "nats/word; "
-                f"uniform over the vocabulary: {self.vocab})"
-            )
-        return (
-            f"validation {metrics['bpc']:.4f} bits per character "
-            f"(uniform over the {self.vocab} symbols: {math.log2(self.vocab):.2f})"
-        )
-
-    # -- checkpointed task state
-    # --------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """The carried recurrent state and the step it continues into (for exact resume)."""
-        return {"carry": self._carry, "carry_step": self._carry_step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._carry, self._carry_step = state.get("carry"), state.get("carry_step")
-
-
-class TranslationTask:
+class TranslationTask(Task):
     """German → English verse translation with an attention encoder–decoder (module docstring)."""
 
     report_metric = "bleu"
+    splits = ("val", "test")
 
     def __init__(self, config: TrainConfig, *, source: str = "de", target: str = "en") -> None:
         self.name = f"mt-{source}-{target}"
-        _statevector_only(config, self.name)
-        if config.model not in SEQ2SEQ_MODELS:
+        require_statevector(config, self.name)
+        if config.model.kind not in SEQ2SEQ_MODELS:
             raise QRNNError(
                 f"{self.name} trains an encoder-decoder: --model must be one of "
                 f"{', '.join(SEQ2SEQ_MODELS)}, "
-                f"got {config.model}"
+                f"got {config.model.kind}"
             )
         self.source_language, self.target_language = source, target
         self.batch_size, self.seed, self.eval_size = (
-            config.batch_size,
-            config.seed,
-            config.eval_size,
+            config.optim.batch_size,
+            config.run.seed,
+            config.run.eval_size,
         )
-        self.beam_size = config.beam_size
+        self.beam_size = config.task.beam_size
         corpus = bible.load(source, target)
         src = [tokenize(t) for t in corpus.source]
         tgt = [tokenize(t) for t in corpus.target]
         keep = [
             i
             for i in range(len(corpus))
-            if 1 <= len(src[i]) <= config.max_len and 1 <= len(tgt[i]) <= config.max_len
+            if 1 <= len(src[i]) <= config.task.max_len and 1 <= len(tgt[i]) <= config.task.max_len
         ]
         if len(keep) < 10:
             raise QRNNError(
                 f"{self.name}: only {len(keep)} sentence pairs have at most --max-len "
-                f"{config.max_len} tokens"
+                f"{config.task.max_len} tokens"
             )
         order = stable_permutation(len(keep), MT_SPLIT_KEY)
         n_test = max(1, round(MT_FRACTIONS[2] * len(keep)))
@@ -240,8 +87,8 @@ class TranslationTask:
         tokens = {
             k: ([src[keep[i]] for i in v], [tgt[keep[i]] for i in v]) for k, v in parts.items()
         }
-        self.source_vocab = Vocabulary.build(tokens["train"][0], config.vocab_size)
-        self.target_vocab = Vocabulary.build(tokens["train"][1], config.vocab_size)
+        self.source_vocab = Vocabulary.build(tokens["train"][0], config.task.vocab_size)
+        self.target_vocab = Vocabulary.build(tokens["train"][1], config.task.vocab_size)
         self.max_source_len = max(len(s) for s in tokens["train"][0])
         self.max_target_len = max(len(t) for t in tokens["train"][1]) + 1  # + </s>
         self.ids = {
@@ -275,20 +122,20 @@ class TranslationTask:
                 kind,
                 len(self.source_vocab),
                 len(self.target_vocab),
-                embed_dim=config.embed_dim,
-                attention=config.attention,
+                embed_dim=config.model.embed_dim,
+                attention=config.task.attention,
                 qrnn=config.qrnn,
                 hidden_size=hidden,
                 dtype=config.torch_dtype,
             )
 
-        if config.model == "qrnn":
+        if config.model.kind == "qrnn":
             return build("qrnn")
-        hidden = config.hidden
+        hidden = config.baseline.hidden
         if hidden is None:
-            target = config.match_params or count_parameters(build("qrnn"))
-            hidden = match_hidden_size(lambda h: build(config.model, h), target, high=1024)
-        return build(config.model, hidden)
+            target = config.baseline.match_params or count_parameters(build("qrnn"))
+            hidden = match_hidden_size(lambda h: build(config.model.kind, h), target, high=1024)
+        return build(config.model.kind, hidden)
 
     # -- data
     # ---------------------------------------------------------------------------------------
@@ -320,11 +167,12 @@ class TranslationTask:
         rows = np.arange(len(self.refs[split]))
         return rows[: self.eval_size] if split == "val" else rows
 
-    def eval_batches(self) -> Iterator[Batch]:
-        """Teacher-forced validation batches (``evaluate`` adds BLEU)."""
-        rows = self._eval_rows("val")
+    def batches(self, split: str) -> Iterator[Batch]:
+        """Teacher-forced batches of ``split`` (``evaluate`` adds BLEU)."""
+        self.check_split(split)
+        rows = self._eval_rows(split)
         for start in range(0, len(rows), EVAL_BATCH):
-            src, tgt = self._batch("val", rows[start : start + EVAL_BATCH])
+            src, tgt = self._batch(split, rows[start : start + EVAL_BATCH])
             yield (src, tgt[:, :-1]), tgt[:, 1:]
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -346,6 +194,7 @@ class TranslationTask:
         """Teacher-forced token loss, perplexity and accuracy plus corpus BLEU of the decoded split
         (validation: first --eval-size pairs, greedy; test: all pairs, beam search with
         --beam-size)."""
+        self.check_split(split)
         was_training = model.training
         model.eval()
         rows = self._eval_rows(split)
@@ -475,10 +324,3 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
     if not hypotheses:
         return 0.0
     return float(sacrebleu.corpus_bleu(hypotheses, [references], lowercase=True).score)
-
-
-TEXT_TASKS = {
-    "ptb-word": lambda config: LanguageModelTask(config, name="ptb-word", level="word"),
-    "ptb-char": lambda config: LanguageModelTask(config, name="ptb-char", level="char"),
-    "mt-de-en": lambda config: TranslationTask(config, source="de", target="en"),
-}

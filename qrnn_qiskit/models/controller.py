@@ -1,0 +1,96 @@
+"""The QRNN's classical controller: an MLP that writes every circuit angle θ_t from [e(x_t);
+z_{t-1}]."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..options import ConfigError, option, require, require_finite
+
+ACTIVATIONS: tuple[str, ...] = ("linear", "relu", "gelu", "glu", "leaky_relu", "tanh")
+ANGLE_MAPS: tuple[str, ...] = ("identity", "tanh")
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Feedforward controller θ_t = g([e(x_t); z_{t-1}]).
+
+    ``depth`` hidden layers of ``width`` units (0: a single linear map), ``activation`` between
+    them, ``dropout`` after each hidden layer, and an ``angle_map`` on the output: ``identity`` (raw
+    angles) or ``tanh`` (π·tanh). ``init_scale`` multiplies the last layer's initial weights (small
+    → near-identity steps at the start of training).
+    """
+
+    width: int = option(128, "controller hidden width")
+    depth: int = option(1, "controller hidden layers (0: a linear map)")
+    activation: str = option("gelu", "controller nonlinearity", choices=ACTIVATIONS)
+    dropout: float = option(0.0, "controller dropout after each hidden layer")
+    angle_map: str = option(
+        "identity",
+        "map of the controller's output to angles: identity (raw) or tanh (π·tanh)",
+        choices=ANGLE_MAPS,
+    )
+    init_scale: float = option(1.0, "scale of the controller's last-layer initial weights")
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                "activation", f"must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}"
+            )
+        if self.angle_map not in ANGLE_MAPS:
+            raise ConfigError(
+                "angle_map", f"must be one of {', '.join(ANGLE_MAPS)}; got {self.angle_map!r}"
+            )
+        require(_int(self.width) and self.width >= 1, "width", f"must be >= 1, got {self.width}")
+        require(_int(self.depth) and self.depth >= 0, "depth", f"must be >= 0, got {self.depth}")
+        require_finite(self.dropout, "dropout")
+        require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        require_finite(self.init_scale, "init_scale")
+        require(self.init_scale > 0, "init_scale", f"must be > 0, got {self.init_scale}")
+
+
+def _int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def make_activation(name: str) -> nn.Module:
+    return {
+        "linear": nn.Identity,
+        "relu": nn.ReLU,
+        "gelu": nn.GELU,
+        "leaky_relu": nn.LeakyReLU,
+        "tanh": nn.Tanh,
+    }[name]()
+
+
+class Controller(nn.Module):
+    """MLP from [input features; previous readouts] to the P circuit angles."""
+
+    def __init__(self, in_features: int, n_angles: int, config: ControllerConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        width_in = in_features
+        for _ in range(config.depth):
+            if config.activation == "glu":
+                layers += [nn.Linear(width_in, 2 * config.width), nn.GLU(dim=-1)]
+            else:
+                layers += [nn.Linear(width_in, config.width), make_activation(config.activation)]
+            if config.dropout > 0:
+                layers.append(nn.Dropout(config.dropout))
+            width_in = config.width
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Linear(width_in, n_angles)
+        with torch.no_grad():
+            self.out.weight.mul_(config.init_scale)
+            self.out.bias.mul_(config.init_scale)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        angles = self.out(self.hidden(features))
+        if self.config.angle_map == "tanh":
+            angles = math.pi * torch.tanh(angles)
+        return angles

@@ -1,0 +1,255 @@
+"""What every task is: the options tasks own (``TaskConfig``), the base class the trainer and
+reports talk to (``Task``, with real defaults for everything optional) and model building for a
+task.
+
+A task supplies data, the model's input/output shape, a loss and metrics; the trainer knows nothing
+else about models or data. Tasks are built by the registry (``registry.py``) from a whole
+``TrainConfig`` (batch size, seed and evaluation size live in its run and optimiser sections).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ...errors import QRNNError
+from ...models import InputSpec, SequenceModel, build_model, count_parameters, match_hidden_size
+from ...models.seq2seq import ATTENTION_SCORES
+from ...options import ConfigError, option, require, require_finite
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
+
+Batch = tuple[Any, torch.Tensor]
+# metrics that are better when higher; every other one (loss, ppl, bpc) is better when lower
+HIGHER_IS_BETTER = frozenset({"accuracy", "all_position_accuracy", "bleu"})
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric in HIGHER_IS_BETTER
+
+
+def best_of(metric: str, a: float, b: float) -> float:
+    """The better of two values of ``metric``."""
+    return max(a, b) if higher_is_better(metric) else min(a, b)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The task and the options tasks own (each option says which tasks read it)."""
+
+    name: str = option(
+        "copying",
+        "task to train: copying, smnist (pixels, T=784), smnist-rows (T=28), pmnist (permuted "
+        "pixels), imdb, ptb-word, ptb-char (Penn Treebank language modelling), mt-de-en "
+        "(German→English Bible verses)",
+        flag="task",
+    )
+    delay: int = option(20, "copying: number of blanks T between the symbols and the marker")
+    val_fraction: float = option(
+        0.1,
+        "smnist/smnist-rows/pmnist/imdb: fraction of the training split held out for validation",
+    )
+    permutation_seed: int = option(
+        0, "pmnist: seed of the one fixed pixel permutation (recorded in config.json)"
+    )
+    vocab_size: int = option(
+        10000,
+        "imdb, mt-de-en (per language): vocabulary size including special tokens (most frequent "
+        "training words)",
+    )
+    max_len: int = option(
+        200,
+        "imdb: keep the last MAX_LEN words of each review; mt-de-en: drop pairs with more tokens "
+        "on a side",
+    )
+    bptt: int = option(
+        35, "ptb-word/ptb-char: truncated-BPTT window (tokens per training step and row)"
+    )
+    carry: bool = option(
+        True,
+        "ptb-word/ptb-char: carry the recurrent state across windows (detached); --no-carry "
+        "restarts every training and evaluation window from the initial state",
+    )
+    attention: str = option(
+        "additive", "mt-de-en: attention score over the encoder's outputs", choices=ATTENTION_SCORES
+    )
+    beam_size: int = option(
+        5, "mt-de-en: beam width for test BLEU (qrnn report) and qrnn translate (1: greedy)"
+    )
+
+    def __post_init__(self) -> None:
+        require(_int(self.delay) and self.delay >= 1, "delay", f"must be >= 1, got {self.delay}")
+        require_finite(self.val_fraction, "val_fraction")
+        require(
+            0.0 < self.val_fraction < 1.0,
+            "val_fraction",
+            f"must be in (0, 1), got {self.val_fraction}",
+        )
+        require(
+            _int(self.permutation_seed) and self.permutation_seed >= 0,
+            "permutation_seed",
+            f"must be >= 0, got {self.permutation_seed}",
+        )
+        require(
+            _int(self.vocab_size) and self.vocab_size >= 3,
+            "vocab_size",
+            f"must be >= 3 (padding, unknown, one word), got {self.vocab_size}",
+        )
+        require(
+            _int(self.max_len) and self.max_len >= 1, "max_len", f"must be >= 1, got {self.max_len}"
+        )
+        require(_int(self.bptt) and self.bptt >= 1, "bptt", f"must be >= 1, got {self.bptt}")
+        if self.attention not in ATTENTION_SCORES:
+            raise ConfigError(
+                "attention",
+                f"must be one of {', '.join(ATTENTION_SCORES)}; got {self.attention!r}",
+            )
+        require(
+            _int(self.beam_size) and self.beam_size >= 1,
+            "beam_size",
+            f"must be >= 1, got {self.beam_size}",
+        )
+
+
+class Task:
+    """Base class of every task. Subclasses set ``name`` and implement ``build_model``,
+    ``train_batch``, ``batches`` (``val``, and ``test`` where ``splits`` has it), ``loss``,
+    ``metrics`` and ``describe``; the defaults below serve tasks whose model maps one input tensor
+    to outputs.
+
+    Stateful tasks override ``train_loss`` (truncated BPTT, seq2seq teacher forcing), ``evaluate``
+    (carried language-model state, decoding for BLEU) and ``state_dict``/``load_state_dict`` (task
+    state that checkpoints must hold for exact resume).
+    """
+
+    name: str = ""
+    report_metric: str = "loss"  # the metric reports and best-model selection use
+    splits: tuple[str, ...] = ("val",)  # evaluation splits ("test" where the task has one)
+    steps_per_epoch: int | None = None  # None: data is generated (no epochs)
+
+    def build_model(self, config: TrainConfig) -> nn.Module:
+        raise NotImplementedError
+
+    def train_batch(self, step: int) -> Batch:
+        raise NotImplementedError
+
+    def batches(self, split: str) -> Iterator[Batch]:
+        """Evaluation batches of ``split`` (one of ``splits``)."""
+        raise NotImplementedError
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        raise NotImplementedError
+
+    def describe(self, metrics: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+
+    # -- defaults ----------------------------------------------------------------------------
+    def eval_batches(self) -> Iterator[Batch]:
+        """The validation batches (hardware evaluations draw their inputs from them)."""
+        return self.batches("val")
+
+    def train_loss(self, model: nn.Module, step: int) -> torch.Tensor:
+        """The loss of training step ``step``: ``loss(model(x), y)`` on ``train_batch(step)``."""
+        x, y = self.train_batch(step)
+        return self.loss(model(x), y)
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ValueError(
+                f"{self.name} has no {split!r} split (it has {', '.join(self.splits)})"
+            )
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str = "val") -> dict[str, float]:
+        """Metrics on ``split``, averaged over its batches weighted by their size (model in eval
+        mode meanwhile)."""
+        self.check_split(split)
+        was_training = model.training
+        model.eval()
+        totals: dict[str, float] = {}
+        count = 0
+        try:
+            for x, y in self.batches(split):
+                for key, value in self.metrics(model(x), y).items():
+                    totals[key] = totals.get(key, 0.0) + value * len(x)
+                count += len(x)
+        finally:
+            model.train(was_training)
+        if not count:
+            raise ValueError(f"{self.name}: the {split} split is empty")
+        return {key: value / count for key, value in totals.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Task state a checkpoint must hold for an exact resume (none by default)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+def require_statevector(config: TrainConfig, name: str) -> None:
+    """Refuse ``--backend aer`` for tasks that train on the statevector engine only."""
+    if config.engine.backend != "statevector":
+        raise QRNNError(
+            f"{name} trains on the statevector engine only (drop --backend {config.engine.backend})"
+        )
+
+
+def build_for_task(
+    config: TrainConfig, inputs: InputSpec, n_outputs: int, head: str
+) -> SequenceModel:
+    """The model ``config.model.kind`` for a task; classical baselines are sized by --hidden,
+    --match-params or, by default, to the parameter count of the QRNN the same flags describe."""
+    kind = config.model.kind
+    if kind == "qrnn":
+        return build_model(
+            "qrnn", inputs, n_outputs, head, qrnn=config.qrnn, dtype=config.torch_dtype,
+            engine=_engine(config),
+        )  # fmt: skip
+    hidden = config.baseline.hidden
+    if hidden is None:
+        target = config.baseline.match_params
+        if target is None:
+            target = count_parameters(
+                build_model("qrnn", inputs, n_outputs, head, qrnn=config.qrnn)
+            )
+        hidden = match_hidden_size(
+            lambda h: build_model(kind, inputs, n_outputs, head, hidden_size=h), target
+        )
+    return build_model(kind, inputs, n_outputs, head, hidden_size=hidden)
+
+
+def _engine(config: TrainConfig):
+    """The engine of ``--backend``: ``None`` (the model's default statevector engine) or Aer through
+    EstimatorQNN + TorchConnector, which refuses, before any simulation, specs too large for memory
+    and (at the first batch) plans estimated to take over an hour."""
+    if config.engine.backend == "statevector":
+        return None
+    from ...backends.aer import AerEstimatorEngine
+    from ...backends.memory import check_memory
+
+    run = config.run
+    check_memory(
+        config.qrnn.spec.n_qubits,
+        max(config.optim.batch_size, min(run.eval_size, 256)),
+        what="--backend aer",
+    )
+    evaluations = -(-config.optim.steps // run.eval_every) + 1
+    return AerEstimatorEngine(
+        config.qrnn.spec,
+        planned_steps=config.optim.steps,
+        planned_eval_samples=evaluations * run.eval_size,
+        force=config.engine.force,
+    )
