@@ -7,7 +7,7 @@ PEERS_VENV := .venv-peers
 # This machine has a local CPU wheel of torch; installing it first keeps pip from pulling CUDA builds.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-slow bench bench-peers setup clean
+.PHONY: demo test test-slow lint bench bench-peers setup clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,16 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/qrnn demo
 
+# lint and format check first (seconds), then the default suite in a random order (pytest-randomly
+# prints the seed; rerun an order with -p randomly -p "randomly_seed=N"), every test under a timeout
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
