@@ -173,4 +173,5 @@ if __name__ == "__main__":  # pragma: no cover - a readable report of the graph
     for i, parts in enumerate(LAYERS):
         print(f"layer {i}: {', '.join(sorted(parts))}")
     found = cycles({m: {d for d in ds if not m.startswith(d + ".")} for m, ds in edges.items()})
-    print(f"{len(edges)} modules, {sum(map(len, edges.values()))} imports, cycles: {found or 'none'}")
+    count = sum(map(len, edges.values()))
+    print(f"{len(edges)} modules, {count} imports, cycles: {found or 'none'}")
