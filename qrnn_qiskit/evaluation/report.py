@@ -2,9 +2,9 @@
 runs.
 
 Per run: task, model, size (qubits/layers or hidden units), parameters, steps and epochs trained,
-the best validation metric from metrics.jsonl, the test metric of the final checkpoint (evaluated
-once and cached in the run's ``test_metrics.json``) and training seconds per epoch (evaluation time
-excluded).
+the best validation metric from metrics.jsonl, the test metric of the best-validation checkpoint
+(``best.pt``; the final checkpoint for runs that have none; evaluated once and cached in the run's
+``test_metrics.json``) and training seconds per epoch (evaluation time excluded).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from pathlib import Path
 
 from ..fileio import atomic_write_json
 from ..models import count_parameters
-from ..training import load_run, make_task, read_metrics
+from ..training import RunDir, load_run, make_task, read_metrics
+from ..training.rundir import BEST, CHECKPOINT, TEST_METRICS
 from ..training.tasks import higher_is_better
-
-TEST_METRICS = "test_metrics.json"
 
 
 @dataclass
@@ -41,6 +40,7 @@ class RunSummary:
     best_val_step: int | None
     test: float | None
     curve: list[dict]
+    tested: str | None = None  # which checkpoint the test metric is of
 
     @property
     def epochs(self) -> float | None:
@@ -54,37 +54,48 @@ class RunSummary:
 
 
 def test_metrics(
-    run_dir: str | Path, *, model=None, task=None, step: int | None = None
-) -> dict | None:
-    """Test-split metrics of the run's final checkpoint (None for tasks without a test split).
-    Cached in ``test_metrics.json`` and recomputed when the checkpoint has moved on."""
-    run_dir = Path(run_dir)
+    run_dir: str | Path, *, checkpoint: str = CHECKPOINT, model=None, task=None,
+    step: int | None = None,
+) -> dict | None:  # fmt: skip
+    """Test-split metrics of one of the run's checkpoints (``best.pt`` or ``checkpoint.pt``; None
+    for tasks without a test split). Cached in ``test_metrics.json`` per checkpoint and recomputed
+    when that checkpoint has moved on."""
+    rd = RunDir(run_dir)
     if model is None or task is None or step is None:
-        config, model, state = load_run(run_dir)
+        config, model, state = load_run(rd, checkpoint)
         task, step = make_task(config), int(state["step"])
     if "test" not in task.splits:
         return None
-    cache = run_dir / TEST_METRICS
+    cache = rd.file(TEST_METRICS)
+    saved: dict = {}
     if cache.exists():
         try:
             saved = json.loads(cache.read_text())
-            if saved.get("step") == step:
-                return saved["metrics"]
-        except (ValueError, KeyError, TypeError):
-            pass  # unreadable cache: recompute it
+            if not isinstance(saved, dict):
+                saved = {}
+            entry = saved.get(checkpoint) if "step" not in saved else None
+            if entry and entry.get("step") == step:
+                return entry["metrics"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            saved = {}  # unreadable cache: recompute it
     started = time.perf_counter()
     metrics = task.evaluate(model, "test")
-    atomic_write_json(
-        cache,
-        {"step": step, "metrics": metrics, "seconds": round(time.perf_counter() - started, 2)},
-    )
+    entries = {k: v for k, v in saved.items() if k in (CHECKPOINT, BEST)}
+    entries[checkpoint] = {
+        "step": step,
+        "metrics": metrics,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    atomic_write_json(cache, entries)
     return metrics
 
 
 def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
-    """Everything the report shows for one run directory."""
+    """Everything the report shows for one run directory (the test metric of the best-validation
+    checkpoint when the run kept one, else of the final checkpoint)."""
     run_dir = Path(run_dir)
-    config, model, state = load_run(run_dir)
+    rd = RunDir(run_dir)
+    config, model, state = load_run(rd)
     task = make_task(config)
     records = read_metrics(run_dir)
     metric = task.report_metric
@@ -99,10 +110,20 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
         size = f"n={spec.n_qubits}, L={spec.layers}"
     else:
         size = f"h={model.hidden_size}"
-    test = None
+    test, tested = None, None
     if with_test:
-        values = test_metrics(run_dir, model=model, task=task, step=int(state["step"]))
+        if rd.has_checkpoint(BEST):
+            _, best_model, best_state = load_run(rd, BEST)
+            values = test_metrics(
+                run_dir, checkpoint=BEST, model=best_model, task=task, step=int(best_state["step"])
+            )
+            tested = f"best (step {best_state['step']})"
+        else:
+            values = test_metrics(run_dir, model=model, task=task, step=int(state["step"]))
+            tested = f"final (step {state['step']})"
         test = values.get(metric) if values else None
+        if values is None:
+            tested = None
     return RunSummary(
         run_dir=run_dir,
         task=config.task.name,
@@ -117,6 +138,7 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
         best_val_step=best["step"] if best else None,
         test=test,
         curve=records,
+        tested=tested,
     )
 
 
@@ -130,7 +152,7 @@ def markdown_table(rows: Sequence[RunSummary]) -> str:
     """The results table (GitHub Markdown)."""
     lines = [
         "| run | task | model | qubits / hidden | params | trained | best validation (step) | "
-        "test | s / epoch |",
+        "test (checkpoint) | s / epoch |",
         "|---|---|---|---|---:|---|---|---|---:|",
     ]
     for r in rows:
@@ -138,18 +160,18 @@ def markdown_table(rows: Sequence[RunSummary]) -> str:
         best = (
             f"{_value(r.metric, r.best_val)} ({r.best_val_step})" if r.best_val is not None else "—"
         )
+        test = _value(r.metric, r.test) + (f" ({r.tested})" if r.tested else "")
         per_epoch = f"{r.seconds_per_epoch:.0f}" if r.seconds_per_epoch is not None else "—"
         lines.append(
             f"| {r.run_dir.name} | {r.task} | {r.model} | {r.size} | {r.parameters:,} | {trained} "
-            "| "
-            f"{r.metric} {best} | {_value(r.metric, r.test)} | {per_epoch} |"
+            f"| {r.metric} {best} | {test} | {per_epoch} |"
         )
     lines.append("")
     lines.append(
         "Validation: the best of the periodic evaluations in metrics.jsonl (on --eval-size "
-        "validation "
-        "examples); test: the final checkpoint on the whole test split; s / epoch: training time "
-        "only."
+        "validation examples); test: the whole test split, on the best-validation checkpoint "
+        "(best.pt) where the run kept one, else on the final checkpoint; s / epoch: training "
+        "time only."
     )
     return "\n".join(lines)
 

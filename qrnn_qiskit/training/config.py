@@ -22,6 +22,7 @@ from ..options import ConfigError, build, flatten, leaves, option, require, requ
 from .tasks import TASKS, TaskConfig
 
 DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
+SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
 BACKENDS: tuple[str, ...] = ("statevector", "aer")
 CONFIG_VERSION = 2
 
@@ -86,6 +87,11 @@ class BaselineConfig:
         None, "classical baselines: hidden size (default: matched to the QRNN these flags describe)"
     )
     match_params: int | None = option(None, "parameter count to match", cli=False)
+    chrono_init: bool | None = option(
+        None,
+        "LSTM/GRU: chrono initialisation of the forget/update gate biases from the sequence "
+        "length (Tallec & Ollivier 2018); default: on for copying, off for other tasks",
+    )
 
     def __post_init__(self) -> None:
         require(
@@ -106,11 +112,35 @@ class OptimConfig:
 
     steps: int = option(2000, "training iterations", resumable=True)
     batch_size: int = option(64, "batch size")
-    lr: float = option(1e-3, "Adam learning rate")
+    lr: float = option(1e-3, "peak learning rate")
     clip: float = option(1.0, "gradient-norm clipping (0 disables)")
+    weight_decay: float = option(
+        0.0, "decoupled weight decay (AdamW); 0: plain Adam, as before this option existed"
+    )
+    schedule: str = option(
+        "constant",
+        "learning-rate schedule over --steps: constant, cosine (to 0) or linear (to 0), each after "
+        "--warmup steps of linear warm-up",
+        choices=SCHEDULES,
+    )
+    warmup: int = option(0, "steps of linear learning-rate warm-up from 0 (0: none)")
 
     def __post_init__(self) -> None:
         require(_int(self.steps) and self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        require_finite(self.weight_decay, "weight_decay")
+        require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                "schedule", f"must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}"
+            )
+        require(
+            _int(self.warmup) and self.warmup >= 0, "warmup", f"must be >= 0, got {self.warmup}"
+        )
+        require(
+            self.warmup < self.steps,
+            "warmup",
+            f"({self.warmup} steps) must be shorter than the run (--steps {self.steps})",
+        )
         require(
             _int(self.batch_size) and self.batch_size >= 1,
             "batch_size",
@@ -134,6 +164,11 @@ class RunConfig:
     )
     threads: int = option(0, "torch CPU threads (0: torch default)", resumable=True)
     progress: bool = option(True, "show a progress bar", resumable=True)
+    patience: int | None = option(
+        None,
+        "stop after this many evaluations without a better validation metric (default: never)",
+        resumable=True,
+    )
 
     def __post_init__(self) -> None:
         require(_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
@@ -153,6 +188,11 @@ class RunConfig:
             _int(self.threads) and self.threads >= 0,
             "threads",
             f"must be >= 0, got {self.threads}",
+        )
+        require(
+            self.patience is None or (_int(self.patience) and self.patience >= 1),
+            "patience",
+            f"must be >= 1 evaluations, got {self.patience}",
         )
 
 

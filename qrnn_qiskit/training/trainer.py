@@ -9,6 +9,7 @@ trainer holds the run directory's lock; a kill loses at most the work since the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import QRNNError
 from ..models import count_parameters
 from .config import OptimConfig, RunConfig, TrainConfig
-from .rundir import CHECKPOINT, RunDir
+from .rundir import BEST, CHECKPOINT, RunDir
 from .tasks import Task, best_of, make_task
 
 
@@ -64,6 +65,7 @@ class RunResult:
     summary: str
     stopped: str | None = None
     best: dict[str, float] = field(default_factory=dict)
+    best_step: int | None = None
 
 
 def load_run(
@@ -132,8 +134,10 @@ class Trainer:
         self.resume = resume
         self.argv = list(argv) if argv is not None else list(sys.argv)
         self.callbacks = list(callbacks)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim.lr)
+        self.optimizer = make_optimizer(self.model, optim)
         self.step = 0
+        self.best_step: int | None = None  # the evaluation best.pt holds
+        self._stale = 0  # evaluations since the validation metric last improved
         self.elapsed = 0.0
         self.best: dict[str, float] = {}
         self.running: float | None = None  # EMA of the training loss, carried across resumes
@@ -187,6 +191,8 @@ class Trainer:
             "step": self.step,
             "elapsed": self.elapsed,
             "best": self.best,
+            "best_step": self.best_step,
+            "stale": self._stale,
             "running": self.running,
             "torch_rng": torch.get_rng_state(),
             "config": json.dumps(self.config.to_dict() if self.config else {}, sort_keys=True),
@@ -206,6 +212,8 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
         self.best = dict(state.get("best", {}))
+        self.best_step = state.get("best_step")
+        self._stale = int(state.get("stale", 0))
         self.running = state.get("running")
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
@@ -239,9 +247,13 @@ class Trainer:
         if self.run_dir is not None:
             self.run_dir.append_metrics(record)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, best: bool) -> None:
+        """checkpoint.pt (and best.pt when this evaluation is the best so far), each atomic."""
         if self.run_dir is not None:
-            self.run_dir.save_checkpoint(self.state_dict())
+            state = self.state_dict()
+            if best:
+                self.run_dir.save_checkpoint(state, BEST)
+            self.run_dir.save_checkpoint(state)
 
     def fit(self) -> RunResult:
         """Train until ``optim.steps`` or ``run.max_minutes``; evaluate, log and checkpoint on the
@@ -273,6 +285,7 @@ class Trainer:
         try:
             while self.step < optim.steps and self.elapsed < limit and stopped is None:
                 started = time.perf_counter()
+                set_learning_rate(self.optimizer, learning_rate(optim, self.step))
                 loss = self.task.train_loss(self.model, self.step)
                 if not torch.isfinite(loss):
                     raise QRNNError(
@@ -305,27 +318,75 @@ class Trainer:
         result = RunResult(
             self.run_dir.path if self.run_dir else None, self.config, self.step, self.elapsed,
             count_parameters(self.model), metrics, self.task.describe(metrics), stopped,
-            dict(self.best),
+            dict(self.best), self.best_step,
         )  # fmt: skip
         for callback in self.callbacks:
             callback.on_end(self, result)
         return result
 
     def _after_evaluation(self, metrics: dict[str, float]) -> str | None:
-        """Track the best values, let callbacks see (and extend) the record, log it, checkpoint;
-        returns why training stops, if a callback says so."""
+        """Track the best values (best.pt follows the task's report metric), let callbacks see (and
+        extend) the record, log it, checkpoint; returns why training stops (--patience, or a
+        callback), if it does."""
+        metric = self.task.report_metric
+        improved = metric in metrics and (
+            metric not in self.best
+            or best_of(metric, metrics[metric], self.best[metric]) != self.best[metric]
+        )
         self.best = {k: best_of(k, v, self.best.get(k, v)) for k, v in metrics.items()}
-        record = {"step": self.step, "seconds": round(self.elapsed, 3), "train_loss": self.running}
+        if improved:
+            self.best_step, self._stale = self.step, 0
+        else:
+            self._stale += 1
+        record = {
+            "step": self.step,
+            "seconds": round(self.elapsed, 3),
+            "train_loss": self.running,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
         record.update(metrics)
         stopped = None
+        if self.run.patience is not None and self._stale >= self.run.patience:
+            stopped = (
+                f"no better validation {metric} in {self._stale} evaluations (--patience "
+                f"{self.run.patience}); best at step {self.best_step}"
+            )
         for callback in self.callbacks:
             try:
                 callback.on_evaluation(self, record)
             except StopTraining as stop:
                 stopped = stop.reason
         self._log(record)
-        self._checkpoint()
+        self._checkpoint(best=improved)
         return stopped
+
+
+def make_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
+    """Adam (``--weight-decay 0``, the behaviour before the option existed, so old checkpoints'
+    optimiser states resume unchanged) or AdamW with decoupled weight decay."""
+    if optim.weight_decay == 0:
+        return torch.optim.Adam(model.parameters(), lr=optim.lr)
+    return torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def learning_rate(optim: OptimConfig, step: int) -> float:
+    """The learning rate of training step ``step`` (0-based): linear warm-up over ``warmup`` steps,
+    then constant, cosine or linear decay to 0 at ``steps``. A pure function of the step, so a
+    resumed run continues the schedule exactly."""
+    if step < optim.warmup:
+        return optim.lr * (step + 1) / optim.warmup
+    if optim.schedule == "constant":
+        return optim.lr
+    progress = (step - optim.warmup) / max(1, optim.steps - optim.warmup)
+    progress = min(max(progress, 0.0), 1.0)
+    if optim.schedule == "cosine":
+        return optim.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return optim.lr * (1.0 - progress)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _signature(path: Path) -> tuple | None:

@@ -135,6 +135,8 @@ class Task:
     report_metric: str = "loss"  # the metric reports and best-model selection use
     splits: tuple[str, ...] = ("val",)  # evaluation splits ("test" where the task has one)
     steps_per_epoch: int | None = None  # None: data is generated (no epochs)
+    horizon: int | None = None  # typical sequence length (LSTM/GRU chrono initialisation)
+    chrono_default: bool = False  # whether --chrono-init is on when not given
 
     def build_model(self, config: TrainConfig) -> nn.Module:
         raise NotImplementedError
@@ -208,7 +210,7 @@ def require_statevector(config: TrainConfig, name: str) -> None:
 
 
 def build_for_task(
-    config: TrainConfig, inputs: InputSpec, n_outputs: int, head: str
+    config: TrainConfig, inputs: InputSpec, n_outputs: int, head: str, task: Task | None = None
 ) -> SequenceModel:
     """The model ``config.model.kind`` for a task; classical baselines are sized by --hidden,
     --match-params or, by default, to the parameter count of the QRNN the same flags describe."""
@@ -228,7 +230,27 @@ def build_for_task(
         hidden = match_hidden_size(
             lambda h: build_model(kind, inputs, n_outputs, head, hidden_size=h), target
         )
-    return build_model(kind, inputs, n_outputs, head, hidden_size=hidden)
+    return build_model(
+        kind,
+        inputs,
+        n_outputs,
+        head,
+        hidden_size=hidden,
+        chrono_horizon=chrono_horizon(config, task),
+    )
+
+
+def chrono_horizon(config: TrainConfig, task: Task | None) -> int | None:
+    """The horizon of LSTM/GRU chrono initialisation for this run (``None``: off)."""
+    chrono = config.baseline.chrono_init
+    if chrono is None:
+        chrono = task is not None and task.chrono_default
+    if not chrono or config.model.kind not in ("lstm", "gru"):
+        return None
+    horizon = task.horizon if task is not None else None
+    if horizon is None:
+        raise QRNNError(f"--chrono-init needs a sequence length; {config.task.name} has none")
+    return max(3, horizon)
 
 
 def _engine(config: TrainConfig):
