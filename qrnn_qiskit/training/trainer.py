@@ -152,21 +152,23 @@ class Trainer:
     def from_config(
         cls,
         config: TrainConfig,
-        run_dir: str | os.PathLike | RunDir,
+        run_dir: str | os.PathLike | RunDir | None,
         *,
         resume: bool = False,
         argv: Sequence[str] | None = None,
         callbacks: Sequence[TrainerCallback] = (),
     ) -> Trainer:
-        """Check the run directory, seed, then build the task and its model (an invalid model fails
-        here, before anything is written)."""
-        rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-        if rd.is_run and not resume:
+        """Check the run directory (``None``: train without one), seed, then build the task and its
+        model (an invalid model fails here, before anything is written)."""
+        rd = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
+        if rd is not None and rd.is_run and not resume:
             raise QRNNError(
                 f"run directory {rd.path} already exists; pass --resume to continue it or choose "
                 "another --run-dir"
             )
         if resume:
+            if rd is None:
+                raise QRNNError("resume needs a run directory")
             if not rd.is_run:
                 raise QRNNError(
                     f"cannot resume: {rd.path} has no config.json; start a new run without --resume"

@@ -1,4 +1,4 @@
-"""Copying memory (DATA.md): remember 10 symbols across T blanks; batches are a pure function of
+"""Copying memory (docs/data.md): remember 10 symbols across T blanks; batches are a pure function of
 (seed, step), so runs resume exactly."""
 
 from __future__ import annotations
