@@ -220,7 +220,7 @@ def test_check_engine_detects_a_wrong_engine():
 
 def test_learning_rate_schedules_warm_up_and_decay():
     from qrnn_qiskit.training import OptimConfig
-    from qrnn_qiskit.training.trainer import learning_rate
+    from qrnn_qiskit.training.optim import learning_rate
 
     constant = OptimConfig(steps=10, lr=0.1)
     assert [learning_rate(constant, s) for s in (0, 9)] == [0.1, 0.1]

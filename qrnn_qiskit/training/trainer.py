@@ -9,7 +9,6 @@ trainer holds the run directory's lock; a kill loses at most the work since the 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from ..errors import QRNNError
 from ..models import count_parameters
 from .config import OptimConfig, RunConfig, TrainConfig
+from .optim import learning_rate, make_optimizer, set_learning_rate
 from .rundir import BEST, CHECKPOINT, RunDir
 from .tasks import Task, best_of, make_task
 
@@ -361,34 +361,6 @@ class Trainer:
         self._log(record)
         self._checkpoint(best=improved)
         return stopped
-
-
-def make_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
-    """Adam (``--weight-decay 0``, the behaviour before the option existed, so old checkpoints'
-    optimiser states resume unchanged) or AdamW with decoupled weight decay."""
-    if optim.weight_decay == 0:
-        return torch.optim.Adam(model.parameters(), lr=optim.lr)
-    return torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
-
-
-def learning_rate(optim: OptimConfig, step: int) -> float:
-    """The learning rate of training step ``step`` (0-based): linear warm-up over ``warmup`` steps,
-    then constant, cosine or linear decay to 0 at ``steps``. A pure function of the step, so a
-    resumed run continues the schedule exactly."""
-    if step < optim.warmup:
-        return optim.lr * (step + 1) / optim.warmup
-    if optim.schedule == "constant":
-        return optim.lr
-    progress = (step - optim.warmup) / max(1, optim.steps - optim.warmup)
-    progress = min(max(progress, 0.0), 1.0)
-    if optim.schedule == "cosine":
-        return optim.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return optim.lr * (1.0 - progress)
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 def _signature(path: Path) -> tuple | None:
