@@ -150,10 +150,17 @@ def _subcommand_modules():
     code)."""
     from .data.cli import register as register_data
     from .evaluation.cli import register as register_hardware
+    from .evaluation.gradnorm import register as register_gradnorm
     from .evaluation.report import register as register_report
     from .evaluation.translate import register as register_translate
 
-    return [register_data, register_report, register_hardware, register_translate]
+    return [
+        register_data,
+        register_report,
+        register_gradnorm,
+        register_hardware,
+        register_translate,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
