@@ -45,6 +45,9 @@ class TrainerCallback:
     def on_start(self, trainer: Trainer) -> None:
         """Training is about to start (or continue, after a resume)."""
 
+    def on_step(self, trainer: Trainer, loss: float) -> None:
+        """A training step's optimiser update was applied (``trainer.step`` counts it)."""
+
     def on_evaluation(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """An evaluation at ``record['step']`` finished."""
 
@@ -300,8 +303,10 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), optim.clip)
                 self.optimizer.step()
                 self.step += 1
-                self.elapsed += time.perf_counter() - started
                 value = loss.item()
+                for callback in self.callbacks:
+                    callback.on_step(self, value)
+                self.elapsed += time.perf_counter() - started
                 self.running = value if self.running is None else 0.95 * self.running + 0.05 * value
                 bar.update(1)
                 bar.set_postfix(loss=f"{self.running:.4f}", refresh=False)
