@@ -161,8 +161,9 @@ def _subcommand_modules():
     from .evaluation.cli import register as register_hardware
     from .evaluation.report import register as register_report
     from .evaluation.translate import register as register_translate
+    from .sweep.cli import register as register_sweep
 
-    return [register_data, register_report, register_hardware, register_translate]
+    return [register_data, register_report, register_hardware, register_translate, register_sweep]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
