@@ -24,6 +24,8 @@ from .tasks import TASKS, TaskConfig
 DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
 BACKENDS: tuple[str, ...] = ("statevector", "aer")
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+LOGS: tuple[str, ...] = ("none", "tensorboard")
 CONFIG_VERSION = 2
 
 
@@ -68,12 +70,21 @@ class EngineConfig:
     force: bool = option(
         False, "run --backend aer plans estimated to take longer than an hour", resumable=True
     )
+    device: str = option(
+        "cpu",
+        "where the statevector engine keeps the QRNN's states: cpu, or cuda (its torch kernels on "
+        "the GPU; the controller stays on the CPU; under torchrun each rank uses its local GPU)",
+        choices=DEVICES,
+        resumable=True,
+    )
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(
                 "backend", f"must be one of {', '.join(BACKENDS)}; got {self.backend!r}"
             )
+        if self.device not in DEVICES:
+            raise ConfigError("device", f"must be one of {', '.join(DEVICES)}; got {self.device!r}")
         if self.dtype not in DTYPES:
             raise ConfigError("dtype", f"must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
 
@@ -169,6 +180,13 @@ class RunConfig:
         "stop after this many evaluations without a better validation metric (default: never)",
         resumable=True,
     )
+    log: str = option(
+        "none",
+        "also log every evaluation record to: none, or tensorboard (event files in the run "
+        "directory; needs pip install 'qrnn-qiskit[tensorboard]'); metrics.jsonl is always written",
+        choices=LOGS,
+        resumable=True,
+    )
 
     def __post_init__(self) -> None:
         require(_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
@@ -194,6 +212,8 @@ class RunConfig:
             "patience",
             f"must be >= 1 evaluations, got {self.patience}",
         )
+        if self.log not in LOGS:
+            raise ConfigError("log", f"must be one of {', '.join(LOGS)}; got {self.log!r}")
 
 
 def _default_qrnn() -> QRNNConfig:
@@ -224,6 +244,13 @@ class TrainConfig:
             "backend",
             f"{self.engine.backend} runs the QRNN's quantum circuit; --model {self.model.kind} is "
             "classical (drop --backend)",
+        )
+        require(
+            self.engine.device == "cpu"
+            or (self.model.kind == "qrnn" and self.engine.backend == "statevector"),
+            "device",
+            f"{self.engine.device} runs the statevector engine of --model qrnn; --model "
+            f"{self.model.kind} --backend {self.engine.backend} trains on the CPU (drop --device)",
         )
 
     # -- construction from option names ---------------------------------------------------------

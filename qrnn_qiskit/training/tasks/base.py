@@ -137,6 +137,9 @@ class Task:
     steps_per_epoch: int | None = None  # None: data is generated (no epochs)
     horizon: int | None = None  # typical sequence length (LSTM/GRU chrono initialisation)
     chrono_default: bool = False  # whether --chrono-init is on when not given
+    # whether state_dict() holds per-row state (a language model's carried recurrent state of each
+    # batch row): data-parallel ranks then each checkpoint their own rows' state
+    per_row_state: bool = False
 
     def build_model(self, config: TrainConfig) -> nn.Module:
         raise NotImplementedError
@@ -254,10 +257,15 @@ def chrono_horizon(config: TrainConfig, task: Task | None) -> int | None:
 
 
 def _engine(config: TrainConfig):
-    """The engine of ``--backend``: ``None`` (the model's default statevector engine) or Aer through
-    EstimatorQNN + TorchConnector, which refuses, before any simulation, specs too large for memory
-    and (at the first batch) plans estimated to take over an hour."""
+    """The engine of ``--backend``: ``None`` (the model's default statevector engine), that engine
+    on CUDA (``--device cuda``) or Aer through EstimatorQNN + TorchConnector, which refuses, before
+    any simulation, specs too large for memory and (at the first batch) plans estimated to take
+    over an hour."""
     if config.engine.backend == "statevector":
+        if config.engine.device == "cuda":
+            from ..devices import cuda_engine
+
+            return cuda_engine(config.qrnn.spec, config.torch_dtype)
         return None
     from ...backends.aer import AerEstimatorEngine
     from ...backends.memory import check_memory

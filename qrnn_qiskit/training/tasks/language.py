@@ -61,6 +61,7 @@ class LanguageModelTask(Task):
         self.bptt = config.task.bptt
         self.horizon = self.bptt
         self.carry = config.task.carry
+        self.per_row_state = self.carry  # the carried state is one per training row
         self.batch_size = config.optim.batch_size
         self.streams = {
             "train": batchify(corpus.splits["train"], config.optim.batch_size),
