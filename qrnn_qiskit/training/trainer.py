@@ -137,6 +137,7 @@ class Trainer:
         self.elapsed = 0.0
         self.best: dict[str, float] = {}
         self.running: float | None = None  # EMA of the training loss, carried across resumes
+        self.record: dict[str, Any] | None = None  # the last evaluation's metrics record
         self._restored: tuple | None = None  # (size, mtime) of the checkpoint restored
         if resume:
             if self.run_dir is None:
@@ -188,6 +189,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "best": self.best,
             "running": self.running,
+            "record": self.record,
             "torch_rng": torch.get_rng_state(),
             "config": json.dumps(self.config.to_dict() if self.config else {}, sort_keys=True),
             "task": self.task.state_dict(),
@@ -207,6 +209,7 @@ class Trainer:
         self.elapsed = float(state.get("elapsed", 0.0))
         self.best = dict(state.get("best", {}))
         self.running = state.get("running")
+        self.record = state.get("record")
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
         self.task.load_state_dict(state.get("task", {}))
@@ -253,6 +256,7 @@ class Trainer:
                 if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
                     self._restore()  # another process wrote it after this trainer was built
                 self.run_dir.truncate_metrics(self.step)
+                self._log_restored_record()
             if self.config is not None:
                 self.run_dir.write_config(self.config, self.argv, resume=self.resume)
             return self._fit()
@@ -323,9 +327,18 @@ class Trainer:
                 callback.on_evaluation(self, record)
             except StopTraining as stop:
                 stopped = stop.reason
+        self.record = record
+        self._checkpoint()  # first: the record travels in it; a kill before the log loses nothing
         self._log(record)
-        self._checkpoint()
         return stopped
+
+    def _log_restored_record(self) -> None:
+        """Resume: log the checkpoint's own evaluation record if a kill came between the checkpoint
+        and its metrics line."""
+        record = self.record
+        if isinstance(record, dict) and record.get("step") == self.step:
+            if all(r.get("step") != self.step for r in self.run_dir.read_metrics(quiet=True)):
+                self.run_dir.append_metrics(record)
 
 
 def _signature(path: Path) -> tuple | None:
