@@ -20,10 +20,10 @@ from .config import EvalConfig
 from .runner import PLAN, RESULT, EvalStore, eval_name, pending, run_evaluation
 
 
-def load_results(run_dir: str | Path) -> list[dict]:
+def load_results(run_dir: str | Path, skipped: list[str] | None = None) -> list[dict]:
     """Every finished evaluation (``evals/*/result.json``) of the run, sorted by target then
-    protocol; unfinished ones are skipped with a warning, unreadable results are one-line
-    errors."""
+    protocol. Unfinished ones (an unreadable result counts as unfinished) are left out and said why:
+    appended to ``skipped``, or else printed as warnings."""
     root = Path(run_dir) / EVALS
     results = []
     unfinished = set(pending(run_dir))
@@ -37,7 +37,10 @@ def load_results(run_dir: str | Path) -> list[dict]:
                 reason = f"{folder} is unfinished (finish it with 'qrnn collect {run_dir}')"
             except QRNNError as error:
                 reason = str(error)
-            print(f"qrnn: warning: {reason}; left out", file=sys.stderr)
+            if skipped is None:
+                print(f"qrnn: warning: {reason}; left out", file=sys.stderr)
+            else:
+                skipped.append(reason)
             continue
         result = store.result()
         if result is not None:
@@ -237,7 +240,14 @@ def compare(
             raise QRNNError(f"--sweep values must be probabilities in [0, 1], got {p}")
     if sweep:
         run_sweep(run_dir, sweep, samples=samples, shots=shots, progress=progress, log=log)
-    results = load_results(run_dir)
+    skipped: list[str] = []
+    results = load_results(run_dir, skipped)
+    if not results and skipped:
+        raise QRNNError(
+            skipped[0] if len(skipped) == 1 else f"no finished evaluations: {'; '.join(skipped)}"
+        )
+    for reason in skipped:
+        print(f"qrnn: warning: {reason}; left out", file=sys.stderr)
     table = comparison_table(results)
     plots = [plot_readout_error(results, run_dir / "readout_error.png")]
     swept = plot_sweep(results, run_dir / "depolarizing_sweep.png")

@@ -10,13 +10,15 @@ excluded).
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fileio import atomic_write_json
+from ..errors import QRNNError
+from ..fileio import atomic_write_bytes, atomic_write_json, read_json, save_figure
 from ..models import count_parameters
 from ..training import load_run, make_task, read_metrics
 from ..training.tasks import higher_is_better
@@ -67,17 +69,20 @@ def test_metrics(
     cache = run_dir / TEST_METRICS
     if cache.exists():
         try:
-            saved = json.loads(cache.read_text())
-            if saved.get("step") == step:
+            saved = read_json(cache, "cached test metrics", "it is recomputed")
+            if saved.get("step") == step and isinstance(saved.get("metrics"), dict):
                 return saved["metrics"]
-        except (ValueError, KeyError, TypeError):
+        except (QRNNError, AttributeError):
             pass  # unreadable cache: recompute it
     started = time.perf_counter()
     metrics = task.evaluate(model, "test")
-    atomic_write_json(
-        cache,
-        {"step": step, "metrics": metrics, "seconds": round(time.perf_counter() - started, 2)},
-    )
+    try:
+        atomic_write_json(
+            cache,
+            {"step": step, "metrics": metrics, "seconds": round(time.perf_counter() - started, 2)},
+        )
+    except QRNNError as error:  # a read-only run: report anyway, recompute next time
+        print(f"qrnn: warning: could not cache the test metrics ({error})", file=sys.stderr)
     return metrics
 
 
@@ -88,7 +93,7 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
     task = make_task(config)
     records = read_metrics(run_dir)
     metric = task.report_metric
-    scored = [r for r in records if metric in r]
+    scored = [r for r in records if _number(r.get(metric)) is not None]
     best = (
         (max if higher_is_better(metric) else min)(scored, key=lambda r: r[metric])
         if scored
@@ -103,6 +108,9 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
     if with_test:
         values = test_metrics(run_dir, model=model, task=task, step=int(state["step"]))
         test = values.get(metric) if values else None
+    elapsed = _number(state.get("elapsed"))
+    if elapsed is None and records:
+        elapsed = _number(records[-1].get("seconds"))
     return RunSummary(
         run_dir=run_dir,
         task=config.task.name,
@@ -111,13 +119,20 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
         parameters=count_parameters(model),
         steps=int(state["step"]),
         steps_per_epoch=task.steps_per_epoch,
-        seconds=float(state.get("elapsed", records[-1]["seconds"] if records else 0.0)),
+        seconds=elapsed or 0.0,
         metric=metric,
         best_val=best[metric] if best else None,
         best_val_step=best["step"] if best else None,
         test=test,
         curve=records,
     )
+
+
+def _number(value) -> float | None:
+    """``value`` as a finite float, or None (a record edited by hand, a missing value)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _value(metric: str, value: float | None) -> str:
@@ -168,8 +183,11 @@ def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
         scale = r.steps_per_epoch if use_epochs else 1
         x = [rec["step"] / scale for rec in r.curve]
         label = f"{r.task}/{r.model} ({r.size})"
-        val_axis.plot(x, [rec.get(r.metric) for rec in r.curve], marker=".", label=label)
-        loss_axis.plot(x, [rec.get("train_loss") for rec in r.curve], label=label)
+        nan = float("nan")
+        val = [_number(rec.get(r.metric)) for rec in r.curve]
+        loss = [_number(rec.get("train_loss")) for rec in r.curve]
+        val_axis.plot(x, [nan if v is None else v for v in val], marker=".", label=label)
+        loss_axis.plot(x, [nan if v is None else v for v in loss], label=label)
     metrics = {r.metric for r in rows}
     for axis, title in (
         (val_axis, f"validation {'/'.join(sorted(metrics))}"),
@@ -180,17 +198,20 @@ def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
         axis.grid(alpha=0.3)
     loss_axis.set_yscale("log")
     val_axis.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return save_figure(figure, path, dpi=120)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    for path in filter(None, (args.plot, args.markdown)):
+        if Path(path).is_dir():
+            raise QRNNError(
+                f"{path} is a folder; name a file (--plot report.png, --markdown report.md)"
+            )
     rows = [summarize(run, with_test=args.test) for run in args.runs]
     table = markdown_table(rows)
     print(table)
     if args.markdown:
-        Path(args.markdown).write_text(table + "\n")
+        atomic_write_bytes(Path(args.markdown), (table + "\n").encode())
     plot = plot_learning_curves(rows, args.plot)
     print(f"\nlearning curves: {plot}")
     return 0

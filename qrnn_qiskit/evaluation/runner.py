@@ -668,17 +668,19 @@ def collect(
                 log=log, name=name,
             )  # fmt: skip
         except QRNNError as error:
-            failed.append(name)
-            _warn(f"{name}: {error}")
+            failed.append((name, error))
             continue
         if result is not None:
             results.append(result)
             if on_result is not None:
                 on_result(result)
+    if len(failed) == 1 and len(names) == 1:
+        raise QRNNError(f"{failed[0][0]}: {failed[0][1]}")
     if failed:
+        for name, error in failed:
+            _warn(f"{name}: {error}")
         raise QRNNError(
             f"{len(failed)} of {len(names)} unfinished evaluation(s) could not be collected "
-            f"({', '.join(failed)}: see the warnings above); the others were"
-            + ("" if results else " not either")
+            f"({', '.join(name for name, _ in failed)}; see the warnings above)"
         )
     return results
