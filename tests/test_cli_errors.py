@@ -254,6 +254,12 @@ CASES = [
     Case("compare sweep nan", ["compare", "{run}", "--sweep", "nan"], "must be probabilities"),
     Case("compare sweep 2", ["compare", "{run}", "--sweep", "0.1,2"], "must be probabilities"),
     Case("demo minutes 0", ["demo", "--minutes", "0", "--run-root", "{tmp}/d"], "--minutes must"),
+    Case(
+        "demo run-root a file",
+        ["demo", "--minutes", "0.01", "--run-root", "{tmp}/file"],
+        "a file is in the way",
+        setup=a_file("file"),
+    ),  # fmt: skip
     Case("demo minutes nan", ["demo", "--minutes", "nan", "--run-root", "{tmp}/d"], "--minutes"),
     Case("translate beam 0", ["translate", "{run}", "hallo", "--beam", "0"], "--beam must be >= 1"),
     Case("translate copying run", ["translate", "{run}", "hallo"], "needs a translation run"),

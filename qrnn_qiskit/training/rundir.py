@@ -17,6 +17,7 @@ file and the fix; nothing here overwrites what a user did not ask to replace.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import io
 import math
@@ -189,10 +190,12 @@ class RunDir:
             lock_path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(lock_path, "a+")  # noqa: SIM115 - held for the context
         except OSError as error:
-            raise QRNNError(
-                f"cannot use {self.path}: {error.strerror or error}; it must be a writable folder "
-                "(fix its permissions or copy the run elsewhere)"
-            ) from None
+            fix = (
+                "a file is in the way of that folder: choose another location"
+                if error.errno in (errno.ENOTDIR, errno.EEXIST)
+                else "it must be a writable folder (fix its permissions or copy the run elsewhere)"
+            )
+            raise QRNNError(f"cannot use {self.path}: {error.strerror or error}; {fix}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
