@@ -199,7 +199,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser(
-        "collect", help="fetch recorded IBM jobs, submit the remaining rounds, write results"
+        "collect",
+        help="finish the run's unfinished evaluations: fetch recorded IBM jobs (never "
+        "resubmitted), submit the remaining rounds, write results",
     )
     p.add_argument("run", help="run directory")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
