@@ -19,6 +19,13 @@ class Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs (not even ``except Exception`` handlers)."""
 
 
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    path = tmp_path_factory.mktemp("straight") / "run"
+    Trainer.from_config(TINY, path).fit()
+    return path
+
+
 def without_seconds(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
@@ -26,11 +33,10 @@ def without_seconds(records):
 @pytest.mark.parametrize("where", ["save_checkpoint", "append_metrics"])
 @pytest.mark.parametrize("evaluation", [1, 2])
 def test_a_kill_at_either_side_of_a_checkpoint_resumes_to_the_same_run(
-    tmp_path, monkeypatch, where, evaluation
+    straight, tmp_path, monkeypatch, where, evaluation
 ):
     """The metrics line used to be written before the checkpoint: a kill between them at the first
     evaluation left metrics without a checkpoint, a run that --resume refused for good."""
-    Trainer.from_config(TINY, tmp_path / "straight").fit()
     calls = []
     real = getattr(RunDir, where)
 
@@ -45,12 +51,12 @@ def test_a_kill_at_either_side_of_a_checkpoint_resumes_to_the_same_run(
         Trainer.from_config(TINY, tmp_path / "killed").fit()
     monkeypatch.undo()
     Trainer.from_config(TINY, tmp_path / "killed", resume=True).fit()
-    a, b = (RunDir(tmp_path / name).load_checkpoint() for name in ("straight", "killed"))
+    a, b = (RunDir(path).load_checkpoint() for path in (straight, tmp_path / "killed"))
     assert a["step"] == b["step"] == 4 and a["running"] == b["running"]
     for key, tensor in a["model"].items():
         torch.testing.assert_close(tensor, b["model"][key], rtol=0, atol=0, msg=key)
     assert without_seconds(read_metrics(tmp_path / "killed")) == without_seconds(
-        read_metrics(tmp_path / "straight")
+        read_metrics(straight)
     )
     lines = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2  # no record twice
