@@ -26,6 +26,11 @@ def _config_from_args(args: argparse.Namespace):
                 )
             _, reference, _ = load_run(args.match_params)
             config = config.replace(match_params=count_parameters(reference))
+        if config.model.kind == "qrnn" and config.baseline.hidden is not None:
+            raise QRNNError(
+                "--hidden sizes classical baselines; it does not apply to --model qrnn (size a "
+                "QRNN with --qubits, --layers and --width)"
+            )
         if args.epochs is not None:
             config = config.replace(steps=steps_for_epochs(config, args.epochs))
     except ConfigError as error:

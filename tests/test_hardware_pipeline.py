@@ -202,28 +202,6 @@ def test_jobs_survive_a_crash_between_submit_and_collect(run_dir, tmp_path, monk
             assert TOKEN.encode() not in path.read_bytes(), path
 
 
-def test_collect_never_resubmits_in_a_new_local_session(run_dir, tmp_path):
-    import shutil
-
-    from qiskit_ibm_runtime import QiskitRuntimeService
-
-    run = tmp_path / "run"
-    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("evals", "jobs.jsonl"))
-    config = EvalConfig(target="ibm:fake_manila", samples=1, shots=50, max_steps=1)
-    run_evaluation(
-        run,
-        config,
-        executor=IBMExecutor("fake_manila", service=QiskitRuntimeService(channel="local")),
-        submit_only=True,
-        progress=False,
-        log=quiet,
-    )
-    fresh = IBMExecutor("fake_manila", service=QiskitRuntimeService(channel="local"))
-    with pytest.raises(QRNNError, match="nothing was resubmitted"):
-        collect(run, executor=fresh, progress=False, log=quiet)
-    assert fresh._jobs == {} and len((run / "jobs.jsonl").read_text().splitlines()) == 1
-
-
 def test_transient_errors_are_retried_with_backoff():
     calls, sleeps = [], []
 

@@ -34,6 +34,11 @@ SAVE_ACCOUNT_HINT = (
 DEFAULT_REP_DELAY = 250e-6  # seconds between shots when the backend does not say
 
 
+class LostJobError(QRNNError):
+    """A local-mode job that died with the process that ran it (IBM's own jobs are never lost):
+    the runner may submit it again, seeded as before, since nothing was paid for."""
+
+
 def transient_errors() -> tuple[type[BaseException], ...]:
     """Exceptions worth retrying: network failures and result-wait timeouts (not failed jobs)."""
     from qiskit_ibm_runtime.exceptions import RuntimeJobTimeoutError
@@ -194,13 +199,17 @@ class IBMExecutor(Executor):
     def batch_id(self) -> str | None:
         return getattr(self._batch, "session_id", None) if self._batch is not None else None
 
-    def submit(self, pubs: Sequence[Pub], shots: int) -> str:
-        """Submit one Sampler job (all PUBs) in the Batch; returns its job id without waiting."""
+    def submit(self, pubs: Sequence[Pub], shots: int, seed: int | None = None) -> str:
+        """Submit one Sampler job (all PUBs) in the Batch; returns its job id without waiting.
+        ``seed`` seeds local mode's simulator (a resubmitted lost job then gives the same counts);
+        IBM backends ignore it."""
         from qiskit_ibm_runtime.executor_sampler import Sampler
 
         if shots < 1:
             raise QRNNError(f"--shots must be >= 1, got {shots}")
         sampler = Sampler(mode=self.open_batch())
+        if self.local and seed is not None:
+            sampler.options.simulator.seed_simulator = seed
         job = with_retries(
             lambda: sampler.run([p if p[1] is not None else (p[0],) for p in pubs], shots=shots),
             what="job submission",
@@ -214,10 +223,9 @@ class IBMExecutor(Executor):
         if job_id in self._jobs:
             return self._jobs[job_id]
         if self.local:
-            raise QRNNError(
+            raise LostJobError(
                 f"job {job_id} is unknown to this local-mode session (local jobs do not outlive "
-                "the "
-                "process that submitted them); nothing was resubmitted"
+                "the process that submitted them)"
             )
         return with_retries(
             lambda: self.service.job(job_id),
@@ -239,7 +247,8 @@ class IBMExecutor(Executor):
             )
         except RuntimeJobFailureError as exc:
             raise QRNNError(
-                f"job {job_id} failed on {self.backend.name} ({str(exc).splitlines()[0][:200]})"
+                f"job {job_id} failed on {self.backend.name} ({str(exc).splitlines()[0][:200]}); "
+                "start the evaluation over with 'qrnn submit ... --restart'"
             ) from None
         out = []
         for pub_result in result:
@@ -266,4 +275,11 @@ class IBMExecutor(Executor):
             self._batch = None
 
 
-__all__ = ["IBMExecutor", "SAVE_ACCOUNT_HINT", "open_service", "transient_errors", "with_retries"]
+__all__ = [
+    "IBMExecutor",
+    "LostJobError",
+    "SAVE_ACCOUNT_HINT",
+    "open_service",
+    "transient_errors",
+    "with_retries",
+]

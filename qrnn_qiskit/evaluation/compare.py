@@ -7,7 +7,7 @@ runs).
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,18 +17,34 @@ from ..fileio import atomic_write_bytes
 from ..formatting import markdown_table
 from ..training.rundir import EVALS
 from .config import EvalConfig
-from .runner import eval_name, run_evaluation
+from .runner import PLAN, RESULT, EvalStore, eval_name, pending, run_evaluation
 
 
-def load_results(run_dir: str | Path) -> list[dict]:
+def load_results(run_dir: str | Path, skipped: list[str] | None = None) -> list[dict]:
     """Every finished evaluation (``evals/*/result.json``) of the run, sorted by target then
-    protocol."""
+    protocol. Unfinished ones (an unreadable result counts as unfinished) are left out and said why:
+    appended to ``skipped``, or else printed as warnings."""
     root = Path(run_dir) / EVALS
-    results = (
-        [json.loads(p.read_text()) for p in sorted(root.glob("*/result.json"))]
-        if root.exists()
-        else []
-    )
+    results = []
+    unfinished = set(pending(run_dir))
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (folder / PLAN).exists() and not (folder / RESULT).exists():
+            continue
+        store = EvalStore(run_dir, folder.name)
+        if folder.name in unfinished:
+            try:
+                store.result()
+                reason = f"{folder} is unfinished (finish it with 'qrnn collect {run_dir}')"
+            except QRNNError as error:
+                reason = str(error)
+            if skipped is None:
+                print(f"qrnn: warning: {reason}; left out", file=sys.stderr)
+            else:
+                skipped.append(reason)
+            continue
+        result = store.result()
+        if result is not None:
+            results.append(result)
     return sorted(results, key=lambda r: (not is_exact(r), r["target"], r["protocol"]))
 
 
@@ -189,7 +205,7 @@ def run_sweep(
     """Replay evaluations on ``aer-noisy:depolarizing:<p>`` for every p not evaluated yet."""
     done = {p for p, _ in sweep_results(load_results(run_dir))}
     for p in ps:
-        if p < 0 or p > 1:
+        if not 0 <= p <= 1:
             raise QRNNError(f"--sweep values must be probabilities in [0, 1], got {p}")
         if p in done:
             continue
@@ -214,12 +230,24 @@ def compare(
     log: Callable[[str], None] = print,
 ) -> tuple[str, list[Path]]:
     """Write RUN/comparison.md and the PNG plots; return (markdown, plot paths)."""
-    run_dir = Path(run_dir)
+    from ..training import RunDir
+
+    run_dir = RunDir(run_dir).path
     if not (run_dir / "config.json").exists():
         raise QRNNError(f"{run_dir} is not a run directory (no config.json)")
+    for p in sweep:
+        if not 0 <= p <= 1:
+            raise QRNNError(f"--sweep values must be probabilities in [0, 1], got {p}")
     if sweep:
         run_sweep(run_dir, sweep, samples=samples, shots=shots, progress=progress, log=log)
-    results = load_results(run_dir)
+    skipped: list[str] = []
+    results = load_results(run_dir, skipped)
+    if not results and skipped:
+        raise QRNNError(
+            skipped[0] if len(skipped) == 1 else f"no finished evaluations: {'; '.join(skipped)}"
+        )
+    for reason in skipped:
+        print(f"qrnn: warning: {reason}; left out", file=sys.stderr)
     table = comparison_table(results)
     plots = [plot_readout_error(results, run_dir / "readout_error.png")]
     swept = plot_sweep(results, run_dir / "depolarizing_sweep.png")

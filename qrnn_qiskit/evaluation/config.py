@@ -11,6 +11,7 @@ from ..options import ConfigError, option, require, require_finite
 PROTOCOLS = ("replay", "dynamic")
 MAX_SHOTS = 1_000_000  # per circuit; IBM backends accept far fewer (typically 100,000)
 MAX_SAMPLES = 100_000
+MAX_SEED = 2**31 - 1  # the transpiler needs seed >= 0; round r's simulator seed is seed·100003 + r
 
 
 def _int(value) -> bool:
@@ -62,7 +63,11 @@ class EvalConfig:
             "max_steps",
             f"must be >= 0, got {self.max_steps}",
         )
-        require(_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
+        require(
+            _int(self.seed) and 0 <= self.seed <= MAX_SEED,
+            "seed",
+            f"must be an integer in 0..{MAX_SEED:,}, got {self.seed!r}",
+        )
         require(
             self.optimization_level in (0, 1, 2, 3),
             "optimization_level",

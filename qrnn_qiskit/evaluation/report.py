@@ -10,13 +10,15 @@ the best validation metric from metrics.jsonl, the test metric of the best-valid
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fileio import atomic_write_json
+from ..errors import QRNNError
+from ..fileio import atomic_write_bytes, atomic_write_json, read_json, save_figure
 from ..models import count_parameters
 from ..training import RunDir, load_run, make_task, read_metrics
 from ..training.rundir import BEST, CHECKPOINT, TEST_METRICS
@@ -70,13 +72,14 @@ def test_metrics(
     saved: dict = {}
     if cache.exists():
         try:
-            saved = json.loads(cache.read_text())
+            saved = read_json(cache, "cached test metrics", "it is recomputed")
             if not isinstance(saved, dict):
                 saved = {}
             entry = saved.get(checkpoint) if "step" not in saved else None
-            if entry and entry.get("step") == step:
-                return entry["metrics"]
-        except (ValueError, KeyError, TypeError, AttributeError):
+            if isinstance(entry, dict) and entry.get("step") == step:
+                if isinstance(entry.get("metrics"), dict):
+                    return entry["metrics"]
+        except (QRNNError, AttributeError):
             saved = {}  # unreadable cache: recompute it
     started = time.perf_counter()
     metrics = task.evaluate(model, "test")
@@ -86,7 +89,10 @@ def test_metrics(
         "metrics": metrics,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    atomic_write_json(cache, entries)
+    try:
+        atomic_write_json(cache, entries)
+    except QRNNError as error:  # a read-only run: report anyway, recompute next time
+        print(f"qrnn: warning: could not cache the test metrics ({error})", file=sys.stderr)
     return metrics
 
 
@@ -99,7 +105,7 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
     task = make_task(config)
     records = read_metrics(run_dir)
     metric = task.report_metric
-    scored = [r for r in records if metric in r]
+    scored = [r for r in records if _number(r.get(metric)) is not None]
     best = (
         (max if higher_is_better(metric) else min)(scored, key=lambda r: r[metric])
         if scored
@@ -124,6 +130,9 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
         test = values.get(metric) if values else None
         if values is None:
             tested = None
+    elapsed = _number(state.get("elapsed"))
+    if elapsed is None and records:
+        elapsed = _number(records[-1].get("seconds"))
     return RunSummary(
         run_dir=run_dir,
         task=config.task.name,
@@ -132,7 +141,7 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
         parameters=count_parameters(model),
         steps=int(state["step"]),
         steps_per_epoch=task.steps_per_epoch,
-        seconds=float(state.get("elapsed", records[-1]["seconds"] if records else 0.0)),
+        seconds=elapsed or 0.0,
         metric=metric,
         best_val=best[metric] if best else None,
         best_val_step=best["step"] if best else None,
@@ -140,6 +149,13 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
         curve=records,
         tested=tested,
     )
+
+
+def _number(value) -> float | None:
+    """``value`` as a finite float, or None (a record edited by hand, a missing value)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _value(metric: str, value: float | None) -> str:
@@ -190,8 +206,11 @@ def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
         scale = r.steps_per_epoch if use_epochs else 1
         x = [rec["step"] / scale for rec in r.curve]
         label = f"{r.task}/{r.model} ({r.size})"
-        val_axis.plot(x, [rec.get(r.metric) for rec in r.curve], marker=".", label=label)
-        loss_axis.plot(x, [rec.get("train_loss") for rec in r.curve], label=label)
+        nan = float("nan")
+        val = [_number(rec.get(r.metric)) for rec in r.curve]
+        loss = [_number(rec.get("train_loss")) for rec in r.curve]
+        val_axis.plot(x, [nan if v is None else v for v in val], marker=".", label=label)
+        loss_axis.plot(x, [nan if v is None else v for v in loss], label=label)
     metrics = {r.metric for r in rows}
     for axis, title in (
         (val_axis, f"validation {'/'.join(sorted(metrics))}"),
@@ -202,17 +221,20 @@ def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
         axis.grid(alpha=0.3)
     loss_axis.set_yscale("log")
     val_axis.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return save_figure(figure, path, dpi=120)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    for path in filter(None, (args.plot, args.markdown)):
+        if Path(path).is_dir():
+            raise QRNNError(
+                f"{path} is a folder; name a file (--plot report.png, --markdown report.md)"
+            )
     rows = [summarize(run, with_test=args.test) for run in args.runs]
     table = markdown_table(rows)
     print(table)
     if args.markdown:
-        Path(args.markdown).write_text(table + "\n")
+        atomic_write_bytes(Path(args.markdown), (table + "\n").encode())
     plot = plot_learning_curves(rows, args.plot)
     print(f"\nlearning curves: {plot}")
     return 0

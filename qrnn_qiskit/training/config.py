@@ -27,6 +27,8 @@ BACKENDS: tuple[str, ...] = ("statevector", "aer")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 LOGS: tuple[str, ...] = ("none", "tensorboard")
 CONFIG_VERSION = 2
+MAX_SEED = 2**32 - 1  # NumPy's seeds; torch.manual_seed(-1) and 2**70 fail deep inside
+MAX_THREADS = 1024  # libgomp cannot create ~16k threads and then crashes the process
 
 
 def _int(value: Any) -> bool:
@@ -189,7 +191,11 @@ class RunConfig:
     )
 
     def __post_init__(self) -> None:
-        require(_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
+        require(
+            _int(self.seed) and 0 <= self.seed <= MAX_SEED,
+            "seed",
+            f"must be an integer in 0..{MAX_SEED}, got {self.seed!r}",
+        )
         require(
             _int(self.eval_every) and self.eval_every >= 1,
             "eval_every",
@@ -203,9 +209,9 @@ class RunConfig:
         require_finite(self.max_minutes, "max_minutes")
         require(self.max_minutes >= 0, "max_minutes", f"must be >= 0, got {self.max_minutes}")
         require(
-            _int(self.threads) and self.threads >= 0,
+            _int(self.threads) and 0 <= self.threads <= MAX_THREADS,
             "threads",
-            f"must be >= 0, got {self.threads}",
+            f"must be an integer in 0..{MAX_THREADS} (0: torch's default), got {self.threads}",
         )
         require(
             self.patience is None or (_int(self.patience) and self.patience >= 1),

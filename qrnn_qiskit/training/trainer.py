@@ -158,6 +158,7 @@ class Trainer:
         self.elapsed = 0.0
         self.best: dict[str, float] = {}
         self.running: float | None = None  # EMA of the training loss, carried across resumes
+        self.record: dict[str, Any] | None = None  # the last evaluation's metrics record
         self._restored: tuple | None = None  # (size, mtime) of the checkpoint restored
         self._sink = logs.LogSink()  # --log: where records go besides metrics.jsonl (rank 0)
         if resume:
@@ -216,6 +217,7 @@ class Trainer:
             "best_step": self.best_step,
             "stale": self._stale,
             "running": self.running,
+            "record": self.record,
             "torch_rng": torch.get_rng_state(),
             "config": json.dumps(self.config.to_dict() if self.config else {}, sort_keys=True),
             "task": self.task.state_dict(),
@@ -244,6 +246,7 @@ class Trainer:
         self.best_step = state.get("best_step")
         self._stale = int(state.get("stale", 0))
         self.running = state.get("running")
+        self.record = state.get("record")
         task_state, rng = self.world.rank_state(state, self.task.per_row_state)
         if rng is not None:
             torch.set_rng_state(rng)
@@ -305,6 +308,7 @@ class Trainer:
                 if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
                     self._restore()  # another process wrote it after this trainer was built
                 self.run_dir.truncate_metrics(self.step)
+                self._log_restored_record()
             if self.config is not None and writer:
                 self.run_dir.write_config(self.config, self.argv, resume=self.resume)
             self.world.barrier()  # rank 0 holds the lock: the checkpoint is final for every rank
@@ -414,9 +418,18 @@ class Trainer:
                 except StopTraining as stop:
                     stopped = stop.reason
         stopped = self.world.from_writer(stopped)  # rank 0's callbacks decide for every rank
-        self._log(record, metrics)
-        self._checkpoint(best=improved)
+        self.record = record
+        self._checkpoint(best=improved)  # first: the record travels in it; a kill before the log
+        self._log(record, metrics)  # line loses nothing (a resume logs the checkpoint's record)
         return stopped
+
+    def _log_restored_record(self) -> None:
+        """Resume: log the checkpoint's own evaluation record if a kill came between the checkpoint
+        and its metrics line."""
+        record = self.record
+        if isinstance(record, dict) and record.get("step") == self.step:
+            if all(r.get("step") != self.step for r in self.run_dir.read_metrics(quiet=True)):
+                self.run_dir.append_metrics(record)
 
 
 def _signature(path: Path) -> tuple | None:

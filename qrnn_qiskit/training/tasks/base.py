@@ -256,26 +256,35 @@ def chrono_horizon(config: TrainConfig, task: Task | None) -> int | None:
     return max(3, horizon)
 
 
+STATEVECTOR_COPIES = 3
+
+
 def _engine(config: TrainConfig):
     """The engine of ``--backend``: ``None`` (the model's default statevector engine), that engine
-    on CUDA (``--device cuda``) or Aer through EstimatorQNN + TorchConnector, which refuses, before
-    any simulation, specs too large for memory and (at the first batch) plans estimated to take
-    over an hour."""
+    on CUDA (``--device cuda``) or Aer through EstimatorQNN + TorchConnector. All refuse, before any
+    simulation, specs too large for memory; Aer also refuses (at the first batch) plans estimated to
+    take over an hour."""
+    from ...backends.memory import check_memory
+
+    run = config.run
+    batch = max(config.optim.batch_size, min(run.eval_size, 256))
     if config.engine.backend == "statevector":
+        # training holds about three state-sized buffers per sample (state, its gradient, the
+        # kernels' scratch), measured at 2.8-3.1 × 2^n·16 bytes for n = 16-18
+        check_memory(
+            config.qrnn.spec.n_qubits,
+            batch,
+            what="--backend statevector",
+            copies=STATEVECTOR_COPIES,
+        )
         if config.engine.device == "cuda":
             from ..devices import cuda_engine
 
             return cuda_engine(config.qrnn.spec, config.torch_dtype)
         return None
     from ...backends.aer import AerEstimatorEngine
-    from ...backends.memory import check_memory
 
-    run = config.run
-    check_memory(
-        config.qrnn.spec.n_qubits,
-        max(config.optim.batch_size, min(run.eval_size, 256)),
-        what="--backend aer",
-    )
+    check_memory(config.qrnn.spec.n_qubits, batch, what="--backend aer")
     evaluations = -(-config.optim.steps // run.eval_every) + 1
     return AerEstimatorEngine(
         config.qrnn.spec,
