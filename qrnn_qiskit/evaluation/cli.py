@@ -33,6 +33,11 @@ def _eval_config(args: argparse.Namespace):
         coupling=args.coupling,
         corrections=args.corrections,
         readout_error=args.readout_error,
+        mitigate=args.mitigate,
+        twins=args.twins,
+        layout=args.layout,
+        twirling=args.twirling,
+        dd=args.dd,
     )
 
 
@@ -139,6 +144,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         samples=args.samples,
         shots=args.shots,
         progress=args.progress,
+        others=args.others or (),
     )
     print(table)
     print("\nplots: " + ", ".join(str(p) for p in plots))
@@ -178,19 +184,49 @@ def _eval_arguments(parser: argparse.ArgumentParser, ibm_only: bool = False) -> 
     parser.add_argument(
         "--optimization-level",
         type=int,
-        default=1,
-        help="preset pass manager level 0..3 (default: 1)",
+        default=3,
+        help="preset pass manager level 0..3 (default: 3); the layout is chosen once and pinned",
+    )
+    parser.add_argument(
+        "--layout",
+        default="esp",
+        help="esp (best-ESP embedding of the widest circuit, default) or preset (pass manager's)",
+    )
+    parser.add_argument(
+        "--mitigate",
+        default="auto",
+        help="replay: auto (esp on aer-noisy:<fake> and ibm:), none, or esp / twins / m3, "
+        "combinable with commas (e.g. m3,esp)",
+    )
+    parser.add_argument(
+        "--twins",
+        type=int,
+        default=8,
+        help="--mitigate twins: near-Clifford twin rows per setting and round (default: 8)",
+    )
+    parser.add_argument(
+        "--twirling",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="ibm: Pauli twirling of gates and measurements (auto: on for replay)",
+    )
+    parser.add_argument(
+        "--dd",
+        choices=("off", "XX", "XpXm", "XY4"),
+        default="off",
+        help="ibm: dynamical decoupling sequence (not for dynamic circuits; default: off)",
     )
     parser.add_argument(
         "--coupling",
         default="cnot",
-        help="dynamic: cnot (projective) or a weak coupling angle in radians",
+        help="dynamic: cnot (projective, data qubits measured directly), weak (the measured "
+        "default weak coupling) or a weak coupling angle in radians",
     )
     parser.add_argument(
         "--corrections",
         type=int,
-        default=8,
-        help="dynamic: feedforward corrections per step (default: 8)",
+        default=-1,
+        help="dynamic: feedforward corrections per step (default -1: 8 for cnot, 0 for weak)",
     )
     parser.add_argument(
         "--readout-error",
@@ -239,10 +275,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("qpy", "qasm3"), default="qpy")
     p.add_argument("--out", help="output folder (default: RUN/export)")
     p.add_argument(
-        "--coupling", default="cnot", help="dynamic: cnot or a weak coupling angle in radians"
+        "--coupling", default="cnot", help="dynamic: cnot, weak or a weak coupling angle (radians)"
     )
     p.add_argument(
-        "--corrections", type=int, default=8, help="dynamic: feedforward corrections per step"
+        "--corrections",
+        type=int,
+        default=-1,
+        help="dynamic: feedforward corrections per step (-1: 8 for cnot, 0 for weak)",
     )
     p.set_defaults(func=cmd_export)
 
@@ -254,6 +293,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sweep",
         type=_positive_floats,
         help="first evaluate replay on aer-noisy:depolarizing:<p> for these p (comma-separated)",
+    )
+    p.add_argument(
+        "--with",
+        dest="others",
+        action="append",
+        metavar="RUN",
+        help="another run to show side by side (e.g. a noise-aware model); repeatable",
     )
     p.add_argument("--samples", type=int, default=8, help="sweep: input sequences (default: 8)")
     p.add_argument(

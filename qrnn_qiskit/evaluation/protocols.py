@@ -29,6 +29,7 @@ from ..circuits.dynamic import (
     Correction,
     coupling_gain,
     dynamic_circuit,
+    resolve_corrections,
     step_bits,
     validate_coupling,
 )
@@ -57,10 +58,16 @@ class EvalConfig:
         0  # 0: whole sequences; otherwise only the first max_steps steps (no task metric)
     )
     seed: int = 0
-    optimization_level: int = 1
+    optimization_level: int = 3  # preset pass manager level; the layout is chosen once and pinned
     coupling: str = "cnot"  # dynamic: "cnot" or a weak-coupling angle in radians
-    corrections: int = 8  # dynamic: feedforward corrections per step and setting
+    corrections: int = -1  # dynamic: feedforward corrections per step and setting (-1: auto)
     readout_error: float = 0.0  # aer-noisy:depolarizing targets
+    # replay mitigation: auto (esp on aer-noisy:<fake> and ibm:), none, or esp/twins/m3 with commas
+    mitigate: str = "auto"
+    twins: int = 8  # --mitigate twins: near-Clifford twin rows per setting and round
+    layout: str = "esp"  # esp (best-ESP embedding of the widest circuit) or preset (pass manager's)
+    twirling: str = "auto"  # ibm: Pauli twirling of gates+measurements; auto: on for replay
+    dd: str = "off"  # ibm: dynamical decoupling: off, XX, XpXm or XY4 (not for dynamic circuits)
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -78,7 +85,10 @@ class EvalConfig:
             self.optimization_level in (0, 1, 2, 3),
             f"--optimization-level must be 0..3, got {self.optimization_level}",
         )
-        check(self.corrections >= 0, f"--corrections must be >= 0, got {self.corrections}")
+        check(
+            self.corrections >= -1,
+            f"--corrections must be >= 0 (or -1: auto), got {self.corrections}",
+        )
         check(
             0.0 <= self.readout_error <= 0.5,
             f"--readout-error must be in [0, 0.5], got {self.readout_error}",
@@ -87,6 +97,9 @@ class EvalConfig:
             validate_coupling(self.coupling)
         except ValueError as exc:
             raise QRNNError(f"--coupling: {exc}") from None
+        from .mitigation import check_options
+
+        check_options(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -214,12 +227,12 @@ class DynamicProtocol(Protocol):
     dynamic = True
 
     def __init__(
-        self, model: SequenceModel, x: torch.Tensor, coupling: str = "cnot", corrections: int = 8
+        self, model: SequenceModel, x: torch.Tensor, coupling: str = "cnot", corrections: int = -1
     ) -> None:
         super().__init__(model, x)
         self.coupling = validate_coupling(coupling)
         self.gain = coupling_gain(self.coupling)
-        self.max_corrections = corrections
+        self.max_corrections = resolve_corrections(self.coupling, corrections)
         self.angles, jacobians = self._linearise()
         self.corrections: list[list[Correction]] = []
         for k in range(self.samples):
@@ -281,13 +294,14 @@ class DynamicProtocol(Protocol):
             for magnitude, a, r, q in entries[: self.max_corrections]:
                 if magnitude == 0:
                     break
+                # s/κ estimates ⟨B⟩ without bias (E[s] = κ·⟨B⟩); bit 1 is s = −1, bit 0 is s = +1
                 chosen.append(
                     Correction(
                         t,
                         a,
                         q,
-                        float(jac[t, a, r] * (-1 - zbar[r])),
-                        float(jac[t, a, r] * (1 - zbar[r])),
+                        float(jac[t, a, r] * (-1 / self.gain - zbar[r])),
+                        float(jac[t, a, r] * (1 / self.gain - zbar[r])),
                     )
                 )
         return chosen
@@ -324,5 +338,7 @@ class DynamicProtocol(Protocol):
 
 def make_protocol(config: EvalConfig, model: SequenceModel, x: torch.Tensor) -> Protocol:
     if config.protocol == "replay":
-        return ReplayProtocol(model, x)
+        from .mitigation import make_replay
+
+        return make_replay(config, model, x)
     return DynamicProtocol(model, x, config.coupling, config.corrections)

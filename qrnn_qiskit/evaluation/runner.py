@@ -23,6 +23,7 @@ import re
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from ..backends.noisy import Executor, TargetSpec, make_simulator_executor, pars
 from ..errors import QRNNError
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..training import load_run, make_task
+from .mitigation import eval_name_suffix, replay_shrink, sampler_options
 from .protocols import EvalConfig, Protocol, ReplayProtocol, head_outputs, make_protocol
 from .resources import ResourceReport, resource_report
 
@@ -52,7 +54,8 @@ def eval_name(config: EvalConfig) -> str:
     target = parse_target(config.target, config.readout_error).label
     name = f"{target}-{config.protocol}"
     if config.protocol == "dynamic" and config.coupling != "cnot":
-        name += f"-weak{config.coupling}"
+        name += "-weak" if config.coupling == "weak" else f"-weak{config.coupling}"
+    name += eval_name_suffix(config)
     if config.max_steps:
         name += f"-steps{config.max_steps}"
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
@@ -89,8 +92,14 @@ def build_executor(target: TargetSpec, config: EvalConfig) -> Executor:
             target.backend,
             optimization_level=config.optimization_level,
             seed_transpiler=config.seed,
+            layout_method=config.layout,
+            sampler_options=sampler_options(config),
+            mode="session" if config.protocol == "replay" else "batch",
         )
-    return make_simulator_executor(target, config.optimization_level, config.seed)
+    executor = make_simulator_executor(target, config.optimization_level, config.seed)
+    if hasattr(executor, "layout_method"):
+        executor.layout_method = config.layout
+    return executor
 
 
 class EvalStore:
@@ -204,22 +213,10 @@ def _run_rounds(
                 if executor.remote:
                     record = jobs.get(r)
                     if record is None:
-                        job_id = executor.submit(isa_pubs, config.shots)
-                        record = {
-                            "eval": store.name,
-                            "round": r,
-                            "job_id": job_id,
-                            "target": config.target,
-                            "protocol": config.protocol,
-                            "channel": getattr(executor, "channel", ""),
-                            "batch": getattr(executor, "batch_id", None),
-                            "shots": config.shots,
-                            "pubs": len(isa_pubs),
-                            "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        }
-                        store.record_job(record)
+                        record = _submit_or_recover(executor, store, config, r, isa_pubs)
                         jobs[r] = record
-                        log(f"submitted round {r + 1}/{protocol.n_rounds}: job {job_id}")
+                        how = "found by tag" if record["recovered_by_tag"] else "submitted"
+                        log(f"{how} round {r + 1}/{protocol.n_rounds}: job {record['job_id']}")
                         if submit_only:
                             return False
                     counts = executor.fetch(record["job_id"])
@@ -232,6 +229,55 @@ def _run_rounds(
     finally:
         bar.close()
     return True
+
+
+def run_id(run_dir: str | Path) -> str:
+    """A stable id of the run directory: its name and a hash of its config.json."""
+    import hashlib
+
+    run_dir = Path(run_dir)
+    digest = hashlib.sha1((run_dir / "config.json").read_bytes()).hexdigest()[:8]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_dir.resolve().name}-{digest}")
+
+
+def job_tags(store: EvalStore, r: int) -> list[str]:
+    """Tags of round r's job: run, evaluation (its unique id) and round."""
+    plan = store.plan() or {}
+    return [
+        f"qrnn-run:{run_id(store.run_dir)}",
+        f"qrnn-eval:{plan.get('eval_id', store.name)}",
+        f"qrnn-round:{r}",
+    ]
+
+
+def _submit_or_recover(
+    executor: Executor, store: EvalStore, config: EvalConfig, r: int, isa_pubs: list
+) -> dict:
+    """Record round r's job: one the server already holds under its tags (its id never reached
+    disk), else a new submission. The record is fsync'ed before anything waits on the job."""
+    tags = job_tags(store, r)
+    job_id = executor.find_job(tags)
+    recovered = job_id is not None
+    if not recovered:
+        job_id = executor.submit(isa_pubs, config.shots, tags=tags)
+    record = {
+        "eval": store.name,
+        "round": r,
+        "job_id": job_id,
+        "recovered_by_tag": recovered,
+        "tags": tags,
+        "target": config.target,
+        "protocol": config.protocol,
+        "channel": getattr(executor, "channel", ""),
+        "mode": getattr(executor, "mode_kind", None),
+        "batch": getattr(executor, "batch_id", None),  # Session or Batch id
+        "sampler_options": getattr(executor, "sampler_options", None),
+        "shots": config.shots,
+        "pubs": len(isa_pubs),
+        "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    store.record_job(record)
+    return record
 
 
 def _finish(
@@ -271,6 +317,9 @@ def _finish(
     }
     if isinstance(protocol, ReplayProtocol):
         result["angles"] = protocol.angles_used().tolist()
+    if hasattr(protocol, "extras"):
+        result["mitigation"] = protocol.extras()
+    result["layout"] = store.plan().get("layout") if store.plan() else None
     if full_length:
         with torch.no_grad():
             noisy = torch.as_tensor(z, dtype=torch.float32)
@@ -278,8 +327,28 @@ def _finish(
             result["exact_metrics"] = task.metrics(
                 head_outputs(model, protocol.exact, protocol.x), y
             )
+            result["sample_metrics"] = per_sample_metrics(
+                task, model, protocol.x, y, noisy, protocol.exact
+            )
     atomic_write_json(store.path / "result.json", result)
     return result
+
+
+def executor_layout(executor: Executor) -> dict | None:
+    layout = getattr(executor, "layout", None)
+    return layout.to_dict() if layout is not None else None
+
+
+def per_sample_metrics(task, model, x, y, noisy, exact) -> dict:
+    """{"noisy": {metric: [K]}, "exact": {metric: [K]}}: the task metrics of every sequence, for
+    confidence intervals in ``qrnn compare``."""
+    out: dict = {"noisy": {}, "exact": {}}
+    for key, readouts in (("noisy", noisy), ("exact", exact)):
+        outputs = head_outputs(model, readouts, x)
+        for k in range(len(x)):
+            for metric, value in task.metrics(outputs[k : k + 1], y[k : k + 1]).items():
+                out[key].setdefault(metric, []).append(float(value))
+    return out
 
 
 def evaluate(
@@ -314,7 +383,12 @@ def evaluate(
     protocol = make_protocol(config, model, x)
     store = EvalStore(run_dir, name or eval_name(config))
     executor = executor or build_executor(target, config)
+    if executor.remote and hasattr(executor, "sampler_options"):  # the config decides, recorded
+        executor.sampler_options = sampler_options(config)
+        executor.mode_kind = "session" if config.protocol == "replay" else "batch"
     plan = {"eval": config.to_dict(), "train_step": train_step, "name": store.name}
+    if executor.remote:
+        plan["sampler_options"] = getattr(executor, "sampler_options", None)
     existing = store.plan()
     resume = executor.remote and existing is not None and store.result() is None
     if resume:
@@ -327,8 +401,13 @@ def evaluate(
             )
         isa = store.read_circuits()
         executor.physical_qubits = existing.get("physical_qubits")
+        modes = [j.get("batch") for _, j in sorted(store.jobs().items()) if j.get("batch")]
+        if modes and hasattr(executor, "mode_id"):  # reopen the evaluation's Session if open
+            executor.mode_id = modes[-1]
     else:
         isa = executor.prepare(protocol.templates, dynamic=protocol.dynamic)
+    if hasattr(protocol, "configure"):  # mitigated replay: λ from the ISA templates, M3 cals
+        protocol.configure(isa, executor)
     report = resource_report(
         target.label,
         config.protocol,
@@ -340,6 +419,7 @@ def evaluate(
         seconds_target=executor.seconds_target,
         rep_delay=getattr(executor, "rep_delay", 250e-6),
         exact=executor.exact,
+        calibration=replay_shrink(protocol, isa, executor),
     )
     log(report.format())
     if executor.remote and not resume and confirm is not None and not confirm(report):
@@ -348,13 +428,33 @@ def evaluate(
     if not resume:
         store.reset()
         store.write_plan(
-            {**plan, "physical_qubits": executor.physical_qubits, "resources": report.to_dict()}
+            {
+                **plan,
+                "eval_id": uuid.uuid4().hex[:16],
+                "physical_qubits": executor.physical_qubits,
+                "layout": executor_layout(executor),
+                "resources": report.to_dict(),
+            }
         )
         if executor.remote:
             store.write_circuits(isa)
-    done = _run_rounds(
-        protocol, isa, executor, store, config, submit_only=submit_only, progress=progress, log=log
-    )
+    done, close = False, True
+    try:
+        done = _run_rounds(
+            protocol,
+            isa,
+            executor,
+            store,
+            config,
+            submit_only=submit_only,
+            progress=progress,
+            log=log,
+        )
+        # a Session stays open between 'qrnn submit' and 'qrnn collect' while rounds remain
+        close = done or not submit_only or protocol.n_rounds == 1
+    finally:
+        if close and hasattr(executor, "close"):
+            executor.close()
     if not done:
         return None
     return _finish(
