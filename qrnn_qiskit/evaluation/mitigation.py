@@ -410,7 +410,8 @@ def shrink_table(
 
 
 def replay_shrink(protocol: ReplayProtocol, isa: Sequence, executor: Any) -> dict | None:
-    """{"esp": ESP per step (mean over settings), "shrink": predicted readout shrink per step} of a
+    """{"esp": ESP per step (mean over settings), "esp_gates": its gate part, "shrink": the
+    predicted readout shrink λ per step (mean over readouts; what --mitigate esp divides by)} of a
     replay evaluation from its ISA templates (None without calibrations)."""
     from ..backends.layout import circuit_esp
 
@@ -425,7 +426,16 @@ def replay_shrink(protocol: ReplayProtocol, isa: Sequence, executor: Any) -> dic
         ]
         esp.append(float(np.mean([v.total for v in values])))
         gates.append(float(np.mean([v.gates for v in values])))
-    return {"esp": esp, "esp_gates": gates}
+    shrink = shrink_table(
+        protocol.spec,
+        isa,
+        target,
+        protocol.steps,
+        protocol.settings,
+        protocol.assignment,
+        device=executor.description,
+    )
+    return {"esp": esp, "esp_gates": gates, "shrink": shrink.mean(axis=1).tolist()}
 
 
 __all__ = [

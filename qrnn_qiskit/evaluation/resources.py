@@ -48,10 +48,11 @@ class ResourceReport:
     shots_per_circuit: int
     total_shots: int
     qpu_seconds: float | None
-    # replay on calibrated targets: ESP of the step-t prefix (mean over settings), and the gates'
-    # part of it; the predicted readout shrink is z → esp[t]·z (docs/hardware.md, "Mitigation")
+    # replay on calibrated targets: ESP of the step-t prefix (mean over settings), its gates' part,
+    # and the predicted readout shrink z → λ_t·z (mean over readouts; docs/hardware.md)
     esp_per_step: list[float] | None = None
     esp_gates_per_step: list[float] | None = None
+    shrink_per_step: list[float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,11 +92,14 @@ class ResourceReport:
         picks = sorted({0, len(esp) // 4, len(esp) // 2, 3 * len(esp) // 4, len(esp) - 1})
         shown = ", ".join(f"t={t + 1} {esp[t]:.3f}" for t in picks)
         per_step = (esp[-1] / esp[0]) ** (1 / max(1, len(esp) - 1)) if esp[0] > 0 else 0.0
-        return [
-            f"  ESP per step       {shown} (× {per_step:.4f} per step)",
-            f"  predicted shrink   readouts z → ESP·z: {1 - esp[0]:.1%} at t=1, "
-            f"{1 - esp[-1]:.1%} at t={len(esp)} (--mitigate esp divides it out)",
-        ]
+        lines = [f"  ESP per step       {shown} (× {per_step:.4f} per step)"]
+        if self.shrink_per_step:
+            lam = self.shrink_per_step
+            lines.append(
+                f"  predicted shrink   z → λ·z, λ = {lam[0]:.3f} at t=1 … {lam[-1]:.3f} at "
+                f"t={len(lam)} (gate ESP × readout contraction; --mitigate esp divides it out)"
+            )
+        return lines
 
 
 def resource_report(
@@ -142,4 +146,5 @@ def resource_report(
         qpu_seconds=qpu,
         esp_per_step=calibration["esp"] if calibration else None,
         esp_gates_per_step=calibration["esp_gates"] if calibration else None,
+        shrink_per_step=calibration.get("shrink") if calibration else None,
     )
