@@ -311,6 +311,7 @@ def test_esp_rescale_brings_noisy_replay_readouts_back(run_dir):
     assert (
         len(report["esp_per_step"]) == 8 and report["esp_per_step"][0] > report["esp_per_step"][-1]
     )
+    assert report["shrink_per_step"] == pytest.approx(lam.mean(axis=1).tolist())
 
 
 def test_twins_add_clifford_rows_and_estimate_lambda(run_dir):

@@ -116,6 +116,18 @@ def step_errors(result: dict) -> tuple[list[float], list[float]]:
     return mean.tolist(), np.asarray(half).tolist()
 
 
+def protocol_label(result: dict) -> str:
+    """The protocol, with coupling and corrections for dynamic evaluations."""
+    if result["protocol"] != "dynamic":
+        return result["protocol"]
+    config = result.get("config") or {}
+    corrections = config.get("corrections", -1)
+    return (
+        f"dynamic ({config.get('coupling', 'cnot')}, "
+        f"{'auto' if corrections < 0 else corrections} corr.)"
+    )
+
+
 def mitigation_label(result: dict) -> str:
     methods = (result.get("mitigation") or {}).get("methods")
     if methods:
@@ -163,7 +175,7 @@ def comparison_table(results: Sequence[dict]) -> str:
             (r.get("run", ""),) * (len(runs) > 1)
             + (
                 r["target"],
-                r["protocol"],
+                protocol_label(r),
                 mitigation_label(r),
                 f"{r['samples']} × {r['steps']}",
                 str(shots),
@@ -188,7 +200,7 @@ def comparison_table(results: Sequence[dict]) -> str:
 
 def _series_label(result: dict, with_run: bool) -> str:
     head = f"{result.get('run', '')}: " if with_run else ""
-    return f"{head}{result['target']} / {result['protocol']} / {mitigation_label(result)}"
+    return f"{head}{result['target']} / {protocol_label(result)} / {mitigation_label(result)}"
 
 
 def _save_figure(figure, path: Path) -> None:
