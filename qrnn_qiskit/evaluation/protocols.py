@@ -8,10 +8,11 @@ hardware can be submitted, interrupted and collected round by round.
 * replay: round t runs the prefixes U(θ_t)…U(θ_1)|0⟩ in every measurement setting; θ_t comes from
   the controller fed with the readouts *estimated* at round t−1. This is the trained model, up to
   shot and device noise.
-* dynamic: one round, one circuit per (sequence, setting) with mid-circuit ancilla measurements and
-  if/else feedforward (``circuits.dynamic``). The angles θ̄_t are those of the noiseless trajectory;
-  the controller is linearised around it: a measured ±1 outcome s_r of readout r shifts angle k by
-  J_kr·(s_r − z̄_r), J = ∂θ_t/∂z_{t−1}, for the ``corrections`` largest |J_kr| per step. This is a
+* dynamic: one round, one circuit per (sequence, setting) with mid-circuit measurements (of the data
+  qubits for projective coupling, of ancillas for weak coupling) and if/else feedforward
+  (``circuits.dynamic``). The angles θ̄_t are those of the noiseless trajectory; the controller is
+  linearised around it: a measured ±1 outcome s_r of readout r shifts angle k by J_kr·(s_r/κ − z̄_r),
+  J = ∂θ_t/∂z_{t−1}, κ the coupling gain, for the ``corrections`` largest |J_kr| per step. This is a
   different (stochastic, measured) recurrent model; its readouts are estimated from the mid-circuit
   bits.
 """
@@ -59,7 +60,7 @@ class EvalConfig:
     )
     seed: int = 0
     optimization_level: int = 3  # preset pass manager level; the layout is chosen once and pinned
-    coupling: str = "cnot"  # dynamic: "cnot" or a weak-coupling angle in radians
+    coupling: str = "cnot"  # dynamic: "cnot", "weak" (measured default) or an angle in radians
     corrections: int = -1  # dynamic: feedforward corrections per step and setting (-1: auto)
     readout_error: float = 0.0  # aer-noisy:depolarizing targets
     # replay mitigation: auto (esp on aer-noisy:<fake> and ibm:), none, or esp/twins/m3 with commas
