@@ -242,7 +242,7 @@ CASES = [
         "--seed must be an integer in 0..",
     ),  # fmt: skip
     Case("coupling foo", evaluate("--coupling", "foo", "--protocol", "dynamic"), "--coupling"),
-    Case("corrections -1", evaluate("--corrections", "-1"), "--corrections must be >= 0"),
+    Case("corrections -2", evaluate("--corrections", "-2"), "--corrections must be >= 0"),
     Case("readout-error nan", evaluate("--readout-error", "nan"), "--readout-error must be a fin"),
     Case("depolarizing 2", evaluate("--target", "aer-noisy:depolarizing:2"), "depolarizing"),
     Case("name ..", evaluate("--name", ".."), "is not a plain name"),

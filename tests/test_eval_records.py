@@ -4,7 +4,7 @@ a failed write that leaves nothing half-made, lost local jobs, the evaluation lo
 
 IBM Quantum runs offline: qiskit-ibm-runtime's local mode on a fake backend, and for the behaviour
 of the real channel (jobs outlive the client) :class:`FakeIBM`, which replaces only the network
-boundary (``service.job(id)``) by the jobs it has seen submitted.
+boundary (``service.job(id)``, ``service.jobs(job_tags=…)``) by the jobs it has seen submitted.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from qrnn_qiskit import fileio
-from qrnn_qiskit.backends.ibm import IBMExecutor
+from qrnn_qiskit.backends.ibm import IBMExecutor, RuntimeBoundary
 from qrnn_qiskit.cli import main
 from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.evaluation.config import EvalConfig
@@ -76,7 +76,8 @@ def run(trained, tmp_path) -> Path:
 class FakeIBM:
     """IBM Quantum's side of the network: every job submitted in local mode is kept, and any later
     client can look it up by id, as on the real service (local mode's jobs die with their
-    process). Only the network boundary, ``service.job(id)``, is replaced."""
+    process). Only the network boundary, ``service.job(id)`` and ``service.jobs(job_tags=…)``, is
+    replaced."""
 
     is_local = False
     channel = "ibm_quantum_platform"
@@ -86,15 +87,23 @@ class FakeIBM:
         from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
 
         self.local = QiskitRuntimeService(channel="local")
-        self.jobs: dict[str, object] = {}
+        self.kept: dict[str, object] = {}
+        self.tags: dict[str, list[str]] = {}  # job id → its tags (local mode keeps none)
         submit = QiskitRuntimeLocalService._run_executor
+        run_sampler = RuntimeBoundary.run_sampler
 
         def recording(service, *args, **kwargs):
             job = submit(service, *args, **kwargs)
-            self.jobs[job.job_id()] = job
+            self.kept[job.job_id()] = job
+            return job
+
+        def tagging(boundary, mode, pubs, shots, options, tags, seed=None):
+            job = run_sampler(boundary, mode, pubs, shots, options, tags, seed)
+            self.tags[job.job_id()] = list(tags)
             return job
 
         monkeypatch.setattr(QiskitRuntimeLocalService, "_run_executor", recording)
+        monkeypatch.setattr(RuntimeBoundary, "run_sampler", tagging)
 
     def backend(self, name):
         return self.local.backend(name)
@@ -103,7 +112,12 @@ class FakeIBM:
         return self.local.backends()
 
     def job(self, job_id):
-        return self.jobs[job_id]
+        return self.kept[job_id]
+
+    def jobs(self, job_tags, backend_name, limit):
+        """``service.jobs(job_tags=…)``: the kept jobs that carry every tag, newest first."""
+        found = [i for i in reversed(self.kept) if set(job_tags) <= set(self.tags.get(i, ()))]
+        return [self.kept[i] for i in found[:limit]]
 
     def client(self) -> IBMExecutor:
         """A new client process's executor."""
@@ -155,16 +169,16 @@ def snapshot(path: Path) -> dict[str, bytes]:
 # ---------------------------------------------------------------------------------------- jobs
 def test_collect_in_a_new_client_fetches_recorded_jobs_and_never_resubmits(run, server, capsys):
     submit(run, server.client())
-    assert len(server.jobs) == 1
+    assert len(server.kept) == 1
     with open(run / "jobs.jsonl", "a") as handle:
         handle.write('{"eval": "' + NAME + '", "round": 1, "job')  # a kill mid-append
     # a new process: nothing in memory but the run directory and IBM's server
     [result] = collect(run, executor=server.client(), progress=False, log=quiet)
     assert "skipped 1 unreadable record(s) (the last line" in capsys.readouterr().err
     records = job_records(run)
-    assert [r["round"] for r in records] == [0, 1] and len(server.jobs) == 2
+    assert [r["round"] for r in records] == [0, 1] and len(server.kept) == 2
     assert result["jobs"] == [r["job_id"] for r in records]
-    assert set(result["jobs"]) == set(server.jobs)
+    assert set(result["jobs"]) == set(server.kept)
 
 
 def test_a_lost_local_job_is_resubmitted_with_its_seed_and_gives_the_same_result(
@@ -286,7 +300,7 @@ def test_a_lost_result_is_rebuilt_from_the_stored_rounds_without_new_jobs(
         [error] = capsys.readouterr().err.strip().splitlines()
         assert "rebuild it from the stored rounds with 'qrnn collect" in error
     [again] = collect(run, executor=server.client(), progress=False, log=quiet)
-    assert server.jobs == {} and again["jobs"] == first["jobs"]
+    assert server.kept == {} and again["jobs"] == first["jobs"]
     for key in SAME:
         assert again[key] == first[key], key
 

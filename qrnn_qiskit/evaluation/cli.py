@@ -147,6 +147,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         samples=config.samples,
         shots=config.shots,
         progress=args.progress,
+        others=args.others or (),
     )
     print(table)
     print("\nplots: " + ", ".join(str(p) for p in plots))
@@ -229,6 +230,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sweep",
         type=_positive_floats,
         help="first evaluate replay on aer-noisy:depolarizing:<p> for these p (comma-separated)",
+    )
+    p.add_argument(
+        "--with",
+        dest="others",
+        action="append",
+        metavar="RUN",
+        help="another run to show side by side (e.g. a noise-aware model); repeatable",
     )
     add_arguments(
         p,

@@ -55,7 +55,7 @@ def export_circuits(
     fmt: str,
     out: str | Path,
     coupling: str = "cnot",
-    corrections: int = 8,
+    corrections: int = -1,
 ) -> list[Path]:
     """Write the bound circuits (replay: the noiseless trajectory's prefixes) and return the written
     paths."""

@@ -52,8 +52,9 @@ from ..fileio import (
 )
 from ..training import RunDir, load_run, make_task
 from ..training.rundir import EVALS, JOBS, safe_name
-from .config import EvalConfig
-from .protocols import HardwareProtocol, ReplayProtocol, head_outputs, make_protocol
+from .config import EvalConfig, eval_name_suffix, sampler_options
+from .mitigation import make_replay, replay_shrink
+from .protocols import DynamicProtocol, HardwareProtocol, ReplayProtocol, head_outputs
 from .resources import ResourceReport, resource_report
 
 SEMANTICS = {
@@ -68,7 +69,8 @@ def eval_name(config: EvalConfig) -> str:
     target = parse_target(config.target, config.readout_error).label
     name = f"{target}-{config.protocol}"
     if config.protocol == "dynamic" and config.coupling != "cnot":
-        name += f"-weak{config.coupling}"
+        name += "-weak" if config.coupling == "weak" else f"-weak{config.coupling}"
+    name += eval_name_suffix(config)
     if config.max_steps:
         name += f"-steps{config.max_steps}"
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
@@ -76,9 +78,14 @@ def eval_name(config: EvalConfig) -> str:
 
 def load_samples(run_dir: str | Path, samples: int, max_steps: int = 0):
     """(train config, model in eval mode, task, inputs [K, T], targets) of the task's first K eval
-    sequences."""
+    sequences. A noise-aware model (``--train-noise``) runs on its bare engine here: the hardware
+    supplies the noise, and the noiseless reference readouts are the circuit's own."""
     train_config, model, state = load_run(run_dir)
     model.eval()
+    from ..models.noise import NoisyReadoutEngine
+
+    if isinstance(getattr(model.core, "engine", None), NoisyReadoutEngine):
+        model.core.engine = model.core.engine.engine
     task = make_task(train_config)
     xs, ys, have = [], [], 0
     for x, y in task.eval_batches():
@@ -105,8 +112,14 @@ def build_executor(target: TargetSpec, config: EvalConfig) -> Executor:
             target.backend,
             optimization_level=config.optimization_level,
             seed_transpiler=config.seed,
+            layout_method=config.layout,
+            sampler_options=sampler_options(config),
+            mode="session" if config.protocol == "replay" else "batch",
         )
-    return make_simulator_executor(target, config.optimization_level, config.seed)
+    executor = make_simulator_executor(target, config.optimization_level, config.seed)
+    if hasattr(executor, "layout_method"):
+        executor.layout_method = config.layout
+    return executor
 
 
 PLAN = "plan.json"
@@ -362,18 +375,28 @@ def _submit(
     seed: int,
     replaces: str | None = None,
 ) -> dict:
-    """Submit round ``r`` and record its job in jobs.jsonl before anything waits on it; a record
-    that cannot be written names the job id, so no job is ever lost silently."""
-    job_id = executor.submit(isa_pubs, config.shots, seed=seed)
+    """Record round ``r``'s job: one the server already holds under its tags (its id never reached
+    disk), else a new submission, tagged with the run, the evaluation attempt and the round. The
+    record is fsync'ed in jobs.jsonl before anything waits on the job; a record that cannot be
+    written names the job id, so no job is ever lost silently."""
+    tags = job_tags(store, r)
+    job_id = executor.find_job(tags) if replaces is None and hasattr(executor, "find_job") else None
+    recovered = job_id is not None
+    if not recovered:
+        job_id = executor.submit(isa_pubs, config.shots, tags=tags, seed=seed)
     record = {
         "eval": store.name,
         "attempt": store.attempt,
         "round": r,
         "job_id": job_id,
+        "recovered_by_tag": recovered,
+        "tags": tags,
         "target": config.target,
         "protocol": config.protocol,
         "channel": getattr(executor, "channel", ""),
-        "batch": getattr(executor, "batch_id", None),
+        "mode": getattr(executor, "mode_kind", None),
+        "batch": getattr(executor, "batch_id", None),  # Session or Batch id
+        "sampler_options": getattr(executor, "sampler_options", None),
         "shots": config.shots,
         "pubs": len(isa_pubs),
         "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -424,7 +447,8 @@ def _run_rounds(
                     if record is None:
                         record = _submit(executor, isa_pubs, config, store, r, seed)
                         jobs[r] = record
-                        log(f"submitted round {r + 1}/{protocol.n_rounds}: job {record['job_id']}")
+                        how = "found by tag" if record.get("recovered_by_tag") else "submitted"
+                        log(f"{how} round {r + 1}/{protocol.n_rounds}: job {record['job_id']}")
                         if submit_only:
                             return False
                     try:
@@ -445,6 +469,13 @@ def _run_rounds(
     finally:
         bar.close()
     return True
+
+
+def job_tags(store: EvalStore, r: int) -> list[str]:
+    """Tags of round r's job: the run (its folder name), the evaluation attempt and the round —
+    stable across processes, so 'qrnn collect' can find a job whose id never reached disk."""
+    run = re.sub(r"[^A-Za-z0-9_.-]", "_", store.run_dir.resolve().name)
+    return [f"qrnn-run:{run}", f"qrnn-eval:{store.name}:{store.attempt}", f"qrnn-round:{r}"]
 
 
 def _finish(
@@ -486,6 +517,9 @@ def _finish(
     }
     if isinstance(protocol, ReplayProtocol):
         result["angles"] = protocol.angles_used().tolist()
+    if hasattr(protocol, "extras"):
+        result["mitigation"] = protocol.extras()
+    result["layout"] = store.plan().get("layout") if store.plan() else None
     if full_length:
         with torch.no_grad():
             noisy = torch.as_tensor(z, dtype=torch.float32)
@@ -493,8 +527,35 @@ def _finish(
             result["exact_metrics"] = task.metrics(
                 head_outputs(model, protocol.exact, protocol.x), y
             )
+            result["sample_metrics"] = per_sample_metrics(
+                task, model, protocol.x, y, noisy, protocol.exact
+            )
     atomic_write_json(store.path / RESULT, result)
     return result
+
+
+def executor_layout(executor: Executor) -> dict | None:
+    layout = getattr(executor, "layout", None)
+    return layout.to_dict() if layout is not None else None
+
+
+def per_sample_metrics(task, model, x, y, noisy, exact) -> dict:
+    """{"noisy": {metric: [K]}, "exact": {metric: [K]}}: the task metrics of every sequence, for
+    confidence intervals in ``qrnn compare``."""
+    out: dict = {"noisy": {}, "exact": {}}
+    for key, readouts in (("noisy", noisy), ("exact", exact)):
+        outputs = head_outputs(model, readouts, x)
+        for k in range(len(x)):
+            for metric, value in task.metrics(outputs[k : k + 1], y[k : k + 1]).items():
+                out[key].setdefault(metric, []).append(float(value))
+    return out
+
+
+def make_protocol(config: EvalConfig, model, x: torch.Tensor) -> HardwareProtocol:
+    """The protocol of ``config``: replay (mitigated when ``--mitigate`` asks for it) or dynamic."""
+    if config.protocol == "replay":
+        return make_replay(config, model, x)
+    return DynamicProtocol(model, x, config.coupling, config.corrections)
 
 
 def run_evaluation(
@@ -550,7 +611,12 @@ def _evaluate(
         )
     protocol = make_protocol(config, model, x)
     executor = executor or build_executor(target, config)
+    if executor.remote and hasattr(executor, "sampler_options"):  # the config decides, recorded
+        executor.sampler_options = sampler_options(config)
+        executor.mode_kind = "session" if config.protocol == "replay" else "batch"
     plan = {"eval": config.to_dict(), "train_step": train_step, "name": store.name}
+    if executor.remote:
+        plan["sampler_options"] = getattr(executor, "sampler_options", None)
     existing = store.plan()
     resume = False
     if existing is not None:
@@ -582,8 +648,13 @@ def _evaluate(
                 "evaluation starts again")  # fmt: skip
             resume = False
         executor.physical_qubits = existing.get("physical_qubits")
+        modes = [j.get("batch") for _, j in sorted(store.jobs().items()) if j.get("batch")]
+        if modes and hasattr(executor, "mode_id"):  # reopen the evaluation's Session if open
+            executor.mode_id = modes[-1]
     if isa is None:
         isa = executor.prepare(protocol.templates, dynamic=protocol.dynamic)
+    if hasattr(protocol, "configure"):  # mitigated replay: λ from the ISA templates, M3 cals
+        protocol.configure(isa, executor)
     report = resource_report(
         target.label,
         config.protocol,
@@ -595,6 +666,7 @@ def _evaluate(
         seconds_target=executor.seconds_target,
         rep_delay=getattr(executor, "rep_delay", 250e-6),
         exact=executor.exact,
+        calibration=replay_shrink(protocol, isa, executor),
     )
     log(report.format())
     if executor.remote and not resume and confirm is not None and not confirm(report):
@@ -603,12 +675,20 @@ def _evaluate(
     if not resume:
         store.begin(
             {**plan, "attempt": _new_attempt(), "physical_qubits": executor.physical_qubits,
-             "resources": report.to_dict()},
+             "layout": executor_layout(executor), "resources": report.to_dict()},
             isa if executor.remote else None,
         )  # fmt: skip
-    done = _run_rounds(
-        protocol, isa, executor, store, config, submit_only=submit_only, progress=progress, log=log
-    )
+    done, close = False, True
+    try:
+        done = _run_rounds(
+            protocol, isa, executor, store, config, submit_only=submit_only, progress=progress,
+            log=log,
+        )  # fmt: skip
+        # a Session stays open between 'qrnn submit' and 'qrnn collect' while rounds remain
+        close = done or not submit_only or protocol.n_rounds == 1
+    finally:
+        if close and hasattr(executor, "close"):
+            executor.close()
     if not done:
         return None
     return _finish(

@@ -79,8 +79,21 @@ class EngineConfig:
         choices=DEVICES,
         resumable=True,
     )
+    train_noise: str = option(
+        "none",
+        "noise-aware training: the readouts the controller and head see are shrunk like a noisy "
+        "replay's and get shot noise: none, a fake backend (λ per step from its calibrations), "
+        "optionally with :shots=N, or shots=N / lambda=λ alone (e.g. fake_fez:shots=4000)",
+    )
 
     def __post_init__(self) -> None:
+        if self.train_noise.strip().lower() not in ("none", "off", ""):
+            from ..models.noise import parse_train_noise
+
+            try:
+                parse_train_noise(self.train_noise)
+            except QRNNError as error:
+                raise ConfigError("train_noise", f"is invalid: {error}") from None
         if self.backend not in BACKENDS:
             raise ConfigError(
                 "backend", f"must be one of {', '.join(BACKENDS)}; got {self.backend!r}"

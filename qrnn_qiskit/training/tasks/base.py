@@ -221,7 +221,7 @@ def build_for_task(
     if kind == "qrnn":
         return build_model(
             "qrnn", inputs, n_outputs, head, qrnn=config.qrnn, dtype=config.torch_dtype,
-            engine=_engine(config),
+            engine=_noise_aware(config, _engine(config), task),
         )  # fmt: skip
     hidden = config.baseline.hidden
     if hidden is None:
@@ -257,6 +257,21 @@ def chrono_horizon(config: TrainConfig, task: Task | None) -> int | None:
 
 
 STATEVECTOR_COPIES = 3
+
+
+def _noise_aware(config: TrainConfig, engine, task: Task | None):
+    """``engine`` (``None``: the spec's default engine) wrapped for ``--train-noise``, its λ per
+    step calibrated over the task's sequence length."""
+    from ...models.noise import noisy_engine, parse_train_noise
+
+    noise = parse_train_noise(config.engine.train_noise)
+    if not noise.enabled:
+        return engine
+    from ...models import default_engine
+
+    inner = engine if engine is not None else default_engine(config.qrnn.spec, config.torch_dtype)
+    steps = task.horizon if task is not None and task.horizon else 100
+    return noisy_engine(inner, config.qrnn.spec, noise, steps)
 
 
 def _engine(config: TrainConfig):
