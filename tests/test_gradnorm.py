@@ -50,6 +50,7 @@ def test_cli_writes_curves_at_init_and_trained(tmp_path, capsys):
     ]  # fmt: skip
     assert curves[1]["step"] == 2 and len(curves[0]["psi"]) == 22 and png.stat().st_size > 0
     assert "t=T" in capsys.readouterr().out
+    assert curves[0]["loop"]["gain_median"] > 0 and "loop" not in curves[2]
 
 
 def test_translation_runs_are_refused_in_one_line(tmp_path, capsys):

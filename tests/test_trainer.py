@@ -280,6 +280,9 @@ def test_chrono_init_is_on_for_copying_lstms_and_off_when_asked():
         (["--schedule", "exponential"], "argument --schedule: invalid choice"),
         (["--warmup", "50", "--steps", "10"], "--warmup (50 steps) must be shorter than the run"),
         (["--patience", "0"], "--patience must be >= 1"),
+        (["--angle-lr", "0"], "--angle-lr must be > 0"),
+        (["--angle-lr", "nan"], "--angle-lr must be a finite number"),
+        (["--gain-penalty", "-1"], "--gain-penalty must be >= 0"),
     ],
 )
 def test_bad_optimiser_options_are_one_line(tmp_path, capsys, args, message):

@@ -25,6 +25,7 @@ from ..fileio import atomic_write_json
 from ..models import QRNNCore, SequenceModel
 from ..models.orthogonal import OrthogonalCore, mod_relu
 from ..models.sequence import ClassicalCore
+from ..models.stability import loop_report
 from ..training import RunDir, TrainConfig, load_run, make_task
 from ..training.rundir import BEST
 
@@ -151,6 +152,8 @@ def run_gradnorm(
         x, y = _batch(task, samples)
         for label, model in (("init", _initial_model(config, task)), ("trained", trained)):
             curves = gradient_norms(model, task, x, y)
+            if isinstance(model.core, QRNNCore):  # the loop gain and scrambling, same batch
+                curves["loop"] = loop_report(model, x)
             out.append(
                 {
                     "run": str(rd.path),
@@ -211,6 +214,12 @@ def cmd_gradnorm(args: argparse.Namespace) -> int:
             if quantity in c:
                 values = c[quantity]
                 parts.append(f"{quantity}: t=1 {values[0]:.3g}, t=T {values[-1]:.3g}")
+        if "loop" in c:
+            loop = c["loop"]
+            parts.append(
+                f"loop gain median {loop['gain_median']:.3g} (max {loop['gain_max']:.3g}), "
+                f"mean |z| at T {loop['z_abs_last']:.3g}"
+            )
         print(f"{Path(c['run']).name}: " + "; ".join(parts))
     atomic_write_json(Path(args.json), {"curves": curves})
     print(f"curves: {args.json}; plot: {plot(curves, args.plot)}")

@@ -27,6 +27,11 @@ BACKENDS: tuple[str, ...] = ("statevector", "aer")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 LOGS: tuple[str, ...] = ("none", "tensorboard")
 CONFIG_VERSION = 2
+# the learning-rate multiplier of the QRNN's angle layer (docs/results.md: "Loop gain")
+ANGLE_LR_DEFAULT = 1.0
+# options whose default changed after config.json files were written without them: such a file
+# keeps the behaviour it was trained with (its value before the option existed)
+BEFORE_OPTION: dict[str, Any] = {"optim.angle_lr": 1.0}
 MAX_SEED = 2**32 - 1  # NumPy's seeds; torch.manual_seed(-1) and 2**70 fail deep inside
 MAX_THREADS = 1024  # libgomp cannot create ~16k threads and then crashes the process
 
@@ -150,6 +155,17 @@ class OptimConfig:
         choices=SCHEDULES,
     )
     warmup: int = option(0, "steps of linear learning-rate warm-up from 0 (0: none)")
+    gain_penalty: float = option(
+        0.0,
+        "weight of a penalty on the QRNN controllers' linearised feedback gain ‖∂θ/∂z‖² added to "
+        "the training loss (0: none)",
+    )
+    angle_lr: float = option(
+        ANGLE_LR_DEFAULT,
+        "learning-rate multiplier of the QRNN controllers' last layer, the one that writes the "
+        "angles (a slow angle layer keeps the feedback loop's gain and the state's scrambling low; "
+        "docs/results.md); 1: one learning rate for all",
+    )
 
     def __post_init__(self) -> None:
         require(_int(self.steps) and self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
@@ -174,6 +190,10 @@ class OptimConfig:
         )
         require_finite(self.lr, "lr")
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require_finite(self.gain_penalty, "gain_penalty")
+        require(self.gain_penalty >= 0, "gain_penalty", f"must be >= 0, got {self.gain_penalty}")
+        require_finite(self.angle_lr, "angle_lr")
+        require(self.angle_lr > 0, "angle_lr", f"must be > 0, got {self.angle_lr}")
         require_finite(self.clip, "clip")
         require(self.clip >= 0, "clip", f"must be >= 0 (0 disables clipping), got {self.clip}")
 
@@ -193,6 +213,11 @@ class RunConfig:
     patience: int | None = option(
         None,
         "stop after this many evaluations without a better validation metric (default: never)",
+        resumable=True,
+    )
+    monitor: bool = option(
+        True,
+        "log the QRNN's feedback-loop gain and state scrambling (mean |z|) at every evaluation",
         resumable=True,
     )
     log: str = option(
@@ -309,7 +334,7 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise QRNNError(f"a config must be a JSON object, got {type(d).__name__}")
         if "version" not in d:
-            return cls.flat(**d)
+            return cls.flat(**({path.split(".")[-1]: v for path, v in BEFORE_OPTION.items()} | d))
         if d["version"] != CONFIG_VERSION:
             raise QRNNError(
                 f"config version {d['version']} is not readable by this qrnn-qiskit (it reads "
@@ -323,6 +348,7 @@ class TrainConfig:
             qrnn = QRNNConfig.from_dict(d["qrnn"])
         except (KeyError, TypeError, AttributeError) as error:
             raise QRNNError(f"malformed config ({error})") from None
+        values = BEFORE_OPTION | values
         index = {".".join(leaf.path): leaf.dest for leaf in leaves(cls)}
         unknown = sorted(set(values) - set(index))
         if unknown:

@@ -24,7 +24,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import QRNNError
-from ..models import count_parameters
+from ..models import QRNNCore, count_parameters
+from ..models.stability import gain_penalty, loop_report
 from . import logs
 from .config import OptimConfig, RunConfig, TrainConfig
 from .distributed import SINGLE, World
@@ -276,6 +277,17 @@ class Trainer:
         """Metrics on the task's validation set."""
         return self.task.evaluate(self.model, "val")
 
+    def loop_report(self) -> dict[str, float]:
+        """The QRNN's loop gain and scrambling monitor (:func:`~qrnn_qiskit.models.stability.
+        loop_report`) on up to 64 samples of the first validation batch; empty for models without
+        a QRNN core or with ``--no-monitor``."""
+        if not self.run.monitor or not isinstance(getattr(self.model, "core", None), QRNNCore):
+            return {}
+        x, _ = next(iter(self.task.batches("val")))
+        with torch.random.fork_rng(devices=[]):  # the training's random stream is untouched
+            report = loop_report(self.model, x[:64])
+        return {k: round(v, 6) for k, v in report.items()}
+
     def _validate(self) -> dict[str, float]:
         """:meth:`validate` on rank 0, its metrics on every rank (the ranks hold equal
         parameters)."""
@@ -344,6 +356,8 @@ class Trainer:
                 started = time.perf_counter()
                 set_learning_rate(self.optimizer, learning_rate(optim, self.step))
                 loss = self.task.train_loss(self.model, self.step)
+                if optim.gain_penalty:
+                    loss = loss + optim.gain_penalty * gain_penalty(self.model)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 value = self.world.reduce_gradients(self.model, loss)  # the global batch's loss
@@ -405,6 +419,8 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
         }
         record.update(metrics)
+        if self.world.is_writer:
+            record.update(self.loop_report())
         stopped = None
         if self.run.patience is not None and self._stale >= self.run.patience:
             stopped = (
