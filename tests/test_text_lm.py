@@ -144,3 +144,27 @@ def test_bptt_longer_than_the_training_rows_is_a_clear_error(cache):
         make_task(config(bptt=100000))
     with pytest.raises(QRNNError, match="statevector engine only"):
         make_task(config(backend="aer"))
+
+
+def test_reset_every_k_windows_restarts_the_carried_state_in_training_and_evaluation(cache):
+    cfg = config(model="qrnn", reset_every=2)
+    task = make_task(cfg)
+    model = task.build_model(cfg).eval()
+    rows = task.streams["train"]
+    task.train_loss(model, 0)
+    carried = model(rows[:, :12])
+    torch.testing.assert_close(task.train_loss(model, 1), task.loss(carried[:, 6:], rows[:, 7:13]))
+    fresh, _ = model.forward_window(rows[:, 12:18])
+    torch.testing.assert_close(task.train_loss(model, 2), task.loss(fresh, rows[:, 13:19]))
+    # evaluation: pairs of windows, each pair from the initial state
+    val = task.streams["val"]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, val.shape[1] - 1, 12):
+            y = val[:, s + 1 : s + 13]
+            out = model(val[:, s : s + y.shape[1]])
+            total += float(
+                F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="sum")
+            )
+            count += y.numel()
+    assert task.evaluate(model)["loss"] == pytest.approx(total / count, rel=1e-6)

@@ -79,6 +79,11 @@ class TaskConfig:
         "ptb-word/ptb-char: carry the recurrent state across windows (detached); --no-carry "
         "restarts every training and evaluation window from the initial state",
     )
+    reset_every: int = option(
+        0,
+        "ptb-word/ptb-char with the state carried: restart it from the initial state every K "
+        "windows, in training and evaluation (a forgetting step; 0: carry it through the epoch)",
+    )
     attention: str = option(
         "additive", "mt-de-en: attention score over the encoder's outputs", choices=ATTENTION_SCORES
     )
@@ -108,6 +113,11 @@ class TaskConfig:
             _int(self.max_len) and self.max_len >= 1, "max_len", f"must be >= 1, got {self.max_len}"
         )
         require(_int(self.bptt) and self.bptt >= 1, "bptt", f"must be >= 1, got {self.bptt}")
+        require(
+            _int(self.reset_every) and self.reset_every >= 0,
+            "reset_every",
+            f"must be >= 0, got {self.reset_every}",
+        )
         if self.attention not in ATTENTION_SCORES:
             raise ConfigError(
                 "attention",

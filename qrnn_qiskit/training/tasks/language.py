@@ -61,6 +61,7 @@ class LanguageModelTask(Task):
         self.bptt = config.task.bptt
         self.horizon = self.bptt
         self.carry = config.task.carry
+        self.reset_every = config.task.reset_every
         self.per_row_state = self.carry  # the carried state is one per training row
         self.batch_size = config.optim.batch_size
         self.streams = {
@@ -101,8 +102,9 @@ class LanguageModelTask(Task):
 
     def train_loss(self, model: SequenceModel, step: int) -> torch.Tensor:
         """Loss of the window of ``step``, starting from the state the previous step carried (none
-        at an epoch start); keeps the window's final state, detached, for the next step."""
-        if step % self.steps_per_epoch == 0 or not self.carry:
+        at an epoch start, or every ``--reset-every`` windows); keeps the window's final state,
+        detached, for the next step."""
+        if not self._carries(step % self.steps_per_epoch):
             state = None
         elif self._carry_step == step:
             state = self._carry
@@ -117,6 +119,12 @@ class LanguageModelTask(Task):
         self._carry, self._carry_step = detach_state(final), step + 1
         return self.loss(logits, y)
 
+    def _carries(self, window: int) -> bool:
+        """Whether window ``window`` (of a split or an epoch) continues the previous one's state."""
+        if not self.carry or window == 0:
+            return False
+        return not (self.reset_every and window % self.reset_every == 0)
+
     def batches(self, split: str) -> Iterator[Batch]:
         """The windows of ``split`` (without carried state; ``evaluate`` carries it)."""
         self.check_split(split)
@@ -127,15 +135,16 @@ class LanguageModelTask(Task):
     @torch.no_grad()
     def evaluate(self, model: SequenceModel, split: str = "val") -> dict[str, float]:
         """Loss over a whole split (``val`` or ``test``) read as 16 rows, state carried across
-        windows (with ``--no-carry`` every window starts from the initial state, as in training)."""
+        windows as in training (``--no-carry``: every window starts from the initial state;
+        ``--reset-every K``: every K-th)."""
         self.check_split(split)
         was_training = model.training
         model.eval()
         state, total, count = None, 0.0, 0
         stream = self.streams[split]
-        for start in range(0, stream.shape[1] - 1, self.bptt):
+        for window, start in enumerate(range(0, stream.shape[1] - 1, self.bptt)):
             x, y = self._window(stream, start, self.bptt)
-            logits, state = model.forward_window(x, state if self.carry else None)
+            logits, state = model.forward_window(x, state if self._carries(window) else None)
             total += float(
                 F.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
