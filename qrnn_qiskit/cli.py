@@ -146,7 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="train a small QRNN and a same-size LSTM on copying memory and compare"
     )
     demo.add_argument(
-        "--minutes", type=float, default=None, help="override the total training budget"
+        "--minutes",
+        type=float,
+        default=None,
+        help="override the total training budget (split equally between the two models)",
     )
     demo.add_argument(
         "--run-root", help="folder for the demo's runs (default: runs/demo-TIMESTAMP)"

@@ -12,7 +12,7 @@ from .config import EvalConfig
 from .runner import run_evaluation
 
 DEMO_TARGET = "aer-noisy:fake_fez"
-DEMO_SAMPLES = 2
+DEMO_SAMPLES = 8
 DEMO_SHOTS = 2000
 DEMO_MITIGATIONS = ("esp",)  # add "none" for a raw replay (one more replay's time)
 
