@@ -21,7 +21,8 @@ from qrnn_qiskit.backends.ibm import IBMExecutor, RuntimeBoundary
 from qrnn_qiskit.cli import main
 from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.evaluation.config import EvalConfig
-from qrnn_qiskit.evaluation.runner import collect, pending, run_evaluation
+from qrnn_qiskit.evaluation.records import pending
+from qrnn_qiskit.evaluation.runner import collect, run_evaluation
 from qrnn_qiskit.training import RunDir, TrainConfig, Trainer
 
 IBM = EvalConfig(target="ibm:fake_manila", samples=1, shots=64, max_steps=2, seed=5)
@@ -371,7 +372,7 @@ def test_a_job_that_cannot_be_recorded_is_named(run, monkeypatch):
     def full(path, record):
         raise fileio.write_error(Path(path), OSError(errno.ENOSPC, "No space left on device"))
 
-    monkeypatch.setattr("qrnn_qiskit.evaluation.runner.append_jsonl", full)
+    monkeypatch.setattr("qrnn_qiskit.evaluation.records.append_jsonl", full)
     with pytest.raises(QRNNError) as error:
         submit(run, local_executor())
     message = str(error.value)

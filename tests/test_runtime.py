@@ -1,9 +1,9 @@
 """IBM runtime path offline: Session for dependent replay rounds, Batch for dynamic circuits, job
 tags and lookup by tag, retries only on transient errors, closed modes, resumable collect.
 
-``FakeServer`` replaces only the network boundary (``backends.ibm.RuntimeBoundary``): it runs jobs
-for real on a fake backend through qiskit-ibm-runtime's local executor Sampler, keeps them by id
-and tags like IBM's service, and can accept a job and then "lose" the reply carrying its id.
+``FakeServer`` replaces only the network boundary (``backends.boundary.RuntimeBoundary``): it runs
+jobs for real on a fake backend through qiskit-ibm-runtime's local executor Sampler, keeps them by
+id and tags like IBM's service, and can accept a job and then "lose" the reply carrying its id.
 """
 
 from __future__ import annotations
@@ -227,10 +227,10 @@ class ApiError(Exception):
 @pytest.fixture
 def api_error(monkeypatch):
     """Make ApiError count as an API error type (as RequestsApiError does)."""
-    import qrnn_qiskit.backends.ibm as ibm
+    import qrnn_qiskit.backends.boundary as boundary
 
-    original = ibm.transient_errors
-    monkeypatch.setattr(ibm, "transient_errors", lambda: original() + (ApiError,))
+    original = boundary.transient_errors
+    monkeypatch.setattr(boundary, "transient_errors", lambda: original() + (ApiError,))
     return ApiError
 
 

@@ -63,7 +63,8 @@ def _restart(args: argparse.Namespace, config) -> None:
     """``--restart``: end the evaluation's current attempt before running it again (an IBM one is
     kept under RUN/evals/NAME/previous/, its job ids in jobs.jsonl)."""
     from ..training import RunDir
-    from .runner import EvalStore, eval_name
+    from .records import EvalStore
+    from .runner import eval_name
 
     if not RunDir(args.run).is_run:
         return  # run_evaluation says what is wrong
@@ -101,7 +102,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ..backends.noisy import parse_target
+    from ..backends.targets import parse_target
 
     if parse_target(args.target).kind != "ibm":
         raise QRNNError(

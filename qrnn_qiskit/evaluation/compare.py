@@ -16,13 +16,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..backends.noisy import EXACT_ALIASES
+from ..backends.targets import EXACT_ALIASES
 from ..errors import QRNNError
 from ..fileio import atomic_write_bytes
 from ..formatting import markdown_table
 from ..training.rundir import EVALS
 from .config import EvalConfig
-from .runner import PLAN, RESULT, EvalStore, eval_name, pending, run_evaluation
+from .records import PLAN, RESULT, EvalStore, pending
+from .runner import eval_name, run_evaluation
 
 
 def load_results(run_dir: str | Path, skipped: list[str] | None = None) -> list[dict]:

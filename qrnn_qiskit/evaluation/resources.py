@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 from qiskit import QuantumCircuit
 from qiskit.transpiler import Target
 
-from ..backends.noisy import active_qubits, estimate_seconds
+from ..backends.targets import active_qubits
+from ..backends.timing import estimate_seconds
 
 
 def two_qubit_gates(circuit: QuantumCircuit) -> int:
