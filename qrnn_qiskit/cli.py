@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import QRNNError
-from .options import ConfigError, add_arguments, flag_error, from_arguments
+from .options import ConfigError, add_arguments, flag_error, from_arguments, leaves
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -19,6 +19,8 @@ def _config_from_args(args: argparse.Namespace):
 
     config = from_arguments(TrainConfig, args)
     try:
+        if args.resume:
+            config = _keep_changed_defaults(config, args)
         if args.match_params:
             if config.model.kind == "qrnn":
                 raise QRNNError(
@@ -36,6 +38,32 @@ def _config_from_args(args: argparse.Namespace):
     except ConfigError as error:
         raise flag_error(TrainConfig, error) from None
     return config
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    """Whether ``--flag`` was on the command line (as ``--flag V`` or ``--flag=V``)."""
+    return any(a == f"--{flag}" or a.startswith(f"--{flag}=") for a in getattr(args, "argv", ()))
+
+
+def _keep_changed_defaults(config, args: argparse.Namespace):
+    """``--resume``: an option whose default changed after the run was written
+    (``BEFORE_OPTION``) keeps the run's stored value unless the command line gives it, so the
+    original command resumes the original training."""
+    from .training import RunDir
+    from .training.config import BEFORE_OPTION, TrainConfig
+
+    run_dir = args.run_dir or f"runs/{config.task.name}-{config.model.kind}"
+    try:
+        stored = RunDir(run_dir).read_config().flat_dict()
+    except (QRNNError, OSError):
+        return config  # the trainer reports a missing or unreadable run directory
+    flags = {leaf.dest: leaf.flag for leaf in leaves(TrainConfig)}
+    kept = {
+        dest: stored[dest]
+        for dest in (path.split(".")[-1] for path in BEFORE_OPTION)
+        if dest in stored and not _given(args, flags[dest])
+    }
+    return config.replace(**kept) if kept else config
 
 
 def _engine_check(config) -> None:
@@ -188,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, or a one-line usage error (exit code 2)
         return int(done.code or 0)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
     try:
         code = args.func(args)

@@ -134,7 +134,8 @@ def test_angle_lr_puts_the_angle_layers_in_a_slower_group_and_the_schedule_keeps
     lr = trainer.optimizer.param_groups[0]["lr"]
     assert trainer.optimizer.param_groups[1]["lr"] == pytest.approx(0.1 * lr)
     # 1 (and models without a QRNN controller): one group, as before the option existed
-    one = make_optimizer(Trainer.from_config(TINY.replace(angle_lr=1.0), None).model, TINY.optim)
+    single = TINY.replace(angle_lr=1.0)
+    one = make_optimizer(Trainer.from_config(single, None).model, single.optim)
     assert len(one.param_groups) == 1
     lstm = Trainer.from_config(config.replace(model="lstm"), None)
     assert len(lstm.optimizer.param_groups) == 1

@@ -28,7 +28,7 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda")
 LOGS: tuple[str, ...] = ("none", "tensorboard")
 CONFIG_VERSION = 2
 # the learning-rate multiplier of the QRNN's angle layer (docs/results.md: "Loop gain")
-ANGLE_LR_DEFAULT = 1.0
+ANGLE_LR_DEFAULT = 0.03
 # options whose default changed after config.json files were written without them: such a file
 # keeps the behaviour it was trained with (its value before the option existed)
 BEFORE_OPTION: dict[str, Any] = {"optim.angle_lr": 1.0}
