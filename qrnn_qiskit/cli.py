@@ -47,10 +47,10 @@ def _given(args: argparse.Namespace, flag: str) -> bool:
 
 def _keep_changed_defaults(config, args: argparse.Namespace):
     """``--resume``: an option whose default changed after the run was written
-    (``BEFORE_OPTION``) keeps the run's stored value unless the command line gives it, so the
+    (``CHANGED_DEFAULTS``) keeps the run's stored value unless the command line gives it, so the
     original command resumes the original training."""
     from .training import RunDir
-    from .training.config import BEFORE_OPTION, TrainConfig
+    from .training.config import CHANGED_DEFAULTS, TrainConfig
 
     run_dir = args.run_dir or f"runs/{config.task.name}-{config.model.kind}"
     try:
@@ -60,7 +60,7 @@ def _keep_changed_defaults(config, args: argparse.Namespace):
     flags = {leaf.dest: leaf.flag for leaf in leaves(TrainConfig)}
     kept = {
         dest: stored[dest]
-        for dest in (path.split(".")[-1] for path in BEFORE_OPTION)
+        for dest in CHANGED_DEFAULTS
         if dest in stored and not _given(args, flags[dest])
     }
     return config.replace(**kept) if kept else config

@@ -160,3 +160,41 @@ def test_a_config_written_before_angle_lr_existed_keeps_one_learning_rate(tmp_pa
     flat = TINY.flat_dict()
     del flat["angle_lr"]
     assert TrainConfig.from_dict(flat).optim.angle_lr == 1.0
+
+
+def test_the_default_init_scale_follows_the_sequence_length():
+    from qrnn_qiskit.models.controller import init_scale_for_length
+    from qrnn_qiskit.training.tasks import make_task
+    from qrnn_qiskit.training.tasks.base import qrnn_config
+
+    assert [init_scale_for_length(t) for t in (None, 25, 32)] == [1.0, 1.0, 1.0]
+    assert init_scale_for_length(33) == init_scale_for_length(200) == 0.1
+    assert init_scale_for_length(800) == pytest.approx(0.05)
+    for delay, scale in ((5, 1.0), (40, 0.1)):  # copying: T = delay + 20
+        config = TINY.replace(delay=delay)
+        assert config.qrnn.controller.init_scale is None
+        assert qrnn_config(config, make_task(config)).controller.init_scale == scale
+    given = TINY.replace(delay=40, init_scale=0.5)
+    assert qrnn_config(given, make_task(given)).controller.init_scale == 0.5
+    # the scale is the one the built model starts from
+    torch.manual_seed(0)
+    small = Trainer.from_config(TINY.replace(delay=40), None).model.core.controller.out.weight
+    torch.manual_seed(0)
+    one = Trainer.from_config(TINY.replace(delay=40, init_scale=1.0), None).model.core
+    torch.testing.assert_close(small, 0.1 * one.controller.out.weight)
+
+
+def test_resume_with_the_original_flags_keeps_a_changed_default(tmp_path, monkeypatch):
+    """A run written when --angle-lr and --init-scale defaulted to 1 resumes with 1 from its
+    original command line; a flag given on the resume still wins (and must match)."""
+    from qrnn_qiskit.cli import main
+
+    run = tmp_path / "r"
+    argv = ["train", "--delay", "2", "--qubits", "3", "--layers", "1", "--width", "8",
+            "--batch-size", "4", "--eval-size", "16", "--eval-every", "3", "--no-progress",
+            "--run-dir", str(run)]  # fmt: skip
+    assert main([*argv, "--steps", "3", "--angle-lr", "1", "--init-scale", "1"]) == 0
+    assert main([*argv, "--steps", "6", "--resume"]) == 0
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["optim"]["angle_lr"] == 1.0 and config["qrnn"]["controller"]["init_scale"] == 1.0
+    assert main([*argv, "--steps", "9", "--resume", "--angle-lr", "0.5"]) == 2

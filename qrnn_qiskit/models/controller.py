@@ -22,7 +22,8 @@ class ControllerConfig:
     ``depth`` hidden layers of ``width`` units (0: a single linear map), ``activation`` between
     them, ``dropout`` after each hidden layer, and an ``angle_map`` on the output: ``identity`` (raw
     angles) or ``tanh`` (π·tanh). ``init_scale`` multiplies the last layer's initial weights (small
-    → near-identity steps at the start of training).
+    → near-identity steps at the start of training; ``None``: 1 here, and
+    :func:`init_scale_for_length` of the task's sequence length when a task builds the model).
     """
 
     width: int = option(128, "controller hidden width")
@@ -34,7 +35,11 @@ class ControllerConfig:
         "map of the controller's output to angles: identity (raw) or tanh (π·tanh)",
         choices=ANGLE_MAPS,
     )
-    init_scale: float = option(1.0, "scale of the controller's last-layer initial weights")
+    init_scale: float | None = option(
+        None,
+        "scale of the controller's last-layer initial weights; default: from the task's sequence "
+        "length T (1 up to T = 32, 0.1 beyond, ∝ 1/√T past T = 200: init_scale_for_length)",
+    )
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -49,8 +54,20 @@ class ControllerConfig:
         require(_int(self.depth) and self.depth >= 0, "depth", f"must be >= 0, got {self.depth}")
         require_finite(self.dropout, "dropout")
         require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
-        require_finite(self.init_scale, "init_scale")
-        require(self.init_scale > 0, "init_scale", f"must be > 0, got {self.init_scale}")
+        if self.init_scale is not None:
+            require_finite(self.init_scale, "init_scale")
+            require(self.init_scale > 0, "init_scale", f"must be > 0, got {self.init_scale}")
+
+
+def init_scale_for_length(steps: int | None) -> float:
+    """The default last-layer initial scale for sequences of ``steps`` steps (``None``: unknown,
+    1). Up to 32 steps, 1: short sequences learn faster from larger initial angles and do not
+    scramble in time. Longer, 0.1, which keeps an untrained QRNN's state away from the scrambled
+    level for ~200 steps where 1 scrambles it within ~50 (n = 4–8); past 200 steps 0.1·√(200/T),
+    as T small random rotations of size s drift by ~s·√T. Measurements: docs/results.md."""
+    if steps is None or steps <= 32:
+        return 1.0
+    return 0.1 * min(1.0, math.sqrt(200.0 / steps))
 
 
 def _int(value) -> bool:
@@ -85,9 +102,10 @@ class Controller(nn.Module):
             width_in = config.width
         self.hidden = nn.Sequential(*layers)
         self.out = nn.Linear(width_in, n_angles)
+        scale = config.init_scale if config.init_scale is not None else 1.0
         with torch.no_grad():
-            self.out.weight.mul_(config.init_scale)
-            self.out.bias.mul_(config.init_scale)
+            self.out.weight.mul_(scale)
+            self.out.bias.mul_(scale)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         angles = self.out(self.hidden(features))

@@ -32,6 +32,9 @@ ANGLE_LR_DEFAULT = 0.03
 # options whose default changed after config.json files were written without them: such a file
 # keeps the behaviour it was trained with (its value before the option existed)
 BEFORE_OPTION: dict[str, Any] = {"optim.angle_lr": 1.0}
+# options whose default changed (by option name): ``qrnn train --resume`` keeps a run's stored value
+# of these unless the command line gives one, so the original command resumes the original training
+CHANGED_DEFAULTS: tuple[str, ...] = ("angle_lr", "init_scale")
 MAX_SEED = 2**32 - 1  # NumPy's seeds; torch.manual_seed(-1) and 2**70 fail deep inside
 MAX_THREADS = 1024  # libgomp cannot create ~16k threads and then crashes the process
 

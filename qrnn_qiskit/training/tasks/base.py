@@ -10,7 +10,7 @@ else about models or data. Tasks are built by the registry (``registry.py``) fro
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,6 +18,8 @@ from torch import nn
 
 from ...errors import QRNNError
 from ...models import InputSpec, SequenceModel, build_model, count_parameters, match_hidden_size
+from ...models.controller import init_scale_for_length
+from ...models.qrnn import QRNNConfig
 from ...models.seq2seq import ATTENTION_SCORES
 from ...options import ConfigError, option, require, require_finite
 
@@ -230,7 +232,8 @@ def build_for_task(
     kind = config.model.kind
     if kind == "qrnn":
         return build_model(
-            "qrnn", inputs, n_outputs, head, qrnn=config.qrnn, dtype=config.torch_dtype,
+            "qrnn", inputs, n_outputs, head, qrnn=qrnn_config(config, task),
+            dtype=config.torch_dtype,
             engine=_noise_aware(config, _engine(config), task),
         )  # fmt: skip
     hidden = config.baseline.hidden
@@ -251,6 +254,16 @@ def build_for_task(
         hidden_size=hidden,
         chrono_horizon=chrono_horizon(config, task),
     )
+
+
+def qrnn_config(config: TrainConfig, task: Task | None) -> QRNNConfig:
+    """The run's QRNN config with a default (``None``) controller init scale resolved from the
+    task's sequence length (:func:`~qrnn_qiskit.models.controller.init_scale_for_length`)."""
+    qrnn = config.qrnn
+    if qrnn.controller.init_scale is not None:
+        return qrnn
+    scale = init_scale_for_length(task.horizon if task is not None else None)
+    return replace(qrnn, controller=replace(qrnn.controller, init_scale=scale))
 
 
 def chrono_horizon(config: TrainConfig, task: Task | None) -> int | None:
