@@ -11,7 +11,8 @@ forward+backward of Σ w·z (random w) down to the P angles of every sample:
   aer-direct      Aer EstimatorV2 called directly: one pub for the forward, one for all ±π/2 shifts
 Part 2, a QRNN sequence of T = 8 (controller + feedback), B = 32, L = 2, n = 4 and 8:
   statevector     QRNNCore on the torch engine, forward+backward
-  aer             AerQRNNCore (EstimatorQNN + TorchConnector over prefix circuits), forward+backward
+  aer             QRNNCore on AerEstimatorEngine (EstimatorQNN + TorchConnector over prefix
+                  circuits), forward+backward
   aer-runner      AerSequenceRunner, forward only, given all angles (one run() call)
   statevector-fwd the torch engine, forward only over the same angles
 
@@ -38,6 +39,7 @@ import torch
 
 from qrnn_qiskit.backends import StatevectorEngine
 from qrnn_qiskit.backends.aer import (
+    AerEstimatorEngine,
     AerSequenceRunner,
     BroadcastParamShiftGradient,
     aer_estimator,
@@ -46,7 +48,6 @@ from qrnn_qiskit.backends.aer import (
 )
 from qrnn_qiskit.circuits import QRNNSpec, readout_observables, step_circuit
 from qrnn_qiskit.models import ControllerConfig, QRNNConfig, QRNNCore
-from qrnn_qiskit.models.aer_core import AerQRNNCore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -201,7 +202,7 @@ def sequence_rows(
     log(rows[-1])
 
     torch.manual_seed(0)
-    aer_core = AerQRNNCore(features, config, force=True)
+    aer_core = QRNNCore(features, config, engine=AerEstimatorEngine(config.spec, force=True))
     estimate = aer_core.engine.estimate(batch, steps, backward=True)
     left = budget_s - (time.perf_counter() - started)
     if estimate.seconds > left:

@@ -26,6 +26,11 @@ def _config_from_args(args: argparse.Namespace):
                 )
             _, reference, _ = load_run(args.match_params)
             config = config.replace(match_params=count_parameters(reference))
+        if config.model.kind == "qrnn" and config.baseline.hidden is not None:
+            raise QRNNError(
+                "--hidden sizes classical baselines; it does not apply to --model qrnn (size a "
+                "QRNN with --qubits, --layers and --width)"
+            )
         if args.epochs is not None:
             config = config.replace(steps=steps_for_epochs(config, args.epochs))
     except ConfigError as error:
@@ -53,7 +58,10 @@ def _engine_check(config) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``qrnn train``; under ``torchrun --nproc-per-node K`` each process is one data-parallel rank
+    (``training/distributed.py``) and rank 0 alone writes and prints."""
     from .training import Trainer
+    from .training.distributed import launch
 
     config = _config_from_args(args)
     if args.engine_check:
@@ -61,15 +69,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = (
         args.run_dir if args.run_dir is not None else f"runs/{config.task.name}-{config.model.kind}"
     )
-    trainer = Trainer.from_config(config, run_dir, resume=args.resume, argv=sys.argv)
-    parameters = sum(p.numel() for p in trainer.model.parameters())
-    print(f"run directory: {run_dir}  parameters: {parameters}")
-    result = trainer.fit()
-    print(
-        f"{config.task.name}/{config.model.kind} after {result.steps} steps, "
-        f"{result.seconds:.0f} s: {result.summary}"
-        + (f" (stopped: {result.stopped})" if result.stopped else "")
-    )
+    with launch(config) as world:
+        trainer = Trainer.from_config(
+            config, run_dir, resume=args.resume, argv=sys.argv, world=world
+        )
+        parameters = sum(p.numel() for p in trainer.model.parameters())
+        ranks = f"  ranks: {world.world_size}" if world.world_size > 1 else ""
+        if world.is_writer:
+            print(f"run directory: {run_dir}  parameters: {parameters}{ranks}")
+        result = trainer.fit()
+    if world.is_writer:
+        print(
+            f"{config.task.name}/{config.model.kind} after {result.steps} steps, "
+            f"{result.seconds:.0f} s: {result.summary}"
+            + (f" (stopped: {result.stopped})" if result.stopped else "")
+        )
     return 0
 
 
@@ -150,10 +164,19 @@ def _subcommand_modules():
     code)."""
     from .data.cli import register as register_data
     from .evaluation.cli import register as register_hardware
+    from .evaluation.gradnorm import register as register_gradnorm
     from .evaluation.report import register as register_report
     from .evaluation.translate import register as register_translate
+    from .sweep.cli import register as register_sweep
 
-    return [register_data, register_report, register_hardware, register_translate]
+    return [
+        register_data,
+        register_report,
+        register_gradnorm,
+        register_hardware,
+        register_translate,
+        register_sweep,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

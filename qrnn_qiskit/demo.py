@@ -20,6 +20,7 @@ DEMO_CONFIG = TrainConfig.flat(
     delay=5,
     qubits=4,
     layers=2,
+    entangler="cz_chain",  # hardware-native: a line of CZ embeds on heavy-hex without SWAPs
     width=64,
     depth=1,
     activation="gelu",

@@ -5,6 +5,7 @@ not 0600."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -37,13 +38,25 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
 def write_error(path: Path, error: OSError) -> QRNNError:
-    """A one-line error for a failed write (full disk, read-only folder, a file in the way)."""
+    """A one-line error for a failed write that names the cause and the fix (full disk, read-only
+    folder, a folder or a file in the way); the old file, if any, is untouched."""
     reason = error.strerror or str(error)
-    return QRNNError(
-        f"cannot write {path}: {reason}; free space or choose a writable location (nothing was "
-        "overwritten)"
-    )
+    if error.errno in _FULL:
+        fix = "the disk (or the file-size limit) is full: free space and run the command again"
+    elif error.errno in _DENIED:
+        fix = "the location is not writable: fix its permissions or choose another"
+    elif error.errno == errno.EISDIR or path.is_dir():
+        fix = "that is a folder: name a file"
+    elif error.errno in (errno.ENOTDIR, errno.EEXIST):
+        fix = "a file is in the way of a folder on that path: choose another location"
+    else:
+        fix = "choose a writable location"
+    return QRNNError(f"cannot write {path}: {reason}; {fix} (nothing was overwritten)")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -159,3 +172,30 @@ def stale_temp_files(folder: Path) -> list[Path]:
         return sorted(p for p in Path(folder).glob(f".*{TEMP_SUFFIX}") if p.is_file())
     except OSError:
         return []
+
+
+def make_folder(path: Path, what: str = "folder") -> Path:
+    """``path`` as an existing folder (created with its parents), or a one-line error when a file is
+    in the way or the location is not writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise QRNNError(f"{path} is a file, not a {what}; choose another location")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(path, error) from None
+    return path
+
+
+def save_figure(figure: Any, path: Path, **savefig: Any) -> Path:
+    """Render a Matplotlib figure as PNG and write it atomically to exactly ``path`` (Matplotlib
+    itself would append ``.png`` to a name without one, and leave a partial file on a full disk)."""
+    import io
+
+    path = Path(path)
+    if path.is_dir():
+        raise QRNNError(f"{path} is a folder; name a PNG file, e.g. {path / 'plot.png'}")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

@@ -213,6 +213,11 @@ def _scalar(kind: Any) -> Any:
     return None
 
 
+def scalar_type(leaf: Leaf) -> type | None:
+    """The scalar type (int, float, str or bool) of a leaf option (``int | None`` → int)."""
+    return _scalar(leaf.type)
+
+
 def _number(kind: type) -> Callable[[str], Any]:
     def parse(text: str):
         try:

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qrnn_qiskit"
 # top-level parts of the package, highest first; a part may import only parts at its level or below
 LAYERS = [
     {"cli", "demo"},
-    {"evaluation"},
+    {"evaluation", "sweep"},
     {"training"},
     {"models", "data"},
     {"backends"},

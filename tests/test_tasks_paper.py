@@ -118,8 +118,9 @@ def test_every_task_trains_reloads_and_reports(cache, tmp_path, task_name, model
     row = summarize(tmp_path / "run")
     assert row.task == task_name and row.steps_per_epoch == make_task(cfg).steps_per_epoch
     assert 0.0 <= row.test <= 1.0
-    saved = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    saved = json.loads((tmp_path / "run" / "test_metrics.json").read_text())["best.pt"]
     assert saved["step"] == 2 and saved["metrics"]["accuracy"] == row.test
+    assert row.tested == "best (step 2)"
 
 
 def test_lstm_learns_the_row_band_digits(cache, tmp_path):

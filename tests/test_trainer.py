@@ -216,3 +216,73 @@ def test_check_engine_detects_a_wrong_engine():
     )
     result = check_engine(wrong, circuit, observables)
     assert not result.ok and "FAILED" in str(result)
+
+
+def test_learning_rate_schedules_warm_up_and_decay():
+    from qrnn_qiskit.training import OptimConfig
+    from qrnn_qiskit.training.optim import learning_rate
+
+    constant = OptimConfig(steps=10, lr=0.1)
+    assert [learning_rate(constant, s) for s in (0, 9)] == [0.1, 0.1]
+    warm = OptimConfig(steps=10, lr=0.1, warmup=4, schedule="cosine")
+    lrs = [learning_rate(warm, s) for s in range(10)]
+    assert lrs[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])
+    assert lrs[4] == pytest.approx(0.1) and all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
+    linear = OptimConfig(steps=10, lr=1.0, schedule="linear")
+    assert learning_rate(linear, 5) == pytest.approx(0.5) and learning_rate(linear, 10) == 0.0
+
+
+def test_weight_decay_uses_adamw_and_zero_keeps_adam(tmp_path):
+    plain = Trainer.from_config(TINY, tmp_path / "a")
+    decayed = Trainer.from_config(TINY.replace(weight_decay=0.01), tmp_path / "b")
+    assert type(plain.optimizer) is torch.optim.Adam
+    assert type(decayed.optimizer) is torch.optim.AdamW
+    assert decayed.optimizer.param_groups[0]["weight_decay"] == 0.01
+
+
+def test_best_checkpoint_follows_the_validation_metric_and_resume_is_exact(tmp_path):
+    config = TINY.replace(steps=9, schedule="cosine", warmup=2, weight_decay=0.01)
+    straight = Trainer.from_config(config, tmp_path / "a").fit()
+    records = read_metrics(tmp_path / "a")
+    best = max(records, key=lambda r: (r["accuracy"], -r["step"]))
+    assert straight.best_step == best["step"]
+    _, _, state = load_run(tmp_path / "a", "best.pt")
+    assert state["step"] == best["step"]
+    assert [r["lr"] for r in records][-1] < config.optim.lr  # the schedule was applied
+    Trainer.from_config(config.replace(steps=3), tmp_path / "b").fit()
+    resumed = Trainer.from_config(config, tmp_path / "b", resume=True).fit()
+    assert resumed.metrics == straight.metrics and resumed.best_step == straight.best_step
+
+
+def test_patience_stops_a_run_that_stopped_improving(tmp_path):
+    config = TINY.replace(steps=60, eval_every=1, lr=1e-9, patience=2)  # lr ~0: nothing improves
+    result = Trainer.from_config(config, tmp_path / "run").fit()
+    assert result.stopped and "--patience 2" in result.stopped and result.steps < 60
+
+
+def test_chrono_init_is_on_for_copying_lstms_and_off_when_asked():
+    from qrnn_qiskit.training import make_task
+
+    config = TINY.replace(model="lstm", delay=40)
+    model = make_task(config).build_model(config)
+    h = model.hidden_size
+    forget = model.core.rnn.bias_hh_l0[h : 2 * h]
+    assert forget.min() >= 0 and forget.max() <= float(torch.log(torch.tensor(59.0)))
+    assert torch.equal(model.core.rnn.bias_hh_l0[:h], -forget)
+    off = config.replace(chrono_init=False)
+    assert make_task(off).build_model(off).core.rnn.bias_hh_l0[h : 2 * h].min() < 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
+        (["--schedule", "exponential"], "argument --schedule: invalid choice"),
+        (["--warmup", "50", "--steps", "10"], "--warmup (50 steps) must be shorter than the run"),
+        (["--patience", "0"], "--patience must be >= 1"),
+    ],
+)
+def test_bad_optimiser_options_are_one_line(tmp_path, capsys, args, message):
+    assert main(["train", "--run-dir", str(tmp_path / "r"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()

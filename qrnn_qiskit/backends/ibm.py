@@ -1,5 +1,5 @@
-"""IBM Quantum execution through qiskit-ibm-runtime: account, backend, Batch, submission and
-retrieval.
+"""IBM Quantum execution through qiskit-ibm-runtime: account, backend, Session/Batch, tagged
+submission, lookup and retrieval.
 
 This is the only module that touches qiskit-ibm-runtime's primitives. It uses the executor-based
 ``qiskit_ibm_runtime.executor_sampler.Sampler`` (``SamplerV2`` is deprecated since 0.50 and the
@@ -34,8 +34,14 @@ SAVE_ACCOUNT_HINT = (
 DEFAULT_REP_DELAY = 250e-6  # seconds between shots when the backend does not say
 
 
+class LostJobError(QRNNError):
+    """A local-mode job that died with the process that ran it (IBM's own jobs are never lost):
+    the runner may submit it again, seeded as before, since nothing was paid for."""
+
+
 def transient_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions worth retrying: network failures and result-wait timeouts (not failed jobs)."""
+    """Exception types that may be transient: network failures, result-wait timeouts and API
+    errors (an API error is retried only when ``is_transient`` says so: never a 4xx)."""
     from qiskit_ibm_runtime.exceptions import RuntimeJobTimeoutError
 
     errors: list[type[BaseException]] = [ConnectionError, TimeoutError, RuntimeJobTimeoutError]
@@ -52,6 +58,33 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(errors)
+
+
+def status_code(exc: BaseException) -> int | None:
+    """The HTTP status of an API error (None when unknown)."""
+    code = getattr(exc, "status_code", None)
+    if code is None:
+        response = getattr(exc, "response", None)
+        code = getattr(response, "status_code", None)
+    try:
+        code = int(code) if code is not None else None
+    except (TypeError, ValueError):
+        return None
+    return None if code is None or code < 0 else code
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: a network failure, a timeout or a 5xx — never a 4xx (bad request, auth,
+    quota, not found, rate limit: a retry cannot fix those, and may duplicate work)."""
+    if not isinstance(exc, transient_errors()):
+        return False
+    code = status_code(exc)
+    return code is None or code >= 500
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:limit] if text else ""
 
 
 def open_service() -> Any:
@@ -88,25 +121,116 @@ def with_retries(
     max_delay: float = 120.0,
     sleep: Callable[[float], None] = time.sleep,
     what: str = "IBM request",
+    recover: Callable[[], Any] | None = None,
 ) -> Any:
-    """``call()`` retried on transient errors with exponential backoff (base_delay·2^i, capped)."""
+    """``call()`` retried on transient errors (``is_transient``) with exponential backoff
+    (base_delay·2^i, capped). A 4xx API error is a one-line QRNNError at once. ``recover()``, when
+    given, runs after each transient failure and before the retry; a non-None result is returned
+    instead of calling again (a submission whose reply was lost is looked up by its tags)."""
     errors = transient_errors()
     for attempt in range(attempts):
         try:
             return call()
         except errors as exc:
+            if not is_transient(exc):
+                raise QRNNError(
+                    f"{what} was refused by IBM Quantum (HTTP {status_code(exc)}: "
+                    f"{_first_line(exc)}); not retried"
+                ) from None
+            if recover is not None:
+                found = recover()
+                if found is not None:
+                    return found
             if attempt == attempts - 1:
                 raise QRNNError(
                     f"{what} kept failing after {attempts} attempts ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); run 'qrnn collect' "
-                    "again later"
+                    f"{_first_line(exc)}); run 'qrnn collect' again later"
                 ) from None
             sleep(min(max_delay, base_delay * 2**attempt))
     raise AssertionError("unreachable")
 
 
+class RuntimeBoundary:
+    """Everything that crosses the network to IBM Quantum (or into qiskit-ibm-runtime's local
+    mode): execution modes, Sampler jobs, job lookup by id or tags. Tests replace this one object.
+    """
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    @property
+    def local(self) -> bool:
+        return bool(getattr(self.service, "is_local", False))
+
+    def backend(self, name: str) -> Any:
+        return self.service.backend(name)
+
+    def backend_names(self) -> list[str]:
+        return sorted(b.name for b in self.service.backends())
+
+    def open_mode(self, kind: str, backend: Any, mode_id: str | None = None) -> Any:
+        """A Session (dependent rounds) or Batch (independent circuits); reopen ``mode_id`` when
+        it is still accepting jobs."""
+        from qiskit_ibm_runtime import Batch, Session
+
+        cls = Session if kind == "session" else Batch
+        if mode_id and not self.local:
+            try:
+                mode = cls.from_id(mode_id, self.service)
+                if getattr(mode, "_active", True):
+                    return mode
+            except Exception:  # closed, expired or unknown: open a new one
+                pass
+        return cls(backend=backend)
+
+    def run_sampler(
+        self,
+        mode: Any,
+        pubs: list,
+        shots: int,
+        options: dict,
+        tags: Sequence[str],
+        seed: int | None = None,
+    ) -> Any:
+        """One Sampler job; ``seed`` seeds local mode's simulator (a resubmitted lost local job then
+        gives the same counts; IBM backends ignore it)."""
+        from qiskit_ibm_runtime.executor_sampler import Sampler
+
+        sampler = Sampler(mode=mode)
+        if self.local and seed is not None:
+            sampler.options.simulator.seed_simulator = seed
+        twirling = options.get("twirling", {})
+        sampler.options.twirling.enable_gates = bool(twirling.get("enable_gates", False))
+        sampler.options.twirling.enable_measure = bool(twirling.get("enable_measure", False))
+        dd = options.get("dynamical_decoupling", {})
+        sampler.options.dynamical_decoupling.enable = bool(dd.get("enable", False))
+        if dd.get("sequence_type"):
+            sampler.options.dynamical_decoupling.sequence_type = dd["sequence_type"]
+        sampler.options.environment.job_tags = list(tags)
+        return sampler.run(pubs, shots=shots)
+
+    def find_jobs(self, tags: Sequence[str], backend_name: str) -> list[str]:
+        """Ids of jobs that carry every tag (newest first; none in local mode)."""
+        if self.local:
+            return []
+        jobs = self.service.jobs(job_tags=list(tags), backend_name=backend_name, limit=10)
+        return [job.job_id() for job in jobs]
+
+    def job(self, job_id: str) -> Any:
+        return self.service.job(job_id)
+
+    def close(self, mode: Any) -> None:
+        mode.close()
+
+
 class IBMExecutor(Executor):
-    """Submits PUBs as Sampler jobs in one ``Batch`` on an IBM backend and fetches their counts."""
+    """Submits PUBs as Sampler jobs on an IBM backend and fetches their counts.
+
+    Replay rounds depend on each other and run in one ``Session`` (``mode="session"``); the
+    dynamic protocol's independent circuits in a ``Batch``. Every job is tagged (run, evaluation,
+    round); a job whose id never reached disk is found by its tags before anything is resubmitted.
+    The mode is closed when the evaluation is finished (``close``).
+    """
 
     remote = True
 
@@ -114,35 +238,53 @@ class IBMExecutor(Executor):
         self,
         backend_name: str,
         service: Any = None,
-        optimization_level: int = 1,
+        optimization_level: int = 3,
         seed_transpiler: int = 0,
         retry_delay: float = 2.0,
+        *,
+        layout_method: str = "esp",
+        sampler_options: dict | None = None,
+        mode: str = "session",
+        boundary: RuntimeBoundary | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if mode not in ("session", "batch"):
+            raise ValueError(f"mode must be 'session' or 'batch', got {mode!r}")
         self.target_spec = TargetSpec("ibm", backend_name)
-        self.service = service if service is not None else open_service()
-        self.local = bool(getattr(self.service, "is_local", False))
+        if boundary is None:
+            boundary = RuntimeBoundary(service if service is not None else open_service())
+        self.boundary = boundary
+        self.service = boundary.service
+        self.local = boundary.local
         self.optimization_level = optimization_level
         self.seed_transpiler = seed_transpiler
         self.retry_delay = retry_delay
+        self.layout_method = layout_method
+        self.sampler_options = sampler_options or {}
+        self.mode_kind = mode
+        self.mode_id: str | None = None  # a recorded Session/Batch id to reopen (collect)
+        self.layout = None
+        self._sleep = sleep
         try:
-            self.backend = self.service.backend(backend_name)
+            self.backend = boundary.backend(backend_name)
         except QRNNError:
             raise
         except Exception as exc:
             names = self._backend_names()
             raise QRNNError(
-                f"IBM backend {backend_name!r} is not available ({str(exc).splitlines()[0][:120]})"
+                f"IBM backend {backend_name!r} is not available ({_first_line(exc, 120)})"
                 + (f"; available: {', '.join(names)}" if names else "")
             ) from None
         self.seconds_target = self.backend.target
-        self._batch: Any = None
-        self._jobs: dict[
-            str, Any
-        ] = {}  # jobs submitted by this process (the only record local mode has)
+        self.calibration_target = self.backend.target
+        self._mode: Any = None
+        # jobs submitted by this process (the only record local mode has), and their tags
+        self._jobs: dict[str, Any] = {}
+        self._tagged: dict[tuple[str, ...], str] = {}
 
     def _backend_names(self) -> list[str]:
         try:
-            return sorted(b.name for b in self.service.backends())
+            return self.boundary.backend_names()
         except Exception:
             return []
 
@@ -163,66 +305,152 @@ class IBMExecutor(Executor):
     def prepare(
         self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
     ) -> list[QuantumCircuit]:
-        """ISA circuits for the full backend (preset pass manager)."""
-        widest = max(c.num_qubits for c in circuits)
-        if widest > self.backend.num_qubits:
+        """ISA circuits for the full backend, all on one layout chosen once (noise-aware, from the
+        widest circuit) and pinned with ``initial_layout``."""
+        from .layout import choose_layout
+
+        widest = max(circuits, key=lambda c: (c.num_qubits, c.size()))
+        if widest.num_qubits > self.backend.num_qubits:
             raise QRNNError(
                 f"{self.backend.name} has {self.backend.num_qubits} qubits; these circuits need "
-                f"{widest}"
+                f"{widest.num_qubits}"
             )
         if dynamic:
             check_dynamic_support(self.backend.target, self.backend.name)
+            self._check_dynamic_options()
+        target = self.backend.target
+        self.layout = choose_layout(
+            widest,
+            target,
+            optimization_level=self.optimization_level,
+            seed=self.seed_transpiler,
+            method=self.layout_method,
+            device=self.backend.name,
+        )
+        from .fractional import fold_template, target_has_rzz
+
+        if target_has_rzz(target):  # templates: RZZ angles folded on the host per row
+            circuits = [fold_template(c) for c in circuits]
+        # backend=: the backend's own translation plugin (dynamic circuits, fractional gates)
         manager = generate_preset_pass_manager(
-            self.optimization_level, backend=self.backend, seed_transpiler=self.seed_transpiler
+            self.optimization_level,
+            backend=self.backend,
+            seed_transpiler=self.seed_transpiler,
+            initial_layout=self.layout.initial,
         )
         isa = list(manager.run(list(circuits)))
         self.physical_qubits = sorted({q for c in isa for q in active_qubits(c)})
         return isa
 
-    def open_batch(self) -> Any:
-        from qiskit_ibm_runtime import Batch
-
-        if self._batch is None:
-            self._batch = with_retries(
-                lambda: Batch(backend=self.backend),
-                what="opening a Batch",
-                base_delay=self.retry_delay,
+    def _check_dynamic_options(self) -> None:
+        twirl = self.sampler_options.get("twirling", {})
+        asked = [
+            name
+            for name, on in (
+                ("twirling", twirl.get("enable_gates") or twirl.get("enable_measure")),
+                (
+                    "dynamical decoupling",
+                    self.sampler_options.get("dynamical_decoupling", {}).get("enable"),
+                ),
             )
-        return self._batch
+            if on
+        ]
+        if asked:
+            raise QRNNError(
+                f"IBM runtime refuses {' and '.join(asked)} on dynamic circuits; drop --twirling/"
+                "--dd or use --protocol replay"
+            )
+
+    def m3_system(self) -> Any:
+        """The backend mthree calibrates on (its calibration jobs run outside the Session)."""
+        return self.backend
+
+    # ------------------------------------------------------------------ execution modes
+    def open_mode(self) -> Any:
+        if self._mode is None:
+            self._mode = with_retries(
+                lambda: self.boundary.open_mode(self.mode_kind, self.backend, self.mode_id),
+                what=f"opening a {self.mode_kind.capitalize()}",
+                base_delay=self.retry_delay,
+                sleep=self._sleep,
+            )
+            self.mode_id = getattr(self._mode, "session_id", None) or self.mode_id
+        return self._mode
 
     @property
     def batch_id(self) -> str | None:
-        return getattr(self._batch, "session_id", None) if self._batch is not None else None
+        """Id of the open Session or Batch (kept under this name for older job records)."""
+        if self._mode is not None:
+            return getattr(self._mode, "session_id", None)
+        return self.mode_id
 
-    def submit(self, pubs: Sequence[Pub], shots: int) -> str:
-        """Submit one Sampler job (all PUBs) in the Batch; returns its job id without waiting."""
-        from qiskit_ibm_runtime.executor_sampler import Sampler
+    # ------------------------------------------------------------------ jobs
+    def find_job(self, tags: Sequence[str]) -> str | None:
+        """Id of a job already accepted with these tags (this process's jobs first)."""
+        key = tuple(tags)
+        if not key:
+            return None
+        if key in self._tagged:
+            return self._tagged[key]
+        ids = with_retries(
+            lambda: self.boundary.find_jobs(key, self.backend.name),
+            what="looking up jobs by tag",
+            base_delay=self.retry_delay,
+            sleep=self._sleep,
+        )
+        return ids[0] if ids else None
 
+    def submit(
+        self, pubs: Sequence[Pub], shots: int, tags: Sequence[str] = (), seed: int | None = None
+    ) -> str:
+        """Submit one Sampler job (all PUBs) in the Session/Batch; returns its id without waiting.
+
+        A transient failure of the submission call may hide an accepted job: before each retry the
+        job is looked up by its tags, so a retry never creates a duplicate. ``seed`` seeds local
+        mode's simulator (IBM backends ignore it)."""
         if shots < 1:
             raise QRNNError(f"--shots must be >= 1, got {shots}")
-        sampler = Sampler(mode=self.open_batch())
+        from .fractional import prepare_pubs
+
+        mode = self.open_mode()
+        ready = prepare_pubs(pubs, self.backend.target)
+        tags = list(tags)
+
+        def call() -> Any:
+            return self.boundary.run_sampler(mode, ready, shots, self.sampler_options, tags, seed)
+
+        def recover() -> Any:
+            job_id = self.find_job(tags) if tags else None
+            return job_id  # an id (str) marks a recovered job
+
         job = with_retries(
-            lambda: sampler.run([p if p[1] is not None else (p[0],) for p in pubs], shots=shots),
+            call,
             what="job submission",
             base_delay=self.retry_delay,
+            sleep=self._sleep,
+            recover=recover,
         )
+        if isinstance(job, str):  # recovered by tag after a lost reply
+            return job
         job_id = job.job_id()
         self._jobs[job_id] = job
+        if tags:
+            self._tagged[tuple(tags)] = job_id
         return job_id
 
     def job(self, job_id: str) -> Any:
         if job_id in self._jobs:
             return self._jobs[job_id]
         if self.local:
-            raise QRNNError(
+            raise LostJobError(
                 f"job {job_id} is unknown to this local-mode session (local jobs do not outlive "
-                "the "
-                "process that submitted them); nothing was resubmitted"
+                "the process that submitted them)"
             )
         return with_retries(
-            lambda: self.service.job(job_id),
+            lambda: self.boundary.job(job_id),
             what=f"looking up job {job_id}",
             base_delay=self.retry_delay,
+            sleep=self._sleep,
         )
 
     def fetch(self, job_id: str, timeout: float | None = None) -> list[list[Counts]]:
@@ -236,34 +464,54 @@ class IBMExecutor(Executor):
                 lambda: job.result(timeout=timeout) if timeout is not None else job.result(),
                 what=f"fetching job {job_id}",
                 base_delay=self.retry_delay,
+                sleep=self._sleep,
             )
         except RuntimeJobFailureError as exc:
             raise QRNNError(
-                f"job {job_id} failed on {self.backend.name} ({str(exc).splitlines()[0][:200]})"
+                f"job {job_id} failed on {self.backend.name} ({_first_line(exc)}); start the "
+                "evaluation over with 'qrnn submit ... --restart'"
             ) from None
-        out = []
-        for pub_result in result:
-            data = pub_result.data
-            names = list(data.keys())
-            if len(names) != 1:
-                raise QRNNError(
-                    f"job {job_id}: expected one classical register per circuit, got {names}"
-                )
-            bits = data[names[0]]
-            rows = bits.shape[0] if bits.shape else 1
-            out.append([dict(bits.get_counts(loc=i if bits.shape else None)) for i in range(rows)])
-        return out
+        return counts_from_result(result, job_id)
 
     def run(self, pubs: Sequence[Pub], shots: int, seed: int = 0) -> list[list[Counts]]:
         return self.fetch(self.submit(pubs, shots))
 
     def close(self) -> None:
-        if self._batch is not None:
+        """Close the Session/Batch: no new jobs; submitted ones run to completion."""
+        if self._mode is not None:
             try:
-                self._batch.close()
+                self.boundary.close(self._mode)
             except Exception:  # closing is a courtesy; the jobs are already recorded
                 pass
-            self._batch = None
+            self._mode = None
 
 
-__all__ = ["IBMExecutor", "SAVE_ACCOUNT_HINT", "open_service", "transient_errors", "with_retries"]
+def counts_from_result(result: Any, job_id: str) -> list[list[Counts]]:
+    """Counts per PUB and parameter row of a Sampler result (one classical register per
+    circuit)."""
+    out = []
+    for pub_result in result:
+        data = pub_result.data
+        names = list(data.keys())
+        if len(names) != 1:
+            raise QRNNError(
+                f"job {job_id}: expected one classical register per circuit, got {names}"
+            )
+        bits = data[names[0]]
+        rows = bits.shape[0] if bits.shape else 1
+        out.append([dict(bits.get_counts(loc=i if bits.shape else None)) for i in range(rows)])
+    return out
+
+
+__all__ = [
+    "IBMExecutor",
+    "LostJobError",
+    "RuntimeBoundary",
+    "SAVE_ACCOUNT_HINT",
+    "counts_from_result",
+    "is_transient",
+    "open_service",
+    "status_code",
+    "transient_errors",
+    "with_retries",
+]

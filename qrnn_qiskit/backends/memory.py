@@ -25,9 +25,10 @@ def available_memory_bytes() -> int:
         return 1 << 62
 
 
-def statevector_bytes(n_qubits: int, batch: int) -> int:
-    """Estimated simulator memory: one complex128 state vector (2^n · 16 bytes) per sample."""
-    return (1 << n_qubits) * STATE_BYTES_PER_AMPLITUDE * batch
+def statevector_bytes(n_qubits: int, batch: int, copies: int = 1) -> int:
+    """Estimated simulator memory: ``copies`` complex128 state vectors (2^n · 16 bytes) per
+    sample."""
+    return (1 << n_qubits) * STATE_BYTES_PER_AMPLITUDE * batch * copies
 
 
 def format_bytes(n: float) -> str:
@@ -39,17 +40,22 @@ def format_bytes(n: float) -> str:
 
 
 def check_memory(
-    n_qubits: int, batch: int, *, what: str = "aer", available: int | None = None
+    n_qubits: int,
+    batch: int,
+    *,
+    what: str = "aer",
+    available: int | None = None,
+    copies: int = 1,
 ) -> int:
-    """Raise :class:`QRNNError` when 2^n·16 bytes × batch exceeds the available memory; return the
-    estimate."""
-    need = statevector_bytes(n_qubits, batch)
+    """Raise :class:`QRNNError` when ``copies`` × 2^n·16 bytes × batch exceeds the available
+    memory; return the estimate."""
+    need = statevector_bytes(n_qubits, batch, copies)
     have = available_memory_bytes() if available is None else available
     if need > have:
+        per = f"{copies} × 2^{n_qubits}·16 bytes" if copies > 1 else f"2^{n_qubits}·16 bytes"
         raise QRNNError(
             f"{what}: {n_qubits} qubits × batch {batch} needs about {format_bytes(need)} of "
-            "state vectors "
-            f"(2^{n_qubits}·16 bytes per sample) but only {format_bytes(have)} is available; "
+            f"state vectors ({per} per sample) but only {format_bytes(have)} is available; "
             "use fewer qubits or a smaller batch"
         )
     return need

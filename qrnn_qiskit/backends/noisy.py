@@ -239,6 +239,8 @@ class Executor:
         None  # target with instruction durations, for QPU-time estimates
     )
     physical_qubits: list[int] | None = None
+    # target whose calibrations (errors) describe the prepared ISA circuits (None: no calibrations)
+    calibration_target: Target | None = None
 
     def prepare(
         self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
@@ -328,7 +330,11 @@ class AerExecutor(Executor):
     ``AerSimulator.run``."""
 
     def __init__(
-        self, target: TargetSpec, optimization_level: int = 1, seed_transpiler: int = 0
+        self,
+        target: TargetSpec,
+        optimization_level: int = 3,
+        seed_transpiler: int = 0,
+        layout_method: str = "esp",
     ) -> None:
         from qiskit_aer import AerSimulator
 
@@ -337,6 +343,8 @@ class AerExecutor(Executor):
         self.target_spec = target
         self.optimization_level = optimization_level
         self.seed_transpiler = seed_transpiler
+        self.layout_method = layout_method
+        self.layout = None  # the PinnedLayout of the last prepare() on a fake backend
         self.device: BackendV2 | None = None
         self.simulator: Any = None
         if target.kind == "aer":
@@ -348,10 +356,13 @@ class AerExecutor(Executor):
         else:
             self.device = fake_backend(target.backend)
 
-    def _pass_manager(self, target: Target | None = None):
+    def _pass_manager(self, target: Target | None = None, initial_layout: list[int] | None = None):
         if target is not None:
             return generate_preset_pass_manager(
-                self.optimization_level, target=target, seed_transpiler=self.seed_transpiler
+                self.optimization_level,
+                target=target,
+                seed_transpiler=self.seed_transpiler,
+                initial_layout=initial_layout,
             )
         if self.target_spec.depolarizing:
             return generate_preset_pass_manager(
@@ -366,11 +377,14 @@ class AerExecutor(Executor):
     def prepare(
         self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
     ) -> list[QuantumCircuit]:
-        """Transpile for the target; for fake backends choose the physical qubits on the full device
-        first."""
+        """Transpile for the target. For fake backends the layout is chosen once on the full device
+        (``backends.layout.choose_layout``: the widest circuit, noise-aware) and pinned for every
+        circuit; they are transpiled on, and simulated with, the sub-device of those qubits."""
         if self.device is None:
             return list(self._pass_manager().run(list(circuits)))
         from qiskit_aer import AerSimulator
+
+        from .layout import choose_layout
 
         device = self.device.target
         widest = max(circuits, key=lambda c: (c.num_qubits, c.size()))
@@ -381,22 +395,39 @@ class AerExecutor(Executor):
             )
         if dynamic:
             check_dynamic_support(device, self.device.name)
-        placed = self._pass_manager(device).run(widest)
-        self.physical_qubits = active_qubits(placed)
+        self.layout = choose_layout(
+            widest,
+            device,
+            optimization_level=self.optimization_level,
+            seed=self.seed_transpiler,
+            method=self.layout_method,
+            device=self.device.name,
+        )
+        self.physical_qubits = list(self.layout.region)
         region = restrict_target(device, self.physical_qubits)
         self.seconds_target = region
+        self.calibration_target = region
         self.simulator = AerSimulator.from_backend(
             SubBackend(region, f"{self.device.name}{self.physical_qubits}")
         )
-        return list(self._pass_manager(region).run(list(circuits)))
+        initial = [self.physical_qubits.index(p) for p in self.layout.initial]
+        if any(c.num_qubits != len(initial) for c in circuits):
+            return [self._pass_manager(region, initial[: c.num_qubits]).run(c) for c in circuits]
+        return list(self._pass_manager(region, initial).run(list(circuits)))
+
+    def m3_system(self) -> Any:
+        """The backend mthree calibrates on: the simulator of the prepared (sub-)device."""
+        return self.simulator
 
     def run(self, pubs: Sequence[Pub], shots: int, seed: int = 0) -> list[list[Counts]]:
         if shots < 1:
             raise QRNNError(f"--shots must be >= 1, got {shots}")
+        from .fractional import template_values
+
         bound: list[QuantumCircuit] = []
         sizes = []
         for circuit, values in pubs:
-            rows = bind_rows(circuit, values)
+            rows = bind_rows(circuit, template_values(circuit, values))
             bound += rows
             sizes.append(len(rows))
         dynamic = any(op in c.count_ops() for c in bound[:1] for op in ("if_else", "reset"))
@@ -413,7 +444,7 @@ class AerExecutor(Executor):
 
 
 def make_simulator_executor(
-    target: TargetSpec, optimization_level: int = 1, seed: int = 0
+    target: TargetSpec, optimization_level: int = 3, seed: int = 0
 ) -> Executor:
     """The executor of a simulator target (``ibm:`` targets are built by ``backends.ibm``)."""
     if target.exact:
@@ -423,22 +454,70 @@ def make_simulator_executor(
     raise QRNNError(f"{target.label} is not a simulator target")
 
 
+def _duration(target: Target, operation, qargs: tuple[int, ...]) -> float | None:
+    name = operation.name
+    if name == "barrier":
+        return 0.0
+    if name == "delay":
+        unit = getattr(operation, "unit", "dt")
+        value = float(operation.params[0]) if operation.params else float(operation.duration)
+        if unit == "dt":
+            return value * (target.dt or 0.0) if target.dt else None
+        return value * {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12}[unit]
+    if name not in target.operation_names:
+        return None
+    props = target[name]
+    if props is None:
+        return None
+    for key in (qargs, tuple(reversed(qargs)), None):
+        if key in props and props[key] is not None:
+            return float(props[key].duration or 0.0)
+    return None
+
+
+def scheduled_duration(
+    circuit: QuantumCircuit, target: Target, qubit_map: Sequence[int] | None = None
+) -> float | None:
+    """Length of one shot of ``circuit`` on ``target`` in seconds, scheduled as soon as possible
+    per qubit and classical bit. An if/else lasts as long as its longest branch and occupies every
+    qubit and bit it touches (the feedforward latency of a real controller is not in the target and
+    not included). None when an instruction has no duration."""
+    qubit_map = list(range(circuit.num_qubits)) if qubit_map is None else list(qubit_map)
+    qubit_time = [0.0] * circuit.num_qubits
+    clbit_time = [0.0] * circuit.num_clbits
+    for instruction in circuit.data:
+        operation = instruction.operation
+        qs = [circuit.find_bit(q).index for q in instruction.qubits]
+        cs = [circuit.find_bit(c).index for c in instruction.clbits]
+        blocks = getattr(operation, "blocks", ())
+        if blocks:
+            lengths = [
+                scheduled_duration(
+                    block, target, [qubit_map[qs[i]] for i in range(block.num_qubits)]
+                )
+                for block in blocks
+            ]
+            if any(length is None for length in lengths):
+                return None
+            length = max(lengths)
+        else:
+            length = _duration(target, operation, tuple(qubit_map[q] for q in qs))
+            if length is None:
+                return None
+        start = max([qubit_time[q] for q in qs] + [clbit_time[c] for c in cs] + [0.0])
+        for q in qs:
+            qubit_time[q] = start + length
+        for c in cs:
+            clbit_time[c] = start + length
+    return max(qubit_time + clbit_time + [0.0])
+
+
 def estimate_seconds(circuit: QuantumCircuit, target: Target | None) -> float | None:
     """Scheduled duration of one shot of ``circuit`` on ``target`` (None when durations are
-    unknown)."""
+    unknown): ``scheduled_duration``, control flow included."""
     if target is None:
         return None
-    try:
-        return float(circuit.estimate_duration(target, unit="s"))
-    except Exception:  # control flow or missing durations: bound by depth × slowest instruction
-        durations = [
-            target[name][qargs].duration
-            for name in target.operation_names
-            if not isinstance(target.operation_from_name(name), type) and target[name]
-            for qargs in target[name]
-            if target[name][qargs] is not None and target[name][qargs].duration
-        ]
-        return circuit.depth() * max(durations) if durations else None
+    return scheduled_duration(circuit, target)
 
 
 def normalise(counts: Mapping[str, float]) -> dict[str, float]:
@@ -462,4 +541,5 @@ __all__ = [
     "make_simulator_executor",
     "parse_target",
     "restrict_target",
+    "scheduled_duration",
 ]

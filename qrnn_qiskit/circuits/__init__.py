@@ -2,9 +2,11 @@
 readouts."""
 
 from .spec import (
+    ALL_ENTANGLERS,
     ENTANGLERS,
     MAX_QUBITS,
     READOUT_SETS,
+    RZZ_ENTANGLERS,
     QRNNSpec,
     readout_labels,
     readout_observables,
@@ -12,7 +14,9 @@ from .spec import (
 )
 
 __all__ = [
+    "ALL_ENTANGLERS",
     "ENTANGLERS",
+    "RZZ_ENTANGLERS",
     "MAX_QUBITS",
     "READOUT_SETS",
     "QRNNSpec",

@@ -8,9 +8,14 @@ angle k's gate, else ``δ₀``. Only constructs IBM runtime accepts today are us
 measured bit, no switch, no nesting, no measurement or reset inside a branch.
 
 Coupling of data qubit q (basis rotated onto Z) to its ancilla a:
-  * ``"cnot"``: CX(q, a), a projective measurement; the ±1 outcome s has E[s] = ⟨B_q⟩.
+  * ``"cnot"``: a projective measurement; the ±1 outcome s has E[s] = ⟨B_q⟩. No ancilla is needed:
+    the data qubit itself is measured mid-circuit (rotated into the setting's basis and back), which
+    leaves it in the same post-measurement ensemble as CX(q, a) + measuring a. ``ancillas=True``
+    keeps the CX-to-ancilla form.
   * a float α in (0, π/2): RY(π/2 − α) on a, then CRY(2α)(q → a): a weak measurement with
     E[s] = sin(α)·⟨B_q⟩ and less back-action on the data qubit.
+  * ``"weak"``: the default weak coupling ``DEFAULT_WEAK_COUPLING`` (chosen from measurements,
+    docs/hardware.md).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from .spec import QRNNSpec, step_circuit
 
 MID_REGISTER = "mid"
 Coupling = str | float
+DEFAULT_WEAK_COUPLING = 0.15  # radians; measured at 4000 shots (docs/hardware.md, "Measured")
 
 
 @dataclass(frozen=True)
@@ -42,19 +48,31 @@ class Correction:
 
 
 def validate_coupling(coupling: Coupling) -> Coupling:
-    """``"cnot"`` or a weak-coupling angle α in (0, π/2]; α = π/2 is returned as ``"cnot"``."""
+    """``"cnot"``, ``"weak"`` (``DEFAULT_WEAK_COUPLING``) or a weak-coupling angle α in (0, π/2];
+    α = π/2 is returned as ``"cnot"``."""
     if isinstance(coupling, str):
         if coupling == "cnot":
             return coupling
+        if coupling == "weak":
+            return DEFAULT_WEAK_COUPLING
         try:
             coupling = float(coupling)
         except ValueError:
             raise ValueError(
-                f"coupling must be 'cnot' or an angle in (0, π/2], got {coupling!r}"
+                f"coupling must be 'cnot', 'weak' or an angle in (0, π/2], got {coupling!r}"
             ) from None
     if not 0.0 < float(coupling) <= math.pi / 2 + 1e-12:
         raise ValueError(f"weak coupling angle must be in (0, π/2], got {coupling}")
     return "cnot" if abs(float(coupling) - math.pi / 2) < 1e-12 else float(coupling)
+
+
+def resolve_corrections(coupling: Coupling, corrections: int) -> int:
+    """``corrections`` < 0 means auto: 8 for projective coupling, 0 for weak coupling (whose
+    single-shot outcomes carry too little signal: unbiased corrections J·(s/κ − z̄) add noise of
+    order J/κ; measured in docs/hardware.md)."""
+    if corrections >= 0:
+        return int(corrections)
+    return 8 if validate_coupling(coupling) == "cnot" else 0
 
 
 def coupling_gain(coupling: Coupling) -> float:
@@ -77,9 +95,11 @@ def dynamic_circuit(
     coupling: Coupling = "cnot",
     corrections: Sequence[Correction] = (),
     name: str = "qrnn_dynamic",
+    ancillas: bool | None = None,
 ) -> QuantumCircuit:
     """The bound dynamic circuit for one input sequence: ``angles`` [T, P] are the precomputed
-    θ̄_t."""
+    θ̄_t. ``ancillas`` (default: only for weak coupling) adds one measured ancilla per data
+    qubit; without them the data qubits are measured directly (projective coupling only)."""
     angles = np.asarray(angles, dtype=float)
     n, p = spec.n_qubits, spec.n_params
     if angles.ndim != 2 or angles.shape[1] != p or angles.shape[0] < 1:
@@ -87,6 +107,10 @@ def dynamic_circuit(
     if len(setting) != n or set(setting) - set("XYZ"):
         raise ValueError(f"setting must be {n} characters over X, Y, Z, got {setting!r}")
     coupling = validate_coupling(coupling)
+    if ancillas is None:
+        ancillas = coupling != "cnot"
+    if not ancillas and coupling != "cnot":
+        raise ValueError("weak coupling needs ancillas (only a projective coupling measures data)")
     steps = angles.shape[0]
     by_step: dict[tuple[int, int], list[Correction]] = {}
     for c in corrections:
@@ -94,9 +118,11 @@ def dynamic_circuit(
             raise ValueError(f"correction {c} is out of range (steps {steps}, P {p}, n {n})")
         by_step.setdefault((c.step, c.angle), []).append(c)
 
-    data, anc = QuantumRegister(n, "q"), QuantumRegister(n, "anc")
+    data = QuantumRegister(n, "q")
     mid = ClassicalRegister(steps * n, MID_REGISTER)
-    circuit = QuantumCircuit(data, anc, mid, name=name)
+    anc = QuantumRegister(n, "anc") if ancillas else None
+    registers = [data, anc, mid] if anc is not None else [data, mid]
+    circuit = QuantumCircuit(*registers, name=name)
     step = step_circuit(spec)
     index = {param: k for k, param in enumerate(step.parameters)}
     for t in range(steps):
@@ -106,14 +132,19 @@ def dynamic_circuit(
             if k < 0:
                 circuit.append(instruction.operation, qubits)
                 continue
-            gate = instruction.operation.name  # "ry" or "rz"
-            getattr(circuit, gate)(float(angles[t, k]), qubits[0])
+            gate = type(instruction.operation)  # RYGate, RZGate or RZZGate
+            circuit.append(gate(float(angles[t, k])), qubits)
             for c in by_step.get((t, k), []):
                 with circuit.if_test((mid[(t - 1) * n + c.qubit], 1)) as otherwise:
-                    getattr(circuit, gate)(c.delta_one, qubits[0])
+                    circuit.append(gate(c.delta_one), qubits)
                 with otherwise:
-                    getattr(circuit, gate)(c.delta_zero, qubits[0])
+                    circuit.append(gate(c.delta_zero), qubits)
         append_basis_change(circuit, data, setting)
+        if anc is None:  # projective: measure the data qubits themselves
+            for q in range(n):
+                circuit.measure(data[q], mid[t * n + q])
+            append_basis_change(circuit, data, setting, inverse=True)
+            continue
         for q in range(n):
             if coupling == "cnot":
                 circuit.cx(data[q], anc[q])

@@ -13,8 +13,14 @@ from qiskit.quantum_info import SparsePauliOp
 
 from ..options import ConfigError, option
 
-Entangler = Literal["cx_ring", "cz_ring", "cx_ladder"]
-ENTANGLERS: tuple[str, ...] = ("cx_ring", "cz_ring", "cx_ladder")
+Entangler = Literal["cx_ring", "cz_ring", "cx_ladder", "cz_chain", "rzz_chain", "rzz_ring"]
+# entanglers the statevector engine compiles today (training works with these)
+ENTANGLERS: tuple[str, ...] = ("cx_ring", "cz_ring", "cx_ladder", "cz_chain")
+# RZZ(φ) on every edge, each φ written by the controller (U = I at zero angles). Built, replayed,
+# exported and transpiled on the Qiskit side; the engine does not compile ``rzz`` yet (pending).
+RZZ_ENTANGLERS: tuple[str, ...] = ("rzz_chain", "rzz_ring")
+ALL_ENTANGLERS: tuple[str, ...] = ENTANGLERS + RZZ_ENTANGLERS
+LINE_ENTANGLERS: tuple[str, ...] = ("cx_ladder", "cz_chain", "rzz_chain")
 READOUT_SETS: tuple[str, ...] = ("xyz", "z", "zz")
 MAX_QUBITS = 24
 
@@ -26,15 +32,23 @@ class QRNNSpec:
     """Shape of one QRNN step circuit U(θ).
 
     ``layers`` repetitions of [RY on every qubit, RZ on every qubit, entangler]; P = 2·n·layers
-    angles. ``readouts`` is ``"xyz"`` (⟨X_q⟩ for all q, then ⟨Y_q⟩, then ⟨Z_q⟩: 3n values), ``"z"``
-    (n values), ``"zz"`` (⟨Z_q⟩ then neighbour correlators ⟨Z_q Z_{q+1}⟩ along the entangler's
+    angles, plus one RZZ angle per edge and layer for ``rzz_chain``/``rzz_ring``. Entanglers:
+    ``cx_ring``/``cz_ring`` (a line closed into a ring), ``cx_ladder``/``cz_chain`` (a line of CX /
+    of CZ, native on IBM Heron), ``rzz_chain``/``rzz_ring`` (a line / ring of RZZ(φ_e)).
+    ``readouts`` is ``"xyz"`` (⟨X_q⟩ for all q, then ⟨Y_q⟩, then ⟨Z_q⟩: 3n values), ``"z"`` (n
+    values), ``"zz"`` (⟨Z_q⟩ then neighbour correlators ⟨Z_q Z_{q+1}⟩ along the entangler's
     edges) or a tuple of Pauli labels of length n (Qiskit order: the rightmost character acts on
     qubit 0).
     """
 
     n_qubits: int = option(help="QRNN register size n", flag="qubits")
     layers: int = option(2, "step-circuit layers L (P = 2·n·L angles)")
-    entangler: str = option("cx_ring", "entangler of every layer", choices=ENTANGLERS)
+    entangler: str = option(
+        "cx_ring",
+        "entangler of every layer: rings or lines of CX/CZ (cz_chain: native on IBM Heron) or "
+        "RZZ(φ) on every edge with controller-written φ (rzz_chain, rzz_ring)",
+        choices=ALL_ENTANGLERS,
+    )
     readouts: str | tuple[str, ...] = option(
         "xyz",
         "readout observables: xyz (3n values), z (n), zz (n + neighbour correlators) or "
@@ -53,9 +67,10 @@ class QRNNSpec:
             )
         if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1:
             raise ConfigError("layers", f"must be an integer >= 1, got {self.layers!r}")
-        if self.entangler not in ENTANGLERS:
+        if self.entangler not in ALL_ENTANGLERS:
             raise ConfigError(
-                "entangler", f"must be one of {', '.join(ENTANGLERS)}; got {self.entangler!r}"
+                "entangler",
+                f"must be one of {', '.join(ALL_ENTANGLERS)}; got {self.entangler!r}",
             )
         readouts = self.readouts
         if isinstance(readouts, str):
@@ -85,9 +100,25 @@ class QRNNSpec:
             object.__setattr__(self, "readouts", labels)
 
     @property
+    def rzz(self) -> bool:
+        """Whether the entangler is parametrized (one RZZ angle per edge and layer)."""
+        return self.entangler in RZZ_ENTANGLERS
+
+    @property
+    def params_per_layer(self) -> int:
+        return 2 * self.n_qubits + (len(self.edges()) if self.rzz else 0)
+
+    @property
     def n_params(self) -> int:
-        """Number of circuit angles P = 2·n·layers."""
-        return 2 * self.n_qubits * self.layers
+        """Number of circuit angles P = 2·n·layers (+ edges·layers for RZZ entanglers)."""
+        return self.params_per_layer * self.layers
+
+    def rzz_angle_indices(self) -> list[int]:
+        """Positions of the RZZ angles in the angle vector (empty for fixed entanglers)."""
+        if not self.rzz:
+            return []
+        per, n, e = self.params_per_layer, self.n_qubits, len(self.edges())
+        return [layer * per + 2 * n + j for layer in range(self.layers) for j in range(e)]
 
     @property
     def n_readouts(self) -> int:
@@ -97,7 +128,7 @@ class QRNNSpec:
         """(control, target) pairs of the entangler, in application order."""
         n = self.n_qubits
         ladder = [(q, q + 1) for q in range(n - 1)]
-        if self.entangler == "cx_ladder" or n <= 2:
+        if self.entangler in LINE_ENTANGLERS or n <= 2:
             return ladder
         return ladder + [(n - 1, 0)]
 
@@ -134,12 +165,13 @@ def step_circuit(spec: QRNNSpec, name: str = "θ") -> QuantumCircuit:
     """One QRNN step U(θ) with a ``ParameterVector`` of length ``spec.n_params``.
 
     Angle order (equal to ``circuit.parameters`` order): for each layer, RY angles of qubits 0..n-1,
-    then RZ angles of qubits 0..n-1.
+    then RZ angles of qubits 0..n-1, then (RZZ entanglers) one angle per edge in ``edges()`` order.
     """
     n = spec.n_qubits
     theta = ParameterVector(name, spec.n_params)
     qc = QuantumCircuit(n, name="qrnn_step")
-    gate = "cz" if spec.entangler == "cz_ring" else "cx"
+    gate = spec.entangler.split("_")[0]  # cx, cz or rzz
+    edges = spec.edges()
     k = 0
     for _ in range(spec.layers):
         for q in range(n):
@@ -147,8 +179,13 @@ def step_circuit(spec: QRNNSpec, name: str = "θ") -> QuantumCircuit:
         for q in range(n):
             qc.rz(theta[k + n + q], q)
         k += 2 * n
-        for control, target in spec.edges():
-            getattr(qc, gate)(control, target)
+        for j, (control, target) in enumerate(edges):
+            if gate == "rzz":
+                qc.rzz(theta[k + j], control, target)
+            else:
+                getattr(qc, gate)(control, target)
+        if gate == "rzz":
+            k += len(edges)
     return qc
 
 

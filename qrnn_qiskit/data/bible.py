@@ -42,7 +42,7 @@ TRANSLATIONS: dict[str, tuple[str, str]] = {  # language → (bbName code in bib
     "es": ("v", "Reina-Valera 1909"),
 }
 MAX_WORDS = (
-    20  # the translation task keeps pairs with at most this many words on both sides (DATA.md)
+    20  # the translation task keeps pairs with at most this many words on both sides (docs/data.md)
 )
 
 

@@ -1,4 +1,4 @@
-"""Copying-memory task generator (DATA.md): remember 10 symbols across a delay of T blanks."""
+"""Copying-memory task generator (docs/data.md): remember 10 symbols across a delay of T blanks."""
 
 from __future__ import annotations
 

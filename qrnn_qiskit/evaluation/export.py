@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import QRNNError
+from ..fileio import atomic_write_bytes, make_folder
 from ..training import load_run, make_task
 from .protocols import DynamicProtocol, ReplayProtocol
 
@@ -25,6 +26,8 @@ def parse_input(text: str, run_dir: str | Path) -> torch.Tensor:
             index = int(text[5:])
         except ValueError:
             raise QRNNError(f"--input {text!r}: write eval:<index>, e.g. eval:0") from None
+        if index < 0:
+            raise QRNNError(f"--input {text!r}: the index counts from 0 (eval:0 is the first)")
         seen = 0
         for x, _ in make_task(config).eval_batches():
             if index < seen + len(x):
@@ -52,7 +55,7 @@ def export_circuits(
     fmt: str,
     out: str | Path,
     coupling: str = "cnot",
-    corrections: int = 8,
+    corrections: int = -1,
 ) -> list[Path]:
     """Write the bound circuits (replay: the noiseless trajectory's prefixes) and return the written
     paths."""
@@ -72,20 +75,22 @@ def export_circuits(
         circuits = DynamicProtocol(model, x, coupling, corrections).templates
     else:
         raise QRNNError(f"unknown protocol {protocol!r}; choose replay or dynamic")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(Path(out), "folder for --out")
     if fmt == "qpy":
+        import io
+
         from qiskit import qpy
 
         path = out / f"{protocol}.qpy"
-        with open(path, "wb") as handle:
-            qpy.dump(circuits, handle)
+        buffer = io.BytesIO()
+        qpy.dump(circuits, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
         return [path]
     from qiskit import qasm3
 
     paths = []
     for i, circuit in enumerate(circuits):
         path = out / f"{protocol}_{i:04d}_{circuit.name}.qasm"
-        path.write_text(qasm3.dumps(circuit))
+        atomic_write_bytes(path, qasm3.dumps(circuit).encode())
         paths.append(path)
     return paths

@@ -8,10 +8,11 @@ hardware can be submitted, interrupted and collected round by round.
 * replay: round t runs the prefixes U(θ_t)…U(θ_1)|0⟩ in every measurement setting; θ_t comes from
   the controller fed with the readouts *estimated* at round t−1. This is the trained model, up to
   shot and device noise.
-* dynamic: one round, one circuit per (sequence, setting) with mid-circuit ancilla measurements and
-  if/else feedforward (``circuits.dynamic``). The angles θ̄_t are those of the noiseless trajectory;
-  the controller is linearised around it: a measured ±1 outcome s_r of readout r shifts angle k by
-  J_kr·(s_r − z̄_r), J = ∂θ_t/∂z_{t−1}, for the ``corrections`` largest |J_kr| per step. This is a
+* dynamic: one round, one circuit per (sequence, setting) with mid-circuit measurements (of the data
+  qubits for projective coupling, of ancillas for weak coupling) and if/else feedforward
+  (``circuits.dynamic``). The angles θ̄_t are those of the noiseless trajectory; the controller is
+  linearised around it: a measured ±1 outcome s_r of readout r shifts angle k by J_kr·(s_r/κ − z̄_r),
+  J = ∂θ_t/∂z_{t−1}, κ the coupling gain, for the ``corrections`` largest |J_kr| per step. This is a
   different (stochastic, measured) recurrent model; its readouts are estimated from the mid-circuit
   bits.
 """
@@ -28,6 +29,7 @@ from ..circuits.dynamic import (
     Correction,
     coupling_gain,
     dynamic_circuit,
+    resolve_corrections,
     step_bits,
     validate_coupling,
 )
@@ -40,7 +42,6 @@ from ..circuits.replay import (
 from ..circuits.spec import readout_labels
 from ..errors import QRNNError
 from ..models import QRNNCell, SequenceModel
-from .config import EvalConfig
 
 
 def head_outputs(model: SequenceModel, readouts: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -167,12 +168,12 @@ class DynamicProtocol(HardwareProtocol):
     dynamic = True
 
     def __init__(
-        self, model: SequenceModel, x: torch.Tensor, coupling: str = "cnot", corrections: int = 8
+        self, model: SequenceModel, x: torch.Tensor, coupling: str = "cnot", corrections: int = -1
     ) -> None:
         super().__init__(model, x)
         self.coupling = validate_coupling(coupling)
         self.gain = coupling_gain(self.coupling)
-        self.max_corrections = corrections
+        self.max_corrections = resolve_corrections(self.coupling, corrections)
         self.angles, jacobians = self._linearise()
         self.corrections: list[list[Correction]] = []
         for k in range(self.samples):
@@ -234,13 +235,14 @@ class DynamicProtocol(HardwareProtocol):
             for magnitude, a, r, q in entries[: self.max_corrections]:
                 if magnitude == 0:
                     break
+                # s/κ estimates ⟨B⟩ without bias (E[s] = κ·⟨B⟩); bit 1 is s = −1, bit 0 is s = +1
                 chosen.append(
                     Correction(
                         t,
                         a,
                         q,
-                        float(jac[t, a, r] * (-1 - zbar[r])),
-                        float(jac[t, a, r] * (1 - zbar[r])),
+                        float(jac[t, a, r] * (-1 / self.gain - zbar[r])),
+                        float(jac[t, a, r] * (1 / self.gain - zbar[r])),
                     )
                 )
         return chosen
@@ -273,9 +275,3 @@ class DynamicProtocol(HardwareProtocol):
         if self.estimates is None:
             raise RuntimeError("the dynamic round has not run yet")
         return self.estimates
-
-
-def make_protocol(config: EvalConfig, model: SequenceModel, x: torch.Tensor) -> HardwareProtocol:
-    if config.protocol == "replay":
-        return ReplayProtocol(model, x)
-    return DynamicProtocol(model, x, config.coupling, config.corrections)

@@ -2,26 +2,27 @@
 runs.
 
 Per run: task, model, size (qubits/layers or hidden units), parameters, steps and epochs trained,
-the best validation metric from metrics.jsonl, the test metric of the final checkpoint (evaluated
-once and cached in the run's ``test_metrics.json``) and training seconds per epoch (evaluation time
-excluded).
+the best validation metric from metrics.jsonl, the test metric of the best-validation checkpoint
+(``best.pt``; the final checkpoint for runs that have none; evaluated once and cached in the run's
+``test_metrics.json``) and training seconds per epoch (evaluation time excluded).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fileio import atomic_write_json
+from ..errors import QRNNError
+from ..fileio import atomic_write_bytes, atomic_write_json, read_json, save_figure
 from ..models import count_parameters
-from ..training import load_run, make_task, read_metrics
+from ..training import RunDir, load_run, make_task, read_metrics
+from ..training.rundir import BEST, CHECKPOINT, TEST_METRICS
 from ..training.tasks import higher_is_better
-
-TEST_METRICS = "test_metrics.json"
 
 
 @dataclass
@@ -41,6 +42,7 @@ class RunSummary:
     best_val_step: int | None
     test: float | None
     curve: list[dict]
+    tested: str | None = None  # which checkpoint the test metric is of
 
     @property
     def epochs(self) -> float | None:
@@ -54,41 +56,56 @@ class RunSummary:
 
 
 def test_metrics(
-    run_dir: str | Path, *, model=None, task=None, step: int | None = None
-) -> dict | None:
-    """Test-split metrics of the run's final checkpoint (None for tasks without a test split).
-    Cached in ``test_metrics.json`` and recomputed when the checkpoint has moved on."""
-    run_dir = Path(run_dir)
+    run_dir: str | Path, *, checkpoint: str = CHECKPOINT, model=None, task=None,
+    step: int | None = None,
+) -> dict | None:  # fmt: skip
+    """Test-split metrics of one of the run's checkpoints (``best.pt`` or ``checkpoint.pt``; None
+    for tasks without a test split). Cached in ``test_metrics.json`` per checkpoint and recomputed
+    when that checkpoint has moved on."""
+    rd = RunDir(run_dir)
     if model is None or task is None or step is None:
-        config, model, state = load_run(run_dir)
+        config, model, state = load_run(rd, checkpoint)
         task, step = make_task(config), int(state["step"])
     if "test" not in task.splits:
         return None
-    cache = run_dir / TEST_METRICS
+    cache = rd.file(TEST_METRICS)
+    saved: dict = {}
     if cache.exists():
         try:
-            saved = json.loads(cache.read_text())
-            if saved.get("step") == step:
-                return saved["metrics"]
-        except (ValueError, KeyError, TypeError):
-            pass  # unreadable cache: recompute it
+            saved = read_json(cache, "cached test metrics", "it is recomputed")
+            if not isinstance(saved, dict):
+                saved = {}
+            entry = saved.get(checkpoint) if "step" not in saved else None
+            if isinstance(entry, dict) and entry.get("step") == step:
+                if isinstance(entry.get("metrics"), dict):
+                    return entry["metrics"]
+        except (QRNNError, AttributeError):
+            saved = {}  # unreadable cache: recompute it
     started = time.perf_counter()
     metrics = task.evaluate(model, "test")
-    atomic_write_json(
-        cache,
-        {"step": step, "metrics": metrics, "seconds": round(time.perf_counter() - started, 2)},
-    )
+    entries = {k: v for k, v in saved.items() if k in (CHECKPOINT, BEST)}
+    entries[checkpoint] = {
+        "step": step,
+        "metrics": metrics,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    try:
+        atomic_write_json(cache, entries)
+    except QRNNError as error:  # a read-only run: report anyway, recompute next time
+        print(f"qrnn: warning: could not cache the test metrics ({error})", file=sys.stderr)
     return metrics
 
 
 def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
-    """Everything the report shows for one run directory."""
+    """Everything the report shows for one run directory (the test metric of the best-validation
+    checkpoint when the run kept one, else of the final checkpoint)."""
     run_dir = Path(run_dir)
-    config, model, state = load_run(run_dir)
+    rd = RunDir(run_dir)
+    config, model, state = load_run(rd)
     task = make_task(config)
     records = read_metrics(run_dir)
     metric = task.report_metric
-    scored = [r for r in records if metric in r]
+    scored = [r for r in records if _number(r.get(metric)) is not None]
     best = (
         (max if higher_is_better(metric) else min)(scored, key=lambda r: r[metric])
         if scored
@@ -99,10 +116,23 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
         size = f"n={spec.n_qubits}, L={spec.layers}"
     else:
         size = f"h={model.hidden_size}"
-    test = None
+    test, tested = None, None
     if with_test:
-        values = test_metrics(run_dir, model=model, task=task, step=int(state["step"]))
+        if rd.has_checkpoint(BEST):
+            _, best_model, best_state = load_run(rd, BEST)
+            values = test_metrics(
+                run_dir, checkpoint=BEST, model=best_model, task=task, step=int(best_state["step"])
+            )
+            tested = f"best (step {best_state['step']})"
+        else:
+            values = test_metrics(run_dir, model=model, task=task, step=int(state["step"]))
+            tested = f"final (step {state['step']})"
         test = values.get(metric) if values else None
+        if values is None:
+            tested = None
+    elapsed = _number(state.get("elapsed"))
+    if elapsed is None and records:
+        elapsed = _number(records[-1].get("seconds"))
     return RunSummary(
         run_dir=run_dir,
         task=config.task.name,
@@ -111,13 +141,21 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
         parameters=count_parameters(model),
         steps=int(state["step"]),
         steps_per_epoch=task.steps_per_epoch,
-        seconds=float(state.get("elapsed", records[-1]["seconds"] if records else 0.0)),
+        seconds=elapsed or 0.0,
         metric=metric,
         best_val=best[metric] if best else None,
         best_val_step=best["step"] if best else None,
         test=test,
         curve=records,
+        tested=tested,
     )
+
+
+def _number(value) -> float | None:
+    """``value`` as a finite float, or None (a record edited by hand, a missing value)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _value(metric: str, value: float | None) -> str:
@@ -130,7 +168,7 @@ def markdown_table(rows: Sequence[RunSummary]) -> str:
     """The results table (GitHub Markdown)."""
     lines = [
         "| run | task | model | qubits / hidden | params | trained | best validation (step) | "
-        "test | s / epoch |",
+        "test (checkpoint) | s / epoch |",
         "|---|---|---|---|---:|---|---|---|---:|",
     ]
     for r in rows:
@@ -138,18 +176,18 @@ def markdown_table(rows: Sequence[RunSummary]) -> str:
         best = (
             f"{_value(r.metric, r.best_val)} ({r.best_val_step})" if r.best_val is not None else "—"
         )
+        test = _value(r.metric, r.test) + (f" ({r.tested})" if r.tested else "")
         per_epoch = f"{r.seconds_per_epoch:.0f}" if r.seconds_per_epoch is not None else "—"
         lines.append(
             f"| {r.run_dir.name} | {r.task} | {r.model} | {r.size} | {r.parameters:,} | {trained} "
-            "| "
-            f"{r.metric} {best} | {_value(r.metric, r.test)} | {per_epoch} |"
+            f"| {r.metric} {best} | {test} | {per_epoch} |"
         )
     lines.append("")
     lines.append(
         "Validation: the best of the periodic evaluations in metrics.jsonl (on --eval-size "
-        "validation "
-        "examples); test: the final checkpoint on the whole test split; s / epoch: training time "
-        "only."
+        "validation examples); test: the whole test split, on the best-validation checkpoint "
+        "(best.pt) where the run kept one, else on the final checkpoint; s / epoch: training "
+        "time only."
     )
     return "\n".join(lines)
 
@@ -168,8 +206,11 @@ def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
         scale = r.steps_per_epoch if use_epochs else 1
         x = [rec["step"] / scale for rec in r.curve]
         label = f"{r.task}/{r.model} ({r.size})"
-        val_axis.plot(x, [rec.get(r.metric) for rec in r.curve], marker=".", label=label)
-        loss_axis.plot(x, [rec.get("train_loss") for rec in r.curve], label=label)
+        nan = float("nan")
+        val = [_number(rec.get(r.metric)) for rec in r.curve]
+        loss = [_number(rec.get("train_loss")) for rec in r.curve]
+        val_axis.plot(x, [nan if v is None else v for v in val], marker=".", label=label)
+        loss_axis.plot(x, [nan if v is None else v for v in loss], label=label)
     metrics = {r.metric for r in rows}
     for axis, title in (
         (val_axis, f"validation {'/'.join(sorted(metrics))}"),
@@ -180,17 +221,20 @@ def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
         axis.grid(alpha=0.3)
     loss_axis.set_yscale("log")
     val_axis.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return save_figure(figure, path, dpi=120)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    for path in filter(None, (args.plot, args.markdown)):
+        if Path(path).is_dir():
+            raise QRNNError(
+                f"{path} is a folder; name a file (--plot report.png, --markdown report.md)"
+            )
     rows = [summarize(run, with_test=args.test) for run in args.runs]
     table = markdown_table(rows)
     print(table)
     if args.markdown:
-        Path(args.markdown).write_text(table + "\n")
+        atomic_write_bytes(Path(args.markdown), (table + "\n").encode())
     plot = plot_learning_curves(rows, args.plot)
     print(f"\nlearning curves: {plot}")
     return 0

@@ -48,6 +48,11 @@ class ResourceReport:
     shots_per_circuit: int
     total_shots: int
     qpu_seconds: float | None
+    # replay on calibrated targets: ESP of the step-t prefix (mean over settings), its gates' part,
+    # and the predicted readout shrink z → λ_t·z (mean over readouts; docs/hardware.md)
+    esp_per_step: list[float] | None = None
+    esp_gates_per_step: list[float] | None = None
+    shrink_per_step: list[float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,7 +82,24 @@ class ResourceReport:
                 f"  total shots        {shots}",
                 f"  est. QPU seconds   {qpu}",
             ]
+            + self._esp_lines()
         )
+
+    def _esp_lines(self) -> list[str]:
+        if not self.esp_per_step:
+            return []
+        esp = self.esp_per_step
+        picks = sorted({0, len(esp) // 4, len(esp) // 2, 3 * len(esp) // 4, len(esp) - 1})
+        shown = ", ".join(f"t={t + 1} {esp[t]:.3f}" for t in picks)
+        per_step = (esp[-1] / esp[0]) ** (1 / max(1, len(esp) - 1)) if esp[0] > 0 else 0.0
+        lines = [f"  ESP per step       {shown} (× {per_step:.4f} per step)"]
+        if self.shrink_per_step:
+            lam = self.shrink_per_step
+            lines.append(
+                f"  predicted shrink   z → λ·z, λ = {lam[0]:.3f} at t=1 … {lam[-1]:.3f} at "
+                f"t={len(lam)} (gate ESP × readout contraction; --mitigate esp divides it out)"
+            )
+        return lines
 
 
 def resource_report(
@@ -92,6 +114,7 @@ def resource_report(
     seconds_target: Target | None = None,
     rep_delay: float = 250e-6,
     exact: bool = False,
+    calibration: dict | None = None,
 ) -> ResourceReport:
     """Report for running ``schedule`` (per round: (template index, parameter rows)) over ``isa``
     circuits."""
@@ -121,4 +144,7 @@ def resource_report(
         shots_per_circuit=shots_per,
         total_shots=circuits * shots_per,
         qpu_seconds=qpu,
+        esp_per_step=calibration["esp"] if calibration else None,
+        esp_gates_per_step=calibration["esp_gates"] if calibration else None,
+        shrink_per_step=calibration.get("shrink") if calibration else None,
     )

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import QRNNError
+from ..fileio import save_figure
 from ..training import RunDir, load_run, make_task
 from ..training.tasks.translation import TranslationTask, check_vocabulary
 
@@ -63,9 +64,7 @@ def save_attention_png(path: str | Path, source: list[str], target: list[str], w
     axis.set_xlabel("source")
     axis.set_ylabel("translation")
     figure.colorbar(image, ax=axis, label="attention weight")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return save_figure(figure, path, dpi=120)
 
 
 def cmd_translate(args: argparse.Namespace) -> int:

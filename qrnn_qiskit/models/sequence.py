@@ -23,13 +23,17 @@ class ClassicalCore(nn.Module):
     """A single-layer ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` with the same interface as
     ``QRNNCore``."""
 
-    def __init__(self, kind: str, input_size: int, hidden_size: int) -> None:
+    def __init__(
+        self, kind: str, input_size: int, hidden_size: int, chrono_horizon: int | None = None
+    ) -> None:
         super().__init__()
         if kind not in CLASSICAL:
             raise ValueError(f"classical model must be one of {', '.join(CLASSICAL)}; got {kind!r}")
         self.kind = kind
         self.hidden_size = hidden_size
         self.rnn = CLASSICAL[kind](input_size, hidden_size, batch_first=True)
+        if chrono_horizon is not None:
+            chrono_init(self.rnn, chrono_horizon)
 
     @property
     def output_size(self) -> int:
@@ -37,6 +41,31 @@ class ClassicalCore(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         return self.rnn(x, state)
+
+
+def chrono_init(rnn: nn.Module, horizon: int) -> None:
+    """Chrono initialisation (Tallec & Ollivier 2018) of an ``nn.LSTM``/``nn.GRU`` for dependencies
+    up to ``horizon`` steps: the forget gate's (GRU: the update gate's) bias b ~ log U(1, horizon −
+    1), the LSTM input gate's bias −b, so the cell keeps its memory for ~U(1, horizon) steps at
+    the start instead of ~2. The input-side biases of those gates are zeroed (the two add up)."""
+    if not isinstance(rnn, (nn.LSTM, nn.GRU)):
+        raise ValueError(f"chrono initialisation applies to LSTM and GRU, not {type(rnn).__name__}")
+    if horizon < 3:
+        raise ValueError(
+            f"chrono initialisation needs a horizon of at least 3 steps, got {horizon}"
+        )
+    h = rnn.hidden_size
+    with torch.no_grad():
+        for layer in range(rnn.num_layers):
+            b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
+            bias = torch.log(torch.empty(h).uniform_(1.0, float(horizon - 1)))
+            if isinstance(rnn, nn.LSTM):  # gates (i, f, g, o)
+                b_ih[: 2 * h] = 0.0
+                b_hh[h : 2 * h] = bias
+                b_hh[:h] = -bias
+            else:  # GRU gates (r, z, n): h' = (1 − z)·n + z·h, z plays the forget gate
+                b_ih[h : 2 * h] = 0.0
+                b_hh[h : 2 * h] = bias
 
 
 @dataclass(frozen=True)
@@ -164,9 +193,11 @@ def build_model(
     hidden_size: int = 64,
     dtype: torch.dtype = torch.complex64,
     engine: Engine | None = None,
+    chrono_horizon: int | None = None,
 ) -> SequenceModel:
     """Build a ``SequenceModel`` of the given kind (``qrnn``, ``rnn``, ``lstm``, ``gru``,
-    ``orthogonal``). A QRNN runs on ``engine`` (default: the statevector engine in ``dtype``)."""
+    ``orthogonal``). A QRNN runs on ``engine`` (default: the statevector engine in ``dtype``); an
+    LSTM/GRU gets chrono initialisation for ``chrono_horizon`` steps when it is given."""
     if kind not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {kind!r}")
     if kind == "qrnn":
@@ -178,7 +209,12 @@ def build_model(
         core = (
             OrthogonalCore(inputs.embed_dim, hidden_size)
             if kind == "orthogonal"
-            else ClassicalCore(kind, inputs.embed_dim, hidden_size)
+            else ClassicalCore(
+                kind,
+                inputs.embed_dim,
+                hidden_size,
+                chrono_horizon if kind in ("lstm", "gru") else None,
+            )
         )
     return SequenceModel(inputs, core, n_outputs, head)
 

@@ -22,8 +22,13 @@ from ..options import ConfigError, build, flatten, leaves, option, require, requ
 from .tasks import TASKS, TaskConfig
 
 DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
+SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
 BACKENDS: tuple[str, ...] = ("statevector", "aer")
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+LOGS: tuple[str, ...] = ("none", "tensorboard")
 CONFIG_VERSION = 2
+MAX_SEED = 2**32 - 1  # NumPy's seeds; torch.manual_seed(-1) and 2**70 fail deep inside
+MAX_THREADS = 1024  # libgomp cannot create ~16k threads and then crashes the process
 
 
 def _int(value: Any) -> bool:
@@ -67,12 +72,34 @@ class EngineConfig:
     force: bool = option(
         False, "run --backend aer plans estimated to take longer than an hour", resumable=True
     )
+    device: str = option(
+        "cpu",
+        "where the statevector engine keeps the QRNN's states: cpu, or cuda (its torch kernels on "
+        "the GPU; the controller stays on the CPU; under torchrun each rank uses its local GPU)",
+        choices=DEVICES,
+        resumable=True,
+    )
+    train_noise: str = option(
+        "none",
+        "noise-aware training: the readouts the controller and head see are shrunk like a noisy "
+        "replay's and get shot noise: none, a fake backend (λ per step from its calibrations), "
+        "optionally with :shots=N, or shots=N / lambda=λ alone (e.g. fake_fez:shots=4000)",
+    )
 
     def __post_init__(self) -> None:
+        if self.train_noise.strip().lower() not in ("none", "off", ""):
+            from ..models.noise import parse_train_noise
+
+            try:
+                parse_train_noise(self.train_noise)
+            except QRNNError as error:
+                raise ConfigError("train_noise", f"is invalid: {error}") from None
         if self.backend not in BACKENDS:
             raise ConfigError(
                 "backend", f"must be one of {', '.join(BACKENDS)}; got {self.backend!r}"
             )
+        if self.device not in DEVICES:
+            raise ConfigError("device", f"must be one of {', '.join(DEVICES)}; got {self.device!r}")
         if self.dtype not in DTYPES:
             raise ConfigError("dtype", f"must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
 
@@ -86,6 +113,11 @@ class BaselineConfig:
         None, "classical baselines: hidden size (default: matched to the QRNN these flags describe)"
     )
     match_params: int | None = option(None, "parameter count to match", cli=False)
+    chrono_init: bool | None = option(
+        None,
+        "LSTM/GRU: chrono initialisation of the forget/update gate biases from the sequence "
+        "length (Tallec & Ollivier 2018); default: on for copying, off for other tasks",
+    )
 
     def __post_init__(self) -> None:
         require(
@@ -106,11 +138,35 @@ class OptimConfig:
 
     steps: int = option(2000, "training iterations", resumable=True)
     batch_size: int = option(64, "batch size")
-    lr: float = option(1e-3, "Adam learning rate")
+    lr: float = option(1e-3, "peak learning rate")
     clip: float = option(1.0, "gradient-norm clipping (0 disables)")
+    weight_decay: float = option(
+        0.0, "decoupled weight decay (AdamW); 0: plain Adam, as before this option existed"
+    )
+    schedule: str = option(
+        "constant",
+        "learning-rate schedule over --steps: constant, cosine (to 0) or linear (to 0), each after "
+        "--warmup steps of linear warm-up",
+        choices=SCHEDULES,
+    )
+    warmup: int = option(0, "steps of linear learning-rate warm-up from 0 (0: none)")
 
     def __post_init__(self) -> None:
         require(_int(self.steps) and self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        require_finite(self.weight_decay, "weight_decay")
+        require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                "schedule", f"must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}"
+            )
+        require(
+            _int(self.warmup) and self.warmup >= 0, "warmup", f"must be >= 0, got {self.warmup}"
+        )
+        require(
+            self.warmup < self.steps,
+            "warmup",
+            f"({self.warmup} steps) must be shorter than the run (--steps {self.steps})",
+        )
         require(
             _int(self.batch_size) and self.batch_size >= 1,
             "batch_size",
@@ -134,9 +190,25 @@ class RunConfig:
     )
     threads: int = option(0, "torch CPU threads (0: torch default)", resumable=True)
     progress: bool = option(True, "show a progress bar", resumable=True)
+    patience: int | None = option(
+        None,
+        "stop after this many evaluations without a better validation metric (default: never)",
+        resumable=True,
+    )
+    log: str = option(
+        "none",
+        "also log every evaluation record to: none, or tensorboard (event files in the run "
+        "directory; needs pip install 'qrnn-qiskit[tensorboard]'); metrics.jsonl is always written",
+        choices=LOGS,
+        resumable=True,
+    )
 
     def __post_init__(self) -> None:
-        require(_int(self.seed), "seed", f"must be an integer, got {self.seed!r}")
+        require(
+            _int(self.seed) and 0 <= self.seed <= MAX_SEED,
+            "seed",
+            f"must be an integer in 0..{MAX_SEED}, got {self.seed!r}",
+        )
         require(
             _int(self.eval_every) and self.eval_every >= 1,
             "eval_every",
@@ -150,10 +222,17 @@ class RunConfig:
         require_finite(self.max_minutes, "max_minutes")
         require(self.max_minutes >= 0, "max_minutes", f"must be >= 0, got {self.max_minutes}")
         require(
-            _int(self.threads) and self.threads >= 0,
+            _int(self.threads) and 0 <= self.threads <= MAX_THREADS,
             "threads",
-            f"must be >= 0, got {self.threads}",
+            f"must be an integer in 0..{MAX_THREADS} (0: torch's default), got {self.threads}",
         )
+        require(
+            self.patience is None or (_int(self.patience) and self.patience >= 1),
+            "patience",
+            f"must be >= 1 evaluations, got {self.patience}",
+        )
+        if self.log not in LOGS:
+            raise ConfigError("log", f"must be one of {', '.join(LOGS)}; got {self.log!r}")
 
 
 def _default_qrnn() -> QRNNConfig:
@@ -184,6 +263,13 @@ class TrainConfig:
             "backend",
             f"{self.engine.backend} runs the QRNN's quantum circuit; --model {self.model.kind} is "
             "classical (drop --backend)",
+        )
+        require(
+            self.engine.device == "cpu"
+            or (self.model.kind == "qrnn" and self.engine.backend == "statevector"),
+            "device",
+            f"{self.engine.device} runs the statevector engine of --model qrnn; --model "
+            f"{self.model.kind} --backend {self.engine.backend} trains on the CPU (drop --device)",
         )
 
     # -- construction from option names ---------------------------------------------------------

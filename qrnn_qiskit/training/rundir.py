@@ -7,7 +7,8 @@ Layout::
     checkpoint.pt       the latest state (atomic); best.pt: the best validation state (atomic)
     test_metrics.json   cached test-split metrics of a checkpoint (qrnn report)
     jobs.jsonl          IBM job records (evaluation.runner), evals/<name>/: one evaluation each
-    .lock               advisory lock held by the process that writes the run
+    .lock               advisory lock held by the process that trains the run; evals/.lock: by
+                        the process that writes its evaluations (eval, submit, collect)
 
 Every problem with these files is a one-line :class:`~qrnn_qiskit.errors.QRNNError` that names the
 file and the fix; nothing here overwrites what a user did not ask to replace.
@@ -16,6 +17,7 @@ file and the fix; nothing here overwrites what a user did not ask to replace.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import io
 import math
@@ -47,6 +49,7 @@ TEST_METRICS = "test_metrics.json"
 JOBS = "jobs.jsonl"
 EVALS = "evals"
 LOCK = ".lock"
+LOCKS = {"run": LOCK, "evals": f"{EVALS}/{LOCK}"}
 CHECKPOINT_KEYS = frozenset({"model", "optimizer", "step", "config"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
 
@@ -174,29 +177,47 @@ class RunDir:
 
     # ------------------------------------------------------------------------------ lock, cleanup
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the run's advisory lock (another ``qrnn`` process writing this run is refused), and
-        clean temporary files earlier kills left behind."""
+    def lock(self, part: str = "run") -> Iterator[None]:
+        """Hold one of the run's advisory locks and clean the temporary files earlier kills left in
+        what it guards. ``part="run"``: the training files (``qrnn train``); ``"evals"``: the
+        evaluation records, evals/ and jobs.jsonl (``qrnn eval/submit/collect``), so a run can be
+        evaluated while it trains. Another ``qrnn`` process holding the same lock is a one-line
+        error that names it."""
+        if part not in LOCKS:
+            raise ValueError(f"part must be one of {', '.join(LOCKS)}, got {part!r}")
+        lock_path = self.path / LOCKS[part]
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path / LOCK, "a+")  # noqa: SIM115 - held for the context
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock_path, "a+")  # noqa: SIM115 - held for the context
         except OSError as error:
-            raise QRNNError(
-                f"cannot use {self.path}: {error.strerror or error} (is it writable?)"
-            ) from None
+            fix = (
+                "a file is in the way of that folder: choose another location"
+                if error.errno in (errno.ENOTDIR, errno.EEXIST)
+                else "it must be a writable folder (fix its permissions or copy the run elsewhere)"
+            )
+            raise QRNNError(f"cannot use {self.path}: {error.strerror or error}; {fix}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read(200).strip()
             handle.close()
             raise QRNNError(
-                f"{self.path} is in use by another qrnn process; wait for it to finish (or stop "
-                "it) "
-                "or use another run directory"
+                f"{self.path} is in use by another qrnn process"
+                + (f" ({holder})" if holder else "")
+                + "; wait for it to finish (or stop it) or use another run directory"
             ) from None
         try:
-            for stale in stale_temp_files(self.path) + stale_temp_files(self.path / EVALS):
-                with contextlib.suppress(OSError):
-                    stale.unlink()
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()}: {' '.join(_command())[:160]}\n")
+                handle.flush()
+            folders = [self.path] if part == "run" else _folders(self.path / EVALS)
+            for folder in folders:
+                for stale in stale_temp_files(folder):
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -206,6 +227,22 @@ class RunDir:
     def eval_dir(self, name: str) -> Path:
         """``evals/<name>`` for a safe ``name`` (never a path)."""
         return self.path / EVALS / safe_name(name)
+
+
+def _command() -> list[str]:
+    import sys
+
+    argv = list(sys.argv)
+    if argv:
+        argv[0] = Path(argv[0]).name
+    return argv
+
+
+def _folders(root: Path) -> list[Path]:
+    """``root`` and every folder below it (evaluation folders and their rounds)."""
+    if not root.is_dir():
+        return []
+    return [root] + sorted(p for p in root.rglob("*") if p.is_dir())
 
 
 def _warn(message: str) -> None:

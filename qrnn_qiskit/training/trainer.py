@@ -8,7 +8,9 @@ trainer holds the run directory's lock; a kill loses at most the work since the 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -23,8 +25,11 @@ from tqdm.auto import tqdm
 
 from ..errors import QRNNError
 from ..models import count_parameters
+from . import logs
 from .config import OptimConfig, RunConfig, TrainConfig
-from .rundir import CHECKPOINT, RunDir
+from .distributed import SINGLE, World
+from .optim import learning_rate, make_optimizer, set_learning_rate
+from .rundir import BEST, CHECKPOINT, RunDir
 from .tasks import Task, best_of, make_task
 
 
@@ -43,6 +48,9 @@ class TrainerCallback:
 
     def on_start(self, trainer: Trainer) -> None:
         """Training is about to start (or continue, after a resume)."""
+
+    def on_step(self, trainer: Trainer, loss: float) -> None:
+        """A training step's optimiser update was applied (``trainer.step`` counts it)."""
 
     def on_evaluation(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """An evaluation at ``record['step']`` finished."""
@@ -64,6 +72,7 @@ class RunResult:
     summary: str
     stopped: str | None = None
     best: dict[str, float] = field(default_factory=dict)
+    best_step: int | None = None
 
 
 def load_run(
@@ -74,7 +83,8 @@ def load_run(
     config = rd.read_config()
     state = rd.load_checkpoint(checkpoint)
     rd.check_matches(config, _checkpoint_config(rd, state), "load")
-    model = make_task(config).build_model(config)
+    # evaluation, export and reports run on the CPU, wherever the run trained (--device)
+    model = make_task(config).build_model(config.replace(device="cpu"))
     _load_weights(model, state, rd)
     return config, model, state
 
@@ -106,6 +116,9 @@ class Trainer:
         resume: continue ``run_dir`` from its checkpoint.
         argv: the command line to record (default ``sys.argv``).
         callbacks: :class:`TrainerCallback` s.
+        world: the data-parallel ranks this trainer is one of (``distributed.launch``; default: one
+            process). Each rank trains on its shard of every batch; rank 0 alone evaluates, runs
+            the callbacks and writes the run directory (``distributed.py``).
     """
 
     def __init__(
@@ -120,7 +133,13 @@ class Trainer:
         resume: bool = False,
         argv: Sequence[str] | None = None,
         callbacks: Sequence[TrainerCallback] = (),
+        world: World = SINGLE,
     ) -> None:
+        logs.require(run.log)
+        self.world = world
+        world.shard(task)
+        world.seed(run.seed)
+        world.broadcast_parameters(model)
         self.model = model
         self.task = task
         self.optim = optim
@@ -132,12 +151,16 @@ class Trainer:
         self.resume = resume
         self.argv = list(argv) if argv is not None else list(sys.argv)
         self.callbacks = list(callbacks)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=optim.lr)
+        self.optimizer = make_optimizer(self.model, optim)
         self.step = 0
+        self.best_step: int | None = None  # the evaluation best.pt holds
+        self._stale = 0  # evaluations since the validation metric last improved
         self.elapsed = 0.0
         self.best: dict[str, float] = {}
         self.running: float | None = None  # EMA of the training loss, carried across resumes
+        self.record: dict[str, Any] | None = None  # the last evaluation's metrics record
         self._restored: tuple | None = None  # (size, mtime) of the checkpoint restored
+        self._sink = logs.LogSink()  # --log: where records go besides metrics.jsonl (rank 0)
         if resume:
             if self.run_dir is None:
                 raise ValueError("resume=True needs a run directory")
@@ -148,21 +171,24 @@ class Trainer:
     def from_config(
         cls,
         config: TrainConfig,
-        run_dir: str | os.PathLike | RunDir,
+        run_dir: str | os.PathLike | RunDir | None,
         *,
         resume: bool = False,
         argv: Sequence[str] | None = None,
         callbacks: Sequence[TrainerCallback] = (),
+        world: World = SINGLE,
     ) -> Trainer:
-        """Check the run directory, seed, then build the task and its model (an invalid model fails
-        here, before anything is written)."""
-        rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-        if rd.is_run and not resume:
+        """Check the run directory (``None``: train without one), seed, then build the task and its
+        model (an invalid model fails here, before anything is written)."""
+        rd = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
+        if rd is not None and rd.is_run and not resume:
             raise QRNNError(
                 f"run directory {rd.path} already exists; pass --resume to continue it or choose "
                 "another --run-dir"
             )
         if resume:
+            if rd is None:
+                raise QRNNError("resume needs a run directory")
             if not rd.is_run:
                 raise QRNNError(
                     f"cannot resume: {rd.path} has no config.json; start a new run without --resume"
@@ -175,23 +201,34 @@ class Trainer:
         model = task.build_model(config)
         return cls(
             model, task, config.optim, config.run, rd, config=config, resume=resume, argv=argv,
-            callbacks=callbacks,
+            callbacks=callbacks, world=world,
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """Everything an exact resume needs."""
-        return {
+        """Everything an exact resume needs (with several ranks: each rank's own part gathered,
+        so every rank must call it)."""
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "elapsed": self.elapsed,
             "best": self.best,
+            "best_step": self.best_step,
+            "stale": self._stale,
             "running": self.running,
+            "record": self.record,
             "torch_rng": torch.get_rng_state(),
             "config": json.dumps(self.config.to_dict() if self.config else {}, sort_keys=True),
             "task": self.task.state_dict(),
         }
+        own = {"torch_rng": state["torch_rng"]}
+        if self.task.per_row_state:
+            own["task"] = state["task"]
+        ranks = self.world.gather(own)
+        if ranks is not None:
+            state["ranks"] = ranks
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (one-line errors when it does not fit)."""
@@ -206,10 +243,14 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
         self.best = dict(state.get("best", {}))
+        self.best_step = state.get("best_step")
+        self._stale = int(state.get("stale", 0))
         self.running = state.get("running")
-        if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"])
-        self.task.load_state_dict(state.get("task", {}))
+        self.record = state.get("record")
+        task_state, rng = self.world.rank_state(state, self.task.per_row_state)
+        if rng is not None:
+            torch.set_rng_state(rng)
+        self.task.load_state_dict(task_state)
 
     def _restore(self) -> None:
         """Resume: load the checkpoint (checked against the config) before anything is written."""
@@ -235,64 +276,96 @@ class Trainer:
         """Metrics on the task's validation set."""
         return self.task.evaluate(self.model, "val")
 
-    def _log(self, record: dict[str, Any]) -> None:
-        if self.run_dir is not None:
-            self.run_dir.append_metrics(record)
+    def _validate(self) -> dict[str, float]:
+        """:meth:`validate` on rank 0, its metrics on every rank (the ranks hold equal
+        parameters)."""
+        return self.world.from_writer(self.validate() if self.world.is_writer else None)
 
-    def _checkpoint(self) -> None:
+    def _log(self, record: dict[str, Any], metrics: dict[str, float]) -> None:
+        if self.run_dir is not None and self.world.is_writer:
+            self.run_dir.append_metrics(record)
+            self._sink.write(record, metrics)
+
+    def _checkpoint(self, best: bool) -> None:
+        """checkpoint.pt (and best.pt when this evaluation is the best so far), each atomic."""
         if self.run_dir is not None:
-            self.run_dir.save_checkpoint(self.state_dict())
+            state = self.state_dict()
+            if not self.world.is_writer:
+                return
+            if best:
+                self.run_dir.save_checkpoint(state, BEST)
+            self.run_dir.save_checkpoint(state)
 
     def fit(self) -> RunResult:
         """Train until ``optim.steps`` or ``run.max_minutes``; evaluate, log and checkpoint on the
         way (holding the run directory's lock)."""
         if self.run_dir is None:
             return self._fit()
-        with self.run_dir.lock():
-            if self.resume:
+        self.world.barrier()  # every rank has checked the run directory before rank 0 writes it
+        writer = self.world.is_writer
+        with self.run_dir.lock() if writer else contextlib.nullcontext():
+            if self.resume and writer:
                 if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
                     self._restore()  # another process wrote it after this trainer was built
                 self.run_dir.truncate_metrics(self.step)
-            if self.config is not None:
+                self._log_restored_record()
+            if self.config is not None and writer:
                 self.run_dir.write_config(self.config, self.argv, resume=self.resume)
-            return self._fit()
+            self.world.barrier()  # rank 0 holds the lock: the checkpoint is final for every rank
+            if self.resume and not writer:
+                if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
+                    self._restore()
+            if writer:
+                self._sink = logs.open_sink(
+                    self.run.log, self.run_dir.path, self.step if self.resume else None
+                )
+            try:
+                return self._fit()
+            finally:
+                self._sink.close()
+                self._sink = logs.LogSink()
 
     def _fit(self) -> RunResult:
         optim, run = self.optim, self.run
         limit = run.max_minutes * 60 if run.max_minutes else float("inf")
         self.model.train()
-        for callback in self.callbacks:
+        callbacks = self.callbacks if self.world.is_writer else []
+        for callback in callbacks:
             callback.on_start(self)
         name = self.config and f"{self.config.task.name}/{self.config.model.kind}"
         bar = tqdm(
-            total=optim.steps, initial=self.step, disable=not run.progress,
-            desc=name or self.task.name, dynamic_ncols=True, file=sys.stderr,
+            total=optim.steps, initial=self.step, desc=name or self.task.name, dynamic_ncols=True,
+            file=sys.stderr, disable=not (run.progress and self.world.is_writer),
         )  # fmt: skip
         metrics: dict[str, float] | None = None
         evaluated_at, stopped = None, None
         try:
             while self.step < optim.steps and self.elapsed < limit and stopped is None:
                 started = time.perf_counter()
+                set_learning_rate(self.optimizer, learning_rate(optim, self.step))
                 loss = self.task.train_loss(self.model, self.step)
-                if not torch.isfinite(loss):
-                    raise QRNNError(
-                        f"training diverged at step {self.step} (loss {loss.item()}); lower --lr "
-                        "or set --clip"
-                    )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                value = self.world.reduce_gradients(self.model, loss)  # the global batch's loss
+                if not math.isfinite(value):
+                    raise QRNNError(
+                        f"training diverged at step {self.step} (loss {value}); lower --lr or set "
+                        "--clip"
+                    )
                 if optim.clip:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), optim.clip)
                 self.optimizer.step()
                 self.step += 1
-                self.elapsed += time.perf_counter() - started
-                value = loss.item()
+                # on every rank: constraints on the weights must keep the ranks in lockstep
+                for callback in self.callbacks:
+                    callback.on_step(self, value)
+                self.elapsed = self.world.agree(self.elapsed + time.perf_counter() - started)
                 self.running = value if self.running is None else 0.95 * self.running + 0.05 * value
                 bar.update(1)
                 bar.set_postfix(loss=f"{self.running:.4f}", refresh=False)
                 last = self.step == optim.steps or self.elapsed >= limit
                 if self.step % run.eval_every == 0 or last:
-                    metrics, evaluated_at = self.validate(), self.step
+                    metrics, evaluated_at = self._validate(), self.step
                     stopped = self._after_evaluation(metrics)
                     bar.set_postfix(
                         loss=f"{self.running:.4f}",
@@ -301,31 +374,62 @@ class Trainer:
         finally:
             bar.close()
         if evaluated_at != self.step or metrics is None:  # unless the loop just evaluated it
-            metrics = self.validate()
+            metrics = self._validate()
         result = RunResult(
             self.run_dir.path if self.run_dir else None, self.config, self.step, self.elapsed,
             count_parameters(self.model), metrics, self.task.describe(metrics), stopped,
-            dict(self.best),
+            dict(self.best), self.best_step,
         )  # fmt: skip
-        for callback in self.callbacks:
+        for callback in callbacks:
             callback.on_end(self, result)
         return result
 
     def _after_evaluation(self, metrics: dict[str, float]) -> str | None:
-        """Track the best values, let callbacks see (and extend) the record, log it, checkpoint;
-        returns why training stops, if a callback says so."""
+        """Track the best values (best.pt follows the task's report metric), let callbacks see (and
+        extend) the record, log it, checkpoint; returns why training stops (--patience, or a
+        callback), if it does."""
+        metric = self.task.report_metric
+        improved = metric in metrics and (
+            metric not in self.best
+            or best_of(metric, metrics[metric], self.best[metric]) != self.best[metric]
+        )
         self.best = {k: best_of(k, v, self.best.get(k, v)) for k, v in metrics.items()}
-        record = {"step": self.step, "seconds": round(self.elapsed, 3), "train_loss": self.running}
+        if improved:
+            self.best_step, self._stale = self.step, 0
+        else:
+            self._stale += 1
+        record = {
+            "step": self.step,
+            "seconds": round(self.elapsed, 3),
+            "train_loss": self.running,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
         record.update(metrics)
         stopped = None
-        for callback in self.callbacks:
-            try:
-                callback.on_evaluation(self, record)
-            except StopTraining as stop:
-                stopped = stop.reason
-        self._log(record)
-        self._checkpoint()
+        if self.run.patience is not None and self._stale >= self.run.patience:
+            stopped = (
+                f"no better validation {metric} in {self._stale} evaluations (--patience "
+                f"{self.run.patience}); best at step {self.best_step}"
+            )
+        if self.world.is_writer:
+            for callback in self.callbacks:
+                try:
+                    callback.on_evaluation(self, record)
+                except StopTraining as stop:
+                    stopped = stop.reason
+        stopped = self.world.from_writer(stopped)  # rank 0's callbacks decide for every rank
+        self.record = record
+        self._checkpoint(best=improved)  # first: the record travels in it; a kill before the log
+        self._log(record, metrics)  # line loses nothing (a resume logs the checkpoint's record)
         return stopped
+
+    def _log_restored_record(self) -> None:
+        """Resume: log the checkpoint's own evaluation record if a kill came between the checkpoint
+        and its metrics line."""
+        record = self.record
+        if isinstance(record, dict) and record.get("step") == self.step:
+            if all(r.get("step") != self.step for r in self.run_dir.read_metrics(quiet=True)):
+                self.run_dir.append_metrics(record)
 
 
 def _signature(path: Path) -> tuple | None:

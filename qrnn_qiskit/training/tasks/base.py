@@ -135,6 +135,11 @@ class Task:
     report_metric: str = "loss"  # the metric reports and best-model selection use
     splits: tuple[str, ...] = ("val",)  # evaluation splits ("test" where the task has one)
     steps_per_epoch: int | None = None  # None: data is generated (no epochs)
+    horizon: int | None = None  # typical sequence length (LSTM/GRU chrono initialisation)
+    chrono_default: bool = False  # whether --chrono-init is on when not given
+    # whether state_dict() holds per-row state (a language model's carried recurrent state of each
+    # batch row): data-parallel ranks then each checkpoint their own rows' state
+    per_row_state: bool = False
 
     def build_model(self, config: TrainConfig) -> nn.Module:
         raise NotImplementedError
@@ -208,7 +213,7 @@ def require_statevector(config: TrainConfig, name: str) -> None:
 
 
 def build_for_task(
-    config: TrainConfig, inputs: InputSpec, n_outputs: int, head: str
+    config: TrainConfig, inputs: InputSpec, n_outputs: int, head: str, task: Task | None = None
 ) -> SequenceModel:
     """The model ``config.model.kind`` for a task; classical baselines are sized by --hidden,
     --match-params or, by default, to the parameter count of the QRNN the same flags describe."""
@@ -216,7 +221,7 @@ def build_for_task(
     if kind == "qrnn":
         return build_model(
             "qrnn", inputs, n_outputs, head, qrnn=config.qrnn, dtype=config.torch_dtype,
-            engine=_engine(config),
+            engine=_noise_aware(config, _engine(config), task),
         )  # fmt: skip
     hidden = config.baseline.hidden
     if hidden is None:
@@ -228,24 +233,73 @@ def build_for_task(
         hidden = match_hidden_size(
             lambda h: build_model(kind, inputs, n_outputs, head, hidden_size=h), target
         )
-    return build_model(kind, inputs, n_outputs, head, hidden_size=hidden)
+    return build_model(
+        kind,
+        inputs,
+        n_outputs,
+        head,
+        hidden_size=hidden,
+        chrono_horizon=chrono_horizon(config, task),
+    )
+
+
+def chrono_horizon(config: TrainConfig, task: Task | None) -> int | None:
+    """The horizon of LSTM/GRU chrono initialisation for this run (``None``: off)."""
+    chrono = config.baseline.chrono_init
+    if chrono is None:
+        chrono = task is not None and task.chrono_default
+    if not chrono or config.model.kind not in ("lstm", "gru"):
+        return None
+    horizon = task.horizon if task is not None else None
+    if horizon is None:
+        raise QRNNError(f"--chrono-init needs a sequence length; {config.task.name} has none")
+    return max(3, horizon)
+
+
+STATEVECTOR_COPIES = 3
+
+
+def _noise_aware(config: TrainConfig, engine, task: Task | None):
+    """``engine`` (``None``: the spec's default engine) wrapped for ``--train-noise``, its λ per
+    step calibrated over the task's sequence length."""
+    from ...models.noise import noisy_engine, parse_train_noise
+
+    noise = parse_train_noise(config.engine.train_noise)
+    if not noise.enabled:
+        return engine
+    from ...models import default_engine
+
+    inner = engine if engine is not None else default_engine(config.qrnn.spec, config.torch_dtype)
+    steps = task.horizon if task is not None and task.horizon else 100
+    return noisy_engine(inner, config.qrnn.spec, noise, steps)
 
 
 def _engine(config: TrainConfig):
-    """The engine of ``--backend``: ``None`` (the model's default statevector engine) or Aer through
-    EstimatorQNN + TorchConnector, which refuses, before any simulation, specs too large for memory
-    and (at the first batch) plans estimated to take over an hour."""
-    if config.engine.backend == "statevector":
-        return None
-    from ...backends.aer import AerEstimatorEngine
+    """The engine of ``--backend``: ``None`` (the model's default statevector engine), that engine
+    on CUDA (``--device cuda``) or Aer through EstimatorQNN + TorchConnector. All refuse, before any
+    simulation, specs too large for memory; Aer also refuses (at the first batch) plans estimated to
+    take over an hour."""
     from ...backends.memory import check_memory
 
     run = config.run
-    check_memory(
-        config.qrnn.spec.n_qubits,
-        max(config.optim.batch_size, min(run.eval_size, 256)),
-        what="--backend aer",
-    )
+    batch = max(config.optim.batch_size, min(run.eval_size, 256))
+    if config.engine.backend == "statevector":
+        # training holds about three state-sized buffers per sample (state, its gradient, the
+        # kernels' scratch), measured at 2.8-3.1 × 2^n·16 bytes for n = 16-18
+        check_memory(
+            config.qrnn.spec.n_qubits,
+            batch,
+            what="--backend statevector",
+            copies=STATEVECTOR_COPIES,
+        )
+        if config.engine.device == "cuda":
+            from ..devices import cuda_engine
+
+            return cuda_engine(config.qrnn.spec, config.torch_dtype)
+        return None
+    from ...backends.aer import AerEstimatorEngine
+
+    check_memory(config.qrnn.spec.n_qubits, batch, what="--backend aer")
     evaluations = -(-config.optim.steps // run.eval_every) + 1
     return AerEstimatorEngine(
         config.qrnn.spec,

@@ -93,7 +93,7 @@ class ClassificationTask(Task):
     # -- Task interface
     # --------------------------------------------------------------------------------
     def build_model(self, config: TrainConfig) -> SequenceModel:
-        return build_for_task(config, self.inputs(config), self.n_classes, "last")
+        return build_for_task(config, self.inputs(config), self.n_classes, "last", self)
 
     def train_batch(self, step: int) -> Batch:
         epoch, position = divmod(step, self.steps_per_epoch)
@@ -143,6 +143,7 @@ class MNISTTask(ClassificationTask):
         self, config: TrainConfig, *, name: str, mode: str, permuted: bool = False
     ) -> None:
         self.name, self.mode, self.permuted = name, mode, permuted
+        self.horizon = mnist.SIDE if mode == "rows" else mnist.SIDE * mnist.SIDE
         side = mnist.SIDE
         self.permutation = (
             stable_permutation(side * side, (config.task.permutation_seed, PERMUTATION_KEY))
@@ -188,6 +189,10 @@ class IMDBTask(ClassificationTask):
 
     name = "imdb"
     n_classes = 2
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.horizon = config.task.max_len
+        super().__init__(config)
 
     def _load(self, config: TrainConfig) -> None:
         data = imdb.load()

@@ -1,5 +1,5 @@
-"""Copying memory (DATA.md): remember 10 symbols across T blanks; batches are a pure function of
-(seed, step), so runs resume exactly."""
+"""Copying memory (docs/data.md): remember 10 symbols across T blanks; batches are a pure function
+of (seed, step), so runs resume exactly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ...data.copying import N_CLASSES, N_RECALL, VOCAB, copying_batch, memoryless_baseline
+from ...data.copying import (
+    N_CLASSES,
+    N_RECALL,
+    VOCAB,
+    copying_batch,
+    copying_length,
+    memoryless_baseline,
+)
 from ...models import InputSpec, SequenceModel
 from .base import Batch, Task, build_for_task
 
@@ -34,10 +41,13 @@ class CopyingTask(Task):
         self.seed = config.run.seed
         self.eval_size = config.run.eval_size
         self.baseline = memoryless_baseline(self.delay)
+        self.horizon = copying_length(self.delay)
+
+    chrono_default = True  # an LSTM with PyTorch's default init sits at the memoryless loss here
 
     def build_model(self, config: TrainConfig) -> SequenceModel:
         inputs = InputSpec(vocab=VOCAB, embed_dim=config.model.embed_dim)
-        return build_for_task(config, inputs, N_CLASSES, "all")
+        return build_for_task(config, inputs, N_CLASSES, "all", self)
 
     def train_batch(self, step: int) -> Batch:
         rng = np.random.default_rng([self.seed, 1, step])

@@ -59,7 +59,9 @@ class LanguageModelTask(Task):
         self.symbols = corpus.symbols
         self.vocab = len(corpus.symbols)
         self.bptt = config.task.bptt
+        self.horizon = self.bptt
         self.carry = config.task.carry
+        self.per_row_state = self.carry  # the carried state is one per training row
         self.batch_size = config.optim.batch_size
         self.streams = {
             "train": batchify(corpus.splits["train"], config.optim.batch_size),
@@ -80,7 +82,11 @@ class LanguageModelTask(Task):
     # ------------------------------------------------------------------------------
     def build_model(self, config: TrainConfig) -> SequenceModel:
         return build_for_task(
-            config, InputSpec(vocab=self.vocab, embed_dim=config.model.embed_dim), self.vocab, "all"
+            config,
+            InputSpec(vocab=self.vocab, embed_dim=config.model.embed_dim),
+            self.vocab,
+            "all",
+            self,
         )
 
     def _window(self, stream: torch.Tensor, start: int, length: int) -> Batch:

@@ -45,6 +45,8 @@ class TranslationTask(Task):
     def __init__(self, config: TrainConfig, *, source: str = "de", target: str = "en") -> None:
         self.name = f"mt-{source}-{target}"
         require_statevector(config, self.name)
+        if config.engine.device != "cpu":
+            raise QRNNError(f"{self.name} trains on the CPU only (drop --device)")
         if config.model.kind not in SEQ2SEQ_MODELS:
             raise QRNNError(
                 f"{self.name} trains an encoder-decoder: --model must be one of "

