@@ -16,7 +16,13 @@ from engine_kinds import KINDS, STATEVECTOR_KINDS, cases, circuit_engine, spec_e
 from library import CIRCUITS, observables
 
 from qrnn_qiskit.backends import conformance
-from qrnn_qiskit.circuits import ALL_ENTANGLERS, ENTANGLERS, QRNNSpec, readout_observables, step_circuit
+from qrnn_qiskit.circuits import (
+    ALL_ENTANGLERS,
+    ENTANGLERS,
+    QRNNSpec,
+    readout_observables,
+    step_circuit,
+)
 from qrnn_qiskit.models import ControllerConfig, InputSpec, QRNNConfig, build_model
 
 READOUTS = ("xyz", "z", "zz", "explicit")

@@ -16,6 +16,7 @@ The global phase is not applied here: the engine facade applies it (``engine.py`
 from __future__ import annotations
 
 import ctypes
+import os
 
 import numpy as np
 import torch
@@ -37,13 +38,20 @@ class Plan(ctypes.Structure):
         ("perm", _p), ("inverse_perm", _p), ("phase", _p),
         ("diag_ptr", _p), ("diag_single", _p), ("diag_rot", _p), ("diag_mask", _p),
         ("n_chain_rot", _i32), ("grad_row", _p), ("grad_pos", _p), ("grad_rot", _p),
-        ("n_read", _i32), ("n_terms", _i32),
-        ("rho_qubits", _p), ("rho_to_z", _p), ("z_to_w", _p),
-        ("term_x", _p), ("term_z", _p), ("term_y", _p), ("term_to_z", _p),
+        ("n_read", _i32), ("n_terms", _i32), ("rho_qubits", _p),
+        ("n_rz", _i32), ("n_zw", _i32), ("n_tz", _i32),
+        ("rz_from", _p), ("rz_to", _p), ("zw_from", _p), ("zw_to", _p),
+        ("tz_from", _p), ("tz_to", _p),
+        ("rz_coef", _p), ("zw_coef", _p), ("tz_coef", _p),
+        ("term_x", _p), ("term_z", _p), ("term_y", _p),
+        ("lanes", _i32),
     ]  # fmt: skip
 
 
 ACTIVE, REAL, ROTATIONS = 1, 2, 4  # chain flags
+# registers up to this size run with the batch in the vector lanes (native_lanes.h); measured faster
+# than the amplitude-lane kernels on one thread at B = 64 up to here
+LANES_MAX_QUBITS = int(os.environ.get("QRNN_NATIVE_LANES_MAX", "6"))
 AXIS = {"rx": 0, "ry": 1, "rz": 2}
 
 
@@ -159,16 +167,27 @@ def lower_readouts(readout: ReadoutProgram) -> dict[str, np.ndarray | int]:
             zs.append(z)
             ys.append(bin(x & z).count("1") % 4)
             rows.append(coef[t])
+
+    def sparse(matrix: np.ndarray, prefix: str) -> dict:
+        rows, cols = np.nonzero(np.abs(matrix) > 0)
+        return {
+            f"n_{prefix}": len(rows),
+            f"{prefix}_from": _array(rows, np.int32),
+            f"{prefix}_to": _array(cols, np.int32),
+            f"{prefix}_coef": _array(matrix[rows, cols], np.float64),
+        }
+
+    term_to_z = np.array(rows).reshape(len(rows), count)
     return {
         "n_read": count,
         "n_terms": len(xs),
         "rho_qubits": _array(rho_qubits, np.uint8),
-        "rho_to_z": _array(rho_to_z, np.float64),
-        "z_to_w": _array(z_to_w, np.float64),
+        **sparse(rho_to_z, "rz"),
+        **sparse(z_to_w, "zw"),
+        **sparse(term_to_z, "tz"),
         "term_x": _array(xs, np.int64),
         "term_z": _array(zs, np.int64),
         "term_y": _array(ys, np.int32),
-        "term_to_z": _array(np.array(rows).reshape(len(rows), count), np.float64),
     }
 
 
@@ -220,6 +239,8 @@ class NativeKernels:
             inverse_perm=ctypes.addressof(self._pointer_arrays[1]),
             phase=ctypes.addressof(self._pointer_arrays[2]),
             n_chain_rot=t["n_chain_rot"], n_read=t["n_read"], n_terms=t["n_terms"],
+            n_rz=t["n_rz"], n_zw=t["n_zw"], n_tz=t["n_tz"],
+            lanes=int(self.n_qubits <= LANES_MAX_QUBITS),
             **{k: v for k, v in fields.items() if k in dict(Plan._fields_)},
         )  # fmt: skip
         self._plan_ref = ctypes.addressof(self._plan)

@@ -34,15 +34,18 @@ typedef struct {
     /* rotation gradients: chain rotation i is rotation grad_rot[i] at position grad_pos[i] of row grad_row[i] */
     int32_t n_chain_rot;
     const int32_t *grad_row, *grad_pos, *grad_rot;
-    /* readouts: z = Σ_q rho_q·rho_to_z (rho of the qubits with one-qubit terms, 8 reals each) + Σ_t ⟨P_t⟩
-     * term_to_z[t] over the multi-qubit terms; backward weights are the transposed maps (times 2) */
+    /* readouts, as sparse maps (from, to, coef): z[to] += coef·rho[from] over the density matrices of the
+     * qubits with one-qubit terms (rho[8q + e], 8 reals each), z[to] += coef·⟨P_from⟩ over the multi-qubit
+     * terms; backward: W[to] += coef·gz[from] (W = 2 Σ w_t P_t per qubit, 8 reals each) and the terms'
+     * weights w_from += coef·gz[to] */
     int32_t n_read, n_terms;
-    const uint8_t *rho_qubits;     /* [n]: 1 where a one-qubit term needs qubit q's density matrix */
-    const double *rho_to_z;        /* [n·8, n_read] */
-    const double *z_to_w;          /* [n_read, n·8]: W_q = Σ_k g_k·z_to_w[k, q·8 ...] (2 included) */
+    const uint8_t *rho_qubits; /* [n]: 1 where a one-qubit term needs qubit q's density matrix */
+    int32_t n_rz, n_zw, n_tz;
+    const int32_t *rz_from, *rz_to, *zw_from, *zw_to, *tz_from, *tz_to;
+    const double *rz_coef, *zw_coef, *tz_coef;
     const int64_t *term_x, *term_z; /* multi-qubit terms */
     const int32_t *term_y;          /* |x ∧ z| mod 4 */
-    const double *term_to_z;        /* [n_terms, n_read] */
+    int32_t lanes; /* 1: the batch-in-lanes kernels of native_lanes.h (small n) */
 } Plan;
 
 /* Per-thread scratch, grown on demand (a thread's kernels run one at a time). */

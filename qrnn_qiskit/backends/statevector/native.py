@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-SOURCES = ("native.c", "native_body.h")
+SOURCES = ("native.c", "native_body.h", "native_lanes.h")
 FLAGS = [
     "-O3",
     "-march=native",

@@ -702,22 +702,14 @@ static FN(work) FN(workspace)(const Plan *p, int planes)
 static void FN(readouts_of)(const Plan *p, const REAL *re, const REAL *im, REAL *rho, REAL *z)
 {
     const int n = p->n, R = p->n_read;
-    double out[R > 0 ? R : 1];
+    double out[R > 0 ? R : 1], terms[p->n_terms > 0 ? p->n_terms : 1];
     for (int k = 0; k < R; k++) out[k] = 0;
-    for (int q = 0; q < n; q++) {
-        if (!p->rho_qubits[q]) continue;
-        FN(density)(re, im, n, q, rho);
-        for (int e = 0; e < 8; e++) {
-            if (rho[e] == 0) continue;
-            const double *row = p->rho_to_z + (size_t)(8 * q + e) * R;
-            for (int k = 0; k < R; k++) out[k] += (double)rho[e] * row[k];
-        }
-    }
-    for (int t = 0; t < p->n_terms; t++) {
-        const double e = FN(pauli_expect)(re, im, n, (uint64_t)p->term_x[t], (uint64_t)p->term_z[t], p->term_y[t]);
-        const double *row = p->term_to_z + (size_t)t * R;
-        for (int k = 0; k < R; k++) out[k] += e * row[k];
-    }
+    for (int q = 0; q < n; q++)
+        if (p->rho_qubits[q]) FN(density)(re, im, n, q, rho + 8 * q);
+    for (int i = 0; i < p->n_rz; i++) out[p->rz_to[i]] += p->rz_coef[i] * (double)rho[p->rz_from[i]];
+    for (int t = 0; t < p->n_terms; t++)
+        terms[t] = FN(pauli_expect)(re, im, n, (uint64_t)p->term_x[t], (uint64_t)p->term_z[t], p->term_y[t]);
+    for (int i = 0; i < p->n_tz; i++) out[p->tz_to[i]] += p->tz_coef[i] * terms[p->tz_from[i]];
     for (int k = 0; k < R; k++) z[k] = (REAL)out[k];
 }
 
@@ -725,30 +717,34 @@ static void FN(readouts_of)(const Plan *p, const REAL *re, const REAL *im, REAL 
 static void FN(readouts_vjp_of)(const Plan *p, const REAL *re, const REAL *im, const REAL *gz, REAL *or_, REAL *oi,
                                 REAL *weights)
 {
-    const int n = p->n, R = p->n_read;
+    const int n = p->n;
+    double w[8 * n], terms[p->n_terms > 0 ? p->n_terms : 1];
+    for (int e = 0; e < 8 * n; e++) w[e] = 0;
+    for (int i = 0; i < p->n_zw; i++) w[p->zw_to[i]] += p->zw_coef[i] * (double)gz[p->zw_from[i]];
     for (int q = 0; q < n; q++) {
         if (!p->rho_qubits[q]) continue;
-        for (int e = 0; e < 8; e++) {
-            double sum = 0;
-            for (int k = 0; k < R; k++) sum += (double)gz[k] * p->z_to_w[(size_t)k * 8 * n + 8 * q + e];
-            weights[e] = (REAL)sum;
-        }
+        for (int e = 0; e < 8; e++) weights[e] = (REAL)w[8 * q + e];
         FN(gate)(re, im, or_, oi, n, q, weights, 1);
     }
-    for (int t = 0; t < p->n_terms; t++) {
-        double w = 0;
-        for (int k = 0; k < R; k++) w += (double)gz[k] * p->term_to_z[(size_t)t * R + k];
-        if (w != 0)
+    for (int t = 0; t < p->n_terms; t++) terms[t] = 0;
+    for (int i = 0; i < p->n_tz; i++) terms[p->tz_from[i]] += p->tz_coef[i] * (double)gz[p->tz_to[i]];
+    for (int t = 0; t < p->n_terms; t++)
+        if (terms[t] != 0)
             FN(pauli_accumulate)(re, im, or_, oi, n, (uint64_t)p->term_x[t], (uint64_t)p->term_z[t], p->term_y[t],
-                                 2 * w);
-    }
+                                 2 * terms[t]);
 }
+
+#include "native_lanes.h"
 
 /* ------------------------------------------------------------------------------------------------ entries */
 /* out[b] = V(θ_b) in[b] (the global phase is the caller's) and, with z, its readouts z[b]. in and out may be
  * the same buffer. */
 void FN(qrnn_step)(const Plan *p, const REAL *theta, const REAL *in, REAL *out, REAL *z, int64_t b0, int64_t b1)
 {
+    if (p->lanes) {
+        FN(lanes_step)(p, theta, in, out, z, b0, b1);
+        return;
+    }
     const int n = p->n;
     const size_t dim = (size_t)1 << n;
     FN(work) w = FN(workspace)(p, 6);
@@ -789,6 +785,10 @@ void FN(qrnn_step)(const Plan *p, const REAL *theta, const REAL *in, REAL *out, 
 void FN(qrnn_step_back)(const Plan *p, const REAL *theta, const REAL *psi, const REAL *g, const REAL *gz,
                         REAL *psi_out, REAL *g_out, REAL *grad, int64_t b0, int64_t b1)
 {
+    if (p->lanes) {
+        FN(lanes_step_back)(p, theta, psi, g, gz, psi_out, g_out, grad, b0, b1);
+        return;
+    }
     const int n = p->n;
     const size_t dim = (size_t)1 << n;
     FN(work) w = FN(workspace)(p, 9);
@@ -884,6 +884,10 @@ void FN(qrnn_step_back)(const Plan *p, const REAL *theta, const REAL *psi, const
 /* z[b] = the readouts of psi[b]. */
 void FN(qrnn_readouts)(const Plan *p, const REAL *psi, REAL *z, int64_t b0, int64_t b1)
 {
+    if (p->lanes) {
+        FN(lanes_readouts_only)(p, psi, z, b0, b1);
+        return;
+    }
     const size_t dim = (size_t)1 << p->n;
     FN(work) w = FN(workspace)(p, 2);
     REAL *re = w.planes, *im = re + dim;
@@ -896,6 +900,10 @@ void FN(qrnn_readouts)(const Plan *p, const REAL *psi, REAL *z, int64_t b0, int6
 /* out[b] = ∂L/∂ψ of L = Σ_k gz[b, k] z_k(psi[b]). */
 void FN(qrnn_readouts_vjp)(const Plan *p, const REAL *psi, const REAL *gz, REAL *out, int64_t b0, int64_t b1)
 {
+    if (p->lanes) {
+        FN(lanes_readouts_vjp_only)(p, psi, gz, out, b0, b1);
+        return;
+    }
     const size_t dim = (size_t)1 << p->n;
     FN(work) w = FN(workspace)(p, 4);
     REAL *re = w.planes, *im = re + dim, *o_r = im + dim, *o_i = o_r + dim;
