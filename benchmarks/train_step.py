@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # after $PYTHONPATH: PYTHONPATH=OTHER_CHECKOUT measures that checkout
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -86,7 +86,7 @@ def passes(engine: StatevectorEngine) -> tuple[int, int]:
     g_u = 0
     for segment in engine.program.segments:
         g_u += sum(1 for chain in segment.chains if chain)
-        g_u += int(bool(segment.diagonal)) + int(segment.perm is not None)
+        g_u += int(bool(getattr(segment, "diagonal", ()))) + int(segment.perm is not None)
     readout = engine.readout_program
     one_qubit = set()
     many = 0
@@ -145,6 +145,10 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     hidden = match_hidden_size(lstm_of, target)
     lstm = lstm_of(hidden)
     engine = qrnn.core.engine
+    if args.step_by_step:
+        qrnn.core.fused = False
+    # an older checkout (PYTHONPATH) without the fused pass runs step by step
+    fused = bool(getattr(qrnn.core, "fusable", lambda steps: False)(args.steps))
     x = torch.randn(args.batch, args.steps, args.features)
     y = torch.randint(0, CLASSES, (args.batch,))
     optimisers = {m: torch.optim.Adam(m.parameters(), lr=1e-3) for m in (qrnn, lstm)}
@@ -172,7 +176,7 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         "lstm_hidden": hidden,
         "lstm_params": count_parameters(lstm),
         "kernel": engine.kernel,
-        "fused": bool(qrnn.core.fusable(args.steps)),
+        "fused": fused,
         "qrnn_ms": median["qrnn"],
         "lstm_ms": median["lstm"],
         "ratio": median["qrnn"] / median["lstm"],
@@ -228,6 +232,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--clock-ghz", type=float, default=None, help="default: /proc/cpuinfo")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--step-by-step", action="store_true", help="the QRNN without its fused sequence pass"
+    )
     parser.add_argument("--quick", action="store_true", help="n = 4, B = 8, T = 4, 2 repeats")
     args = parser.parse_args(argv)
     if args.quick:
