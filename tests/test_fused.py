@@ -98,7 +98,7 @@ def _run(model, x, state, weights, fused: bool):
     return ran_fused, {"out": out.detach(), "psi": psi.detach(), "z": z.detach()}, grads
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> float:
+def _close(a: torch.Tensor, b: torch.Tensor) -> float:
     scale = max(float(b.abs().max()), 1e-2)
     return float((a - b).abs().max()) / scale
 
@@ -137,10 +137,10 @@ def test_fused_pass_equals_step_by_step(seed, kernel):
     assert ran_fused and not ran_step
     rtol = 1e-10 if dtype == torch.complex128 else 2e-5
     for key in step:
-        assert _close(fused[key], step[key], rtol) <= rtol, key
+        assert _close(fused[key], step[key]) <= rtol, key
     assert fused_grads.keys() == step_grads.keys()
     for key in step_grads:
-        assert _close(fused_grads[key], step_grads[key], rtol) <= rtol, key
+        assert _close(fused_grads[key], step_grads[key]) <= rtol, key
 
 
 @pytest.mark.parametrize("kernel", _kernels())
@@ -158,9 +158,9 @@ def test_fused_pass_past_a_tape_checkpoint(kernel):
     _, fused, fused_grads = _run(model, x, None, weights, fused=True)
     _, step, step_grads = _run(model, x, None, weights, fused=False)
     for key in step:
-        assert _close(fused[key], step[key], 1e-10) <= 1e-10
+        assert _close(fused[key], step[key]) <= 1e-10
     for key in step_grads:
-        assert _close(fused_grads[key], step_grads[key], 1e-10) <= 1e-10, key
+        assert _close(fused_grads[key], step_grads[key]) <= 1e-10, key
 
 
 def test_fused_pass_without_autograd_gives_the_same_values():

@@ -206,8 +206,6 @@ class Trainer:
                     f"cannot resume: {rd.path} has no config.json; start a new run without --resume"
                 )
             rd.check_matches(config, rd.read_config(), "resume")
-        if config.run.kernel_threads is None:  # recorded in config.json as the number used
-            config = config.replace(kernel_threads=config.run.threads)
         apply_threads(config.run)
         torch.manual_seed(config.run.seed)
         task = make_task(config)
@@ -323,7 +321,10 @@ class Trainer:
                 self.run_dir.truncate_metrics(self.step)
                 self._log_restored_record()
             if self.config is not None and writer:
-                self.run_dir.write_config(self.config, self.argv, resume=self.resume)
+                threads = {"torch": torch.get_num_threads(), "kernels": native.max_threads()}
+                self.run_dir.write_config(
+                    self.config, self.argv, resume=self.resume, threads=threads
+                )
             self.world.barrier()  # rank 0 holds the lock: the checkpoint is final for every rank
             if self.resume and not writer:
                 if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
