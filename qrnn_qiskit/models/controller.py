@@ -102,9 +102,10 @@ def activate(name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 def activation_backward(
-    name: str, grad: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+    name: str, grad: torch.Tensor, x: torch.Tensor | None, y: torch.Tensor
 ) -> torch.Tensor:
-    """∂L/∂x from ∂L/∂y for y = activate(name, x), with the backward ops autograd uses."""
+    """∂L/∂x from ∂L/∂y for y = activate(name, x), with the backward ops autograd uses (``x`` may
+    be ``None`` for relu, tanh and linear: their derivative reads ``y``)."""
     aten = torch.ops.aten
     if name == "gelu":
         return aten.gelu_backward(grad, x)

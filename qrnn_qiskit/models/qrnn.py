@@ -119,18 +119,28 @@ def _steps(engine, unrolled: Unrolled, pre, psi, z, wz, weights, record: dict | 
     wz_t = wz.t()
     feedback = wz.shape[-1] > 0  # else the controller reads the inputs only
     zs = []
+    steps = pre.shape[0]
     if record is not None:
         tape = record["tape"] = ReversibleTape()
-        inputs = record["inputs"] = [[] for _ in chain]  # per chain layer: (h, activation) per step
+        # per chain layer, [T, B, width] buffers filled step by step: the activations' inputs
+        # (where their derivative needs them, else None) and outputs
+        hs = record["hs"] = [None] * len(chain)
+        acts = record["acts"] = [None] * len(chain)
         record["z_prev"], record["angles"] = [], []
-    for t in range(pre.shape[0]):
+    for t in range(steps):
         h = torch.addmm(pre[t], z, wz_t) if feedback else pre[t]
         if record is not None and feedback:
             record["z_prev"].append(z)
         for i, (act, w, b) in enumerate(chain):
             a = activate(act, h)
             if record is not None:
-                inputs[i].append((h, a))
+                if t == 0:
+                    acts[i] = a.new_empty((steps, *a.shape))
+                    if act in _NEEDS_INPUT:
+                        hs[i] = h.new_empty((steps, *h.shape))
+                acts[i][t] = a
+                if hs[i] is not None:
+                    hs[i][t] = h
             h = torch.addmm(b, a, w.t())
         y = torch.tanh(h) if tanh else h
         angles = (math.pi * y if tanh else h).to(real)
@@ -139,8 +149,13 @@ def _steps(engine, unrolled: Unrolled, pre, psi, z, wz, weights, record: dict | 
         zs.append(z)
         if record is not None:
             tape.push(psi, angles)
-            record["angles"].append(y)
+            if tanh:
+                record["angles"].append(y)
     return torch.stack(zs), psi
+
+
+# activations whose derivative needs their input (the others' need only their output)
+_NEEDS_INPUT = ("gelu", "leaky_relu", "glu")
 
 
 class FusedSequence(torch.autograd.Function):
@@ -163,26 +178,29 @@ class FusedSequence(torch.autograd.Function):
     def backward(ctx, grad_zs, grad_psi):
         engine, unrolled, record = ctx.engine, ctx.unrolled, ctx.record
         wz, *weights = ctx.saved_tensors
-        tape, inputs, angles = record["tape"], record["inputs"], record["angles"]
-        steps = len(angles)
+        tape, hs, acts, angles = record["tape"], record["hs"], record["acts"], record["angles"]
+        steps = tape.length
         tanh = unrolled.angle_map == "tanh"
         chain = [(act, weights[2 * i]) for i, (act, _) in enumerate(unrolled.chain)]
-        grads_first, grads_chain = [None] * steps, [[None] * steps for _ in chain]
         carry, g_psi = None, grad_psi
         with torch.no_grad():
-            # elementwise activations' derivatives for every step at once (an activation's
-            # backward op has a large fixed cost per call); GLU's per step
+            # the elementwise activations' derivatives for all steps at once (an activation's
+            # backward op has a large fixed cost per call; the ones are a broadcast scalar, no
+            # memory); GLU's backward runs per step
             slopes = []
             for i, (act, _) in enumerate(chain):
                 if act in ("glu", "linear"):
                     slopes.append(None)
                     continue
-                h = torch.stack([h for h, _ in inputs[i]])
-                a = torch.stack([a for _, a in inputs[i]])
-                slopes.append(activation_backward(act, torch.ones_like(h), h, a))
+                ones = acts[i].new_ones(()).expand_as(acts[i])
+                slopes.append(activation_backward(act, ones, hs[i], acts[i]))
+                hs[i] = None
             if tanh:  # θ = π·tanh(h): dθ/dh = π·(1 - y²)
                 y = torch.stack(angles)
+                record["angles"] = None
                 map_slope = activation_backward("tanh", torch.full_like(y, math.pi), y, y)
+                del y
+            d_pre, d_chain = None, [None] * len(chain)  # [T, B, width] each, filled per step
             for t in reversed(range(steps)):
                 g_z = grad_zs[t] if grad_zs is not None else None
                 if carry is not None:
@@ -195,16 +213,20 @@ class FusedSequence(torch.autograd.Function):
                     dh = dh * map_slope[t]
                 for i in reversed(range(len(chain))):
                     act, w = chain[i]
-                    grads_chain[i][t] = dh
+                    if d_chain[i] is None:
+                        d_chain[i] = dh.new_empty((steps, *dh.shape))
+                    d_chain[i][t] = dh
                     da = torch.mm(dh, w)
                     if slopes[i] is not None:
                         dh = da * slopes[i][t]
+                    elif act == "linear":
+                        dh = da
                     else:
-                        h, a = inputs[i][t]
-                        dh = activation_backward(act, da, h, a)
-                grads_first[t] = dh
+                        dh = activation_backward(act, da, hs[i][t], acts[i][t])
+                if d_pre is None:
+                    d_pre = dh.new_empty((steps, *dh.shape))
+                d_pre[t] = dh
                 carry = torch.mm(dh, wz) if wz.shape[-1] else None
-            d_pre = torch.stack(grads_first)
             flat = d_pre.reshape(-1, d_pre.shape[-1])
             d_wz = torch.zeros_like(wz)
             if record["z_prev"]:
@@ -212,10 +234,9 @@ class FusedSequence(torch.autograd.Function):
                 d_wz = torch.mm(flat.t(), z_prev.reshape(-1, z_prev.shape[-1]))
             d_weights = []
             for i in range(len(chain)):
-                g = torch.stack(grads_chain[i])
-                g = g.reshape(-1, g.shape[-1])
-                a = torch.stack([a for _, a in inputs[i]])
-                d_weights += [torch.mm(g.t(), a.reshape(-1, a.shape[-1])), g.sum(dim=0)]
+                g = d_chain[i].reshape(-1, d_chain[i].shape[-1])
+                a = acts[i].reshape(-1, acts[i].shape[-1])
+                d_weights += [torch.mm(g.t(), a), g.sum(dim=0)]
         ctx.record = None
         d_z0 = carry if carry is not None else None
         return (None, None, d_pre, g_psi, d_z0, d_wz, *d_weights)
