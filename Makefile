@@ -7,7 +7,7 @@ PEERS_VENV := .venv-peers
 # This machine has a local CPU wheel of torch; installing it first keeps pip from pulling CUDA builds.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-slow lint bench bench-peers setup clean
+.PHONY: demo test test-slow lint bench bench-train bench-peers setup clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ test-slow: setup
 
 bench: setup
 	$(PY) benchmarks/engine.py
+
+bench-train: setup
+	$(PY) benchmarks/train_step.py --json benchmarks/results/train_step.json
 
 $(PEERS_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(PEERS_VENV)

@@ -113,10 +113,16 @@ def test_rzz_entanglers_have_one_angle_per_edge_and_are_identity_at_zero(entangl
     assert Operator(qc.assign_parameters(angles)).equiv(Operator(reference))
 
 
-def test_engine_refuses_rzz_with_a_clear_error():
-    spec = QRNNSpec(3, 1, "rzz_chain")
-    with pytest.raises(ValueError, match="'rzz' is not supported"):
-        StatevectorEngine(step_circuit(spec), readout_observables(spec))
+@pytest.mark.parametrize("entangler", ["rzz_chain", "rzz_ring"])
+def test_engine_runs_rzz_entanglers_like_statevector(entangler):
+    spec = QRNNSpec(3, 2, entangler)
+    circuit = step_circuit(spec)
+    engine = StatevectorEngine(circuit, readout_observables(spec), dtype=torch.complex128)
+    angles = torch.randn(2, spec.n_params, dtype=torch.float64)
+    state = engine.step(engine.initial_state(2), angles)
+    for b in range(2):
+        reference = Statevector(circuit.assign_parameters(angles[b].numpy())).data
+        assert np.abs(state[b].numpy() - reference).max() < 1e-12
 
 
 # ---------------------------------------------------------------------------------- RZZ folding

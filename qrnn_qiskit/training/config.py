@@ -211,7 +211,17 @@ class RunConfig:
     max_minutes: float = option(
         0.0, "stop training after this many minutes (0: no limit)", resumable=True
     )
-    threads: int = option(0, "torch CPU threads (0: torch default)", resumable=True)
+    threads: int = option(
+        0, "torch CPU threads, and the native kernels' unless --kernel-threads (0: torch default)",
+        resumable=True,
+    )  # fmt: skip
+    kernel_threads: int | None = option(
+        None,
+        "the statevector engine's native-kernel threads (default: --threads; 0: "
+        "$QRNN_NATIVE_THREADS, else torch's threads). On k cores --threads 1 --kernel-threads k "
+        "is fastest for a QRNN",
+        resumable=True,
+    )
     progress: bool = option(True, "show a progress bar", resumable=True)
     patience: int | None = option(
         None,
@@ -253,6 +263,13 @@ class RunConfig:
             _int(self.threads) and 0 <= self.threads <= MAX_THREADS,
             "threads",
             f"must be an integer in 0..{MAX_THREADS} (0: torch's default), got {self.threads}",
+        )
+        require(
+            self.kernel_threads is None
+            or (_int(self.kernel_threads) and 0 <= self.kernel_threads <= MAX_THREADS),
+            "kernel_threads",
+            f"must be an integer in 0..{MAX_THREADS} (0: the kernels' default), got "
+            f"{self.kernel_threads}",
         )
         require(
             self.patience is None or (_int(self.patience) and self.patience >= 1),

@@ -112,14 +112,24 @@ class RunDir:
         except QRNNError as error:
             raise QRNNError(f"{self.path / CONFIG}: {error}") from None
 
-    def write_config(self, config: TrainConfig, argv: list[str], *, resume: bool) -> None:
+    def write_config(
+        self,
+        config: TrainConfig,
+        argv: list[str],
+        *,
+        resume: bool,
+        threads: dict[str, int] | None = None,
+    ) -> None:
         """config.json: the full config and the command line (a resume keeps the first command line
-        and appends its own)."""
+        and appends its own); ``threads``: the thread budgets in effect ({"torch": N, "kernels":
+        K}, the latest start's)."""
         record: dict[str, Any] = {
             "config": config.to_dict(),
             "argv": argv,
             "torch": torch.__version__,
         }
+        if threads is not None:
+            record["threads"] = dict(threads)
         if resume and self.is_run:
             previous = self.read_record()
             record["argv"] = previous.get("argv", argv)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..backends import native
 from ..errors import QRNNError
 from ..models import QRNNCore, count_parameters
 from ..models.stability import gain_penalty, loop_report
@@ -74,6 +75,17 @@ class RunResult:
     stopped: str | None = None
     best: dict[str, float] = field(default_factory=dict)
     best_step: int | None = None
+
+
+def apply_threads(run: RunConfig) -> None:
+    """Set torch's CPU threads (``run.threads``, 0: leave torch's default) and the native kernels'
+    budget (``run.kernel_threads``; ``None``: as ``run.threads``; 0: the kernels' default,
+    ``$QRNN_NATIVE_THREADS`` or torch's threads). The kernels' budget is a number held by their
+    runtime (a thread pool, not OpenMP), so this is safe in a forked child."""
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    kernel = run.threads if run.kernel_threads is None else run.kernel_threads
+    native.set_threads(kernel or None)
 
 
 def load_run(
@@ -195,8 +207,7 @@ class Trainer:
                     f"cannot resume: {rd.path} has no config.json; start a new run without --resume"
                 )
             rd.check_matches(config, rd.read_config(), "resume")
-        if config.run.threads:
-            torch.set_num_threads(config.run.threads)
+        apply_threads(config.run)
         torch.manual_seed(config.run.seed)
         task = make_task(config)
         model = task.build_model(config)
@@ -322,7 +333,10 @@ class Trainer:
                 self.run_dir.truncate_metrics(self.step)
                 self._log_restored_record()
             if self.config is not None and writer:
-                self.run_dir.write_config(self.config, self.argv, resume=self.resume)
+                threads = {"torch": torch.get_num_threads(), "kernels": native.max_threads()}
+                self.run_dir.write_config(
+                    self.config, self.argv, resume=self.resume, threads=threads
+                )
             self.world.barrier()  # rank 0 holds the lock: the checkpoint is final for every rank
             if self.resume and not writer:
                 if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:

@@ -1,6 +1,8 @@
-"""The engine conformance suite: every engine (tests/engines/conftest.py) against Qiskit's
-Statevector on random QRNN specs — states, readouts, finite-difference gradients, recorded passes —
-and a whole QRNN model trained one step on each engine against the complex128 reference model.
+"""The engine conformance suite: every engine (tests/engines/engine_kinds.py) against Qiskit's
+Statevector on random QRNN specs and on the circuits of tests/engines/library.py (every compiled
+gate family, Qiskit's library ansätze, a Heron-target transpilation) — states, readouts,
+finite-difference gradients, recorded passes — and a whole QRNN model trained one step on each
+engine against the complex128 reference model.
 ``qrnn train --engine-check`` runs the same checks once (``backends.conformance.check_engine``)."""
 
 from __future__ import annotations
@@ -10,10 +12,17 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from engine_kinds import KINDS, STATEVECTOR_KINDS, cases, spec_engine
+from engine_kinds import KINDS, STATEVECTOR_KINDS, cases, circuit_engine, spec_engine
+from library import CIRCUITS, observables
 
 from qrnn_qiskit.backends import conformance
-from qrnn_qiskit.circuits import ENTANGLERS, QRNNSpec, readout_observables, step_circuit
+from qrnn_qiskit.circuits import (
+    ALL_ENTANGLERS,
+    ENTANGLERS,
+    QRNNSpec,
+    readout_observables,
+    step_circuit,
+)
 from qrnn_qiskit.models import ControllerConfig, InputSpec, QRNNConfig, build_model
 
 READOUTS = ("xyz", "z", "zz", "explicit")
@@ -39,12 +48,15 @@ def _spec(rng: np.random.Generator, n: int, entangler: str, readouts: str) -> QR
 
 def _spec_cases(kind) -> list:
     readouts = READOUTS if kind.statevector else ("xyz", "z")
+    # the RZZ entanglers at a few sizes (on either side of the small-register kernels' limit)
+    entanglers = ALL_ENTANGLERS if kind.statevector else ENTANGLERS  # Aer: slow, the CX/CZ ones
     return [
         (n, e, r, str(d).removeprefix("torch."))
         for n in kind.qubits
-        for e in ENTANGLERS
+        for e in entanglers
         for r in readouts
         for d in kind.dtypes
+        if e in ENTANGLERS or n in (2, 3, 6, 8)
     ]
 
 
@@ -84,7 +96,7 @@ def _gradient_cases(kind) -> list:
 @pytest.mark.parametrize("kind,n,dtype", cases(KINDS, _gradient_cases))
 def test_gradients_match_finite_differences_of_statevector(kind, n, dtype, tol):
     rng = _rng("grad", n)
-    spec = QRNNSpec(n, 2, ENTANGLERS[n % 3], "xyz")
+    spec = QRNNSpec(n, 2, ALL_ENTANGLERS[n % len(ALL_ENTANGLERS)], "xyz")
     engine = spec_engine(kind, spec, dtype)
     circuit, observables = step_circuit(spec), readout_observables(spec)
     angles = conformance.random_angles(engine, 1, 2, seed=100 + n)
@@ -94,7 +106,7 @@ def test_gradients_match_finite_differences_of_statevector(kind, n, dtype, tol):
 
 
 def _recorded_cases(kind) -> list:
-    return [(e, str(d).removeprefix("torch.")) for e in ENTANGLERS for d in kind.dtypes]
+    return [(e, str(d).removeprefix("torch.")) for e in ALL_ENTANGLERS for d in kind.dtypes]
 
 
 @pytest.mark.parametrize("kind,entangler,dtype", cases(STATEVECTOR_KINDS, _recorded_cases))
@@ -106,6 +118,39 @@ def test_recorded_pass_gradients_equal_plain_autograd_over_40_steps(kind, entang
     angles = rng.normal(size=(4, 40, spec.n_params))
     weights = rng.normal(size=(40, spec.n_readouts))
     assert conformance.autograd_error(engine, angles, weights) <= tol(engine).gradient
+
+
+def _circuit_cases(kind) -> list:
+    if not kind.any_circuit:
+        return []
+    return [(name, str(d).removeprefix("torch.")) for name in CIRCUITS for d in kind.dtypes]
+
+
+@pytest.mark.parametrize("kind,name,dtype", cases(KINDS, _circuit_cases))
+def test_library_circuits_match_statevector(kind, name, dtype, tol):
+    circuit = CIRCUITS[name]
+    obs = observables(circuit.num_qubits)
+    engine = circuit_engine(kind, circuit, obs, _dtype(dtype))
+    angles = conformance.random_angles(engine, 2, 2, seed=zlib.crc32(name.encode()))
+    assert conformance.state_error(engine, circuit, obs, angles, recorded=True) <= tol(engine).value
+    for recorded in (False, True):
+        error = conformance.readout_error(engine, circuit, obs, angles, recorded=recorded)
+        assert error <= tol(engine).value, (recorded, error)
+
+
+def _circuit_gradient_cases(kind) -> list:
+    return [(name, kind.dtypes[0]) for name in CIRCUITS] if kind.any_circuit else []
+
+
+@pytest.mark.parametrize("kind,name,dtype", cases(KINDS, _circuit_gradient_cases))
+def test_library_circuit_gradients_match_finite_differences(kind, name, dtype, tol):
+    circuit = CIRCUITS[name]
+    obs = observables(circuit.num_qubits)
+    engine = circuit_engine(kind, circuit, obs, dtype)
+    angles = conformance.random_angles(engine, 1, 2, seed=zlib.crc32(name.encode()) + 1)
+    weights = _rng("library", name).normal(size=(2, len(obs)))
+    error = conformance.gradient_error(engine, circuit, obs, angles, weights)
+    assert error <= tol(engine).gradient
 
 
 def test_engine_check_is_the_quick_mode_of_this_suite():

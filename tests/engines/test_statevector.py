@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 from engine_kinds import circuit_engine
+from library import CIRCUITS
+from library import observables as library_observables
 from qiskit import QuantumCircuit
-from qiskit.circuit import Parameter, ParameterVector
+from qiskit.circuit import Gate, Parameter, ParameterVector
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from qrnn_qiskit.backends import StatevectorEngine, UnsupportedCircuitError
@@ -80,6 +82,26 @@ def test_custom_backward_equals_autograd_on_a_general_circuit(dtype, group_size,
     )
     for x, y in zip(fast, plain):
         torch.testing.assert_close(x, y, atol=TOL[dtype] * 10, rtol=TOL[dtype])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("name", sorted(CIRCUITS))
+def test_custom_backward_equals_autograd_on_library_circuits(name, kernel):
+    """The state itself enters the loss, so a parametrized global phase's gradient counts."""
+    qc = CIRCUITS[name]
+    observables = library_observables(qc.num_qubits)
+    engine = circuit_engine(kernel, qc, observables, torch.complex128)
+    gen = torch.Generator().manual_seed(5)
+    angles = torch.randn(2, 3, engine.n_params, generator=gen, dtype=torch.float64)
+    state0 = torch.randn(2, engine.dim, generator=gen, dtype=torch.complex128)
+    state0 = state0 / state0.abs().pow(2).sum(-1, keepdim=True).sqrt()
+    weights = torch.randn(4, len(observables), generator=gen, dtype=torch.float64)
+    fast = _loss_and_grads(engine, engine.step, engine.readouts, state0, angles, weights)
+    plain = _loss_and_grads(
+        engine, engine.step_autograd, engine.readouts_autograd, state0, angles, weights
+    )
+    for x, y in zip(fast, plain):
+        torch.testing.assert_close(x, y, atol=1e-10, rtol=1e-10)
 
 
 def _sequence_grad(dtype, angles, mode: str) -> torch.Tensor:
@@ -227,12 +249,17 @@ def test_matches_aer_statevector():
 
 def test_unsupported_instruction_is_named():
     qc = QuantumCircuit(2)
-    qc.swap(0, 1)
-    with pytest.raises(UnsupportedCircuitError, match="'swap'"):
+    qc.append(Gate("opaque", 2, []), [0, 1])  # no matrix, no definition
+    with pytest.raises(UnsupportedCircuitError, match="'opaque'"):
         StatevectorEngine(qc, [SparsePauliOp("ZZ")])
     qc = QuantumCircuit(1, 1)
     qc.measure(0, 0)
     with pytest.raises(UnsupportedCircuitError, match="'measure'"):
+        StatevectorEngine(qc, [SparsePauliOp("Z")])
+    theta = Parameter("t")
+    qc = QuantumCircuit(1)
+    qc.rx(theta * theta, 0)
+    with pytest.raises(UnsupportedCircuitError, match="not linear"):
         StatevectorEngine(qc, [SparsePauliOp("Z")])
 
 

@@ -8,19 +8,20 @@ import torch
 
 class StepFunction(torch.autograd.Function):
     """ψ_out, z = U(θ)ψ (and its readouts). Saved for backward: the angles, and without a
-    ``ReversibleTape`` also the small op bank [B, ops, 2, 2] and the output state."""
+    ``ReversibleTape`` also the output state. Gradients that do not reach an output arrive as
+    ``None`` (not materialised), so the kernels skip them."""
 
     @staticmethod
     def forward(ctx, state, angles, engine, tape, with_readouts):
+        ctx.set_materialize_grads(False)
         with torch.no_grad():
-            bank = engine.bank(angles)
-            out, values = engine.apply(state, angles, readouts=with_readouts, bank=bank)
+            out, values = engine.apply(state, angles, readouts=with_readouts)
             if values is None:
                 values = out.new_zeros(out.shape[0], 0).real
         ctx.engine, ctx.tape, ctx.with_readouts = engine, tape, with_readouts
         if tape is None:
-            ctx.save_for_backward(angles, bank, out)
-        else:  # keep per-step memory minimal: the bank is recomputed from the angles in backward
+            ctx.save_for_backward(angles, out)
+        else:  # keep per-step memory minimal: the state is walked back from the tape
             ctx.save_for_backward(angles)
             ctx.position = tape.push(out.detach(), angles.detach())
         return out, values
@@ -29,17 +30,14 @@ class StepFunction(torch.autograd.Function):
     def backward(ctx, grad_out, grad_values):
         engine = ctx.engine
         if ctx.tape is None:
-            angles, bank, out = ctx.saved_tensors
+            angles, out = ctx.saved_tensors
         else:
             (angles,) = ctx.saved_tensors
-            bank = None
             with torch.no_grad():
                 out = ctx.tape.state_at(ctx.position, engine)
         with torch.no_grad():
             readout_grad = grad_values if ctx.with_readouts else None
-            previous, grad_in, grad_angles = engine.apply_vjp(
-                out, angles, grad_out, readout_grad, bank=bank
-            )
+            previous, grad_in, grad_angles = engine.apply_vjp(out, angles, grad_out, readout_grad)
         if ctx.tape is not None:
             ctx.tape.rewind(ctx.position, previous)
         return (
@@ -56,6 +54,7 @@ class ReadoutFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, state, engine):
+        ctx.set_materialize_grads(False)
         ctx.engine = engine
         ctx.save_for_backward(state)
         with torch.no_grad():
@@ -63,6 +62,8 @@ class ReadoutFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if grad is None:
+            return None, None
         (state,) = ctx.saved_tensors
         with torch.no_grad():
             return ctx.engine.kernels.readouts_vjp(state, grad), None

@@ -2,7 +2,8 @@
 
 It compiles the circuit and observables once (``program.py``), chooses its kernels once (native C on
 the CPU where they build, torch elsewhere, ``kernels_native.py`` / ``kernels_torch.py``), applies
-the circuit's global phase in one place (``apply`` and ``apply_vjp``), and exposes the
+the circuit's global phase — a constant or a linear function of the angles — in one place
+(``_phase``, from ``apply`` and ``apply_vjp``), and exposes the
 :class:`~qrnn_qiskit.backends.base.Engine` contract with the reversible tape as its memory strategy
 (``recording``).
 
@@ -35,9 +36,9 @@ class StatevectorEngine:
     """Batched statevector simulator of one parametrized circuit, compiled from Qiskit.
 
     Args:
-        circuit: a parametrized circuit over ``program.SUPPORTED_GATES``; rotation angles may be
-        numbers
-            or linear expressions a·θ + b of one parameter.
+        circuit: a parametrized circuit over ``program.SUPPORTED_GATES`` (and any constant
+            single-qubit or monomial gate); gate angles and the global phase may be numbers or
+            linear expressions Σ a·θ + b of the parameters.
         observables: readout observables (Hermitian ``SparsePauliOp`` s on ``circuit.num_qubits``
         qubits). dtype: ``torch.complex64`` (default) or ``torch.complex128``.
         device: torch device ("cpu", "cuda", ...).
@@ -80,7 +81,15 @@ class StatevectorEngine:
         self.observables = list(observables)
         self.readout_program = compile_readouts(self.observables, self.n_qubits)
         self.n_readouts = len(self.observables)
-        self.global_phase = self.program.global_phase
+        phase = self.program.phase
+        self._phase_coefs = None  # per-sample phase e^{i(θ·coefs + offset)} when parametrized
+        self._phase_constant = complex(np.exp(1j * phase.offset)) if phase.constant else None
+        if not phase.constant:
+            coefs = np.zeros(self.n_params)
+            for p, c in phase.terms:
+                coefs[p] += c
+            self._phase_coefs = torch.tensor(coefs, dtype=torch.float64, device=self.device)
+            self._phase_offset = phase.offset
         self.n_segments = len(self.program.segments)
         # the torch kernels always exist: the autograd oracle and the native kernels' fallback
         self.torch_kernels = TorchKernels(
@@ -110,9 +119,7 @@ class StatevectorEngine:
             if kernel == "native":
                 raise RuntimeError(f"kernel='native' requested but {native.status()}")
             return self.torch_kernels
-        return NativeKernels(
-            self.program, self.readout_program, dtype=self.dtype, fallback=self.torch_kernels
-        )
+        return NativeKernels(self.program, self.readout_program, dtype=self.dtype)
 
     @property
     def groups(self) -> list[tuple[int, int]]:
@@ -121,29 +128,41 @@ class StatevectorEngine:
 
     # ------------------------------------------------------------------------------ primitives
     def bank(self, angles: torch.Tensor) -> torch.Tensor:
-        """The op bank [B, ops, 2, 2] of ``angles`` [B, P] (no autograd)."""
-        return self.kernels.bank(angles)
+        """The torch kernels' op bank [B, ops, 2, 2] of ``angles`` [B, P] (differentiable)."""
+        return self.torch_kernels.bank(angles)
 
-    def _phase(self, *states: torch.Tensor, conjugate: bool = False) -> tuple[torch.Tensor, ...]:
+    @property
+    def global_phase(self) -> complex | None:
+        """The circuit's global phase e^{iφ} when it is constant, else ``None``."""
+        return self._phase_constant
+
+    def _phases(self, angles: torch.Tensor, conjugate: bool) -> torch.Tensor | complex | None:
+        """e^{iφ} (or its conjugate) as a number, per sample [B, 1], or ``None`` for 1."""
+        if self._phase_coefs is None:
+            if self._phase_constant == 1.0:
+                return None
+            return self._phase_constant.conjugate() if conjugate else self._phase_constant
+        # in float64: transpiled circuits carry large constant phases
+        phi = torch.matmul(angles.to(torch.float64), self._phase_coefs) + self._phase_offset
+        phi = -phi if conjugate else phi
+        return torch.complex(torch.cos(phi), torch.sin(phi)).to(self.dtype)[:, None]
+
+    def _phase(
+        self, angles: torch.Tensor, *states: torch.Tensor | None, conjugate: bool = False
+    ) -> tuple[torch.Tensor | None, ...]:
         """The global phase (or its conjugate) applied to ``states``; the only place it is
         applied."""
-        if self.global_phase == 1.0:
+        phase = self._phases(angles, conjugate)
+        if phase is None:
             return states
-        phase = complex(np.conj(self.global_phase)) if conjugate else self.global_phase
         return tuple(s * phase if s is not None else None for s in states)
 
     def apply(
-        self,
-        state: torch.Tensor,
-        angles: torch.Tensor,
-        *,
-        readouts: bool = False,
-        bank: torch.Tensor | None = None,
+        self, state: torch.Tensor, angles: torch.Tensor, *, readouts: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(U(θ)·state, its readouts or ``None``), without autograd, on this engine's kernels."""
-        bank = self.kernels.bank(angles) if bank is None else bank
-        out, values = self.kernels.forward(state, bank, readouts)
-        (out,) = self._phase(out)
+        out, values = self.kernels.forward(state, angles, readouts)
+        (out,) = self._phase(angles, out)
         return out, values
 
     def apply_vjp(
@@ -152,16 +171,22 @@ class StatevectorEngine:
         angles: torch.Tensor,
         grad: torch.Tensor | None,
         readout_grad: torch.Tensor | None = None,
-        *,
-        bank: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Walk one step back from its output ``state``: (ψ_in, ∂L/∂ψ_in, ∂L/∂angles), given the
         gradient ``grad`` of the output state (``None``: zero) and ``readout_grad`` of its readouts
         (``None``: the step's readouts were not read). No autograd. U = e^{iφ}·V: the pair first
-        walks back through e^{-iφ} (the readout weights commute with it)."""
-        bank = self.kernels.bank(angles) if bank is None else bank
-        state, grad = self._phase(state, grad, conjugate=True)
-        return self.kernels.backward(state, angles, grad, readout_grad, bank)
+        walks back through e^{-iφ} (the readout weights commute with it); a parametrized φ adds
+        ∂L/∂φ = -Σ_k Im(g_k* ψ_k) (the readouts' part of g contributes nothing: ⟨ψ|W|ψ⟩ is
+        real)."""
+        dphi = None
+        if self._phase_coefs is not None and grad is not None:
+            dphi = -(grad.conj() * state).imag.sum(dim=-1)
+        state, grad = self._phase(angles, state, grad, conjugate=True)
+        psi, g, grad_angles = self.kernels.backward(state, angles, grad, readout_grad)
+        if dphi is not None:
+            coefs = self._phase_coefs.to(grad_angles.dtype)
+            grad_angles = grad_angles + dphi.to(grad_angles.dtype)[:, None] * coefs
+        return psi, g, grad_angles
 
     # ------------------------------------------------------------------------------ the Engine
     # contract
@@ -235,10 +260,9 @@ class StatevectorEngine:
         """``step`` differentiated by plain autograd on the torch kernels (keeps every
         intermediate): the oracle for the hand-written backward."""
         angles = self._check(state, angles)
-        (out,) = self._phase(
-            self.torch_kernels.apply_autograd(state, self.torch_kernels.bank(angles))
-        )
-        return out
+        out = self.torch_kernels.apply_autograd(state, self.torch_kernels.bank(angles))
+        phase = self._phases(angles, conjugate=False)
+        return out if phase is None else out * phase
 
     def readouts_autograd(self, state: torch.Tensor) -> torch.Tensor:
         """``readouts`` differentiated by plain autograd: the oracle for the hand-written

@@ -1,11 +1,14 @@
-"""Native CPU kernels of the statevector engine: the programs lowered to the tables of ``native.c``.
+"""Native CPU kernels of the statevector engine: the programs lowered to one ``Plan`` of
+``native.c``.
 
 Each sample's state is copied into planar form (real and imaginary planes, in cache for n ≤ 12) and
-walked there with 32-byte vectors: one 2×2 pass per qubit (no Kronecker blocks), a gather per
-entangler permutation, the reversible backward together with the per-qubit blocks K_q of the
-gradient, and one-qubit reduced density matrices for readouts made of one-qubit terms (other
-readouts use the torch kernels given as ``fallback``). A large batch is split over the runtime's
-thread pool (``native.RUNTIME``).
+walked there with 32-byte vectors: one 2×2 pass per qubit with a non-empty chain (a real 2×2 where
+the chain is real), the diagonal as one separable phase plus one factor per multi-qubit Z term, a
+gather per entangler permutation, and the readouts (one-qubit terms from every qubit's reduced
+density matrix, other Pauli terms directly). One call runs a whole step — op bank (vectorised
+sin/cos), chain products, gates, readouts — and one call its reversible backward with every angle's
+gradient; the plan's tables are built once per engine, so a call passes only the tensors of the
+step. A large batch is split over the runtime's thread pool (``native.RUNTIME``).
 
 The global phase is not applied here: the engine facade applies it (``engine.py``).
 """
@@ -13,20 +16,43 @@ The global phase is not applied here: the engine facade applies it (``engine.py`
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+import os
 
 import numpy as np
 import torch
 
-from .kernels_torch import TorchKernels
 from .native import RUNTIME
-from .program import ReadoutProgram, StepProgram
+from .program import PAULI, ReadoutProgram, StepProgram
+
+_p, _i32 = ctypes.c_void_p, ctypes.c_int32
 
 
-def _pointers(tensors: Sequence[torch.Tensor | None]) -> ctypes.Array:
-    return (ctypes.c_void_p * max(1, len(tensors)))(
-        *[t.data_ptr() if t is not None else None for t in tensors]
-    )
+class Plan(ctypes.Structure):
+    """``Plan`` of native.c (field for field)."""
+
+    _fields_ = [
+        ("n", _i32), ("n_seg", _i32), ("n_params", _i32), ("n_rot", _i32), ("n_ops", _i32),
+        ("width", _i32),
+        ("rot_ptr", _p), ("rot_param", _p), ("rot_coef", _p), ("rot_offset", _p), ("rot_axis", _p),
+        ("consts", _p), ("table", _p), ("chain_flags", _p),
+        ("perm", _p), ("inverse_perm", _p), ("phase", _p),
+        ("diag_ptr", _p), ("diag_single", _p), ("diag_rot", _p), ("diag_mask", _p),
+        ("n_chain_rot", _i32), ("grad_row", _p), ("grad_pos", _p), ("grad_rot", _p),
+        ("n_read", _i32), ("n_terms", _i32), ("rho_qubits", _p),
+        ("n_rz", _i32), ("n_zw", _i32), ("n_tz", _i32),
+        ("rz_from", _p), ("rz_to", _p), ("zw_from", _p), ("zw_to", _p),
+        ("tz_from", _p), ("tz_to", _p),
+        ("rz_coef", _p), ("zw_coef", _p), ("tz_coef", _p),
+        ("term_x", _p), ("term_z", _p), ("term_y", _p),
+        ("lanes", _i32),
+    ]  # fmt: skip
+
+
+ACTIVE, REAL, ROTATIONS = 1, 2, 4  # chain flags
+# registers up to this size run with the batch in the vector lanes (native_lanes.h); measured faster
+# than the amplitude-lane kernels on one thread at B = 64 up to here
+LANES_MAX_QUBITS = int(os.environ.get("QRNN_NATIVE_LANES_MAX", "6"))
+AXIS = {"rx": 0, "ry": 1, "rz": 2}
 
 
 def _suffix(dtype: torch.dtype) -> str:
@@ -37,115 +63,191 @@ def _suffix(dtype: torch.dtype) -> str:
     raise TypeError(f"native kernels take complex64 or complex128 states, got {dtype}")
 
 
+def _array(values, dtype) -> np.ndarray:
+    out = np.ascontiguousarray(np.asarray(values, dtype=dtype))
+    return out if out.size else np.zeros(1, dtype=dtype)  # never a null pointer
+
+
+def lower_step(program: StepProgram, real: np.dtype) -> dict[str, np.ndarray | int | list]:
+    """The step program's tables for a ``Plan`` (numpy arrays; REAL tables in ``real``)."""
+    n = program.n_qubits
+    segments = program.segments
+    rotations = program.rotations
+    ptr, params, coefs = [0], [], []
+    for rot in rotations:
+        for p, c in rot.angle.terms:
+            params.append(p)
+            coefs.append(c)
+        ptr.append(len(params))
+    width = max((seg.width for seg in segments), default=1) or 1
+    identity = program.identity
+    table, flags = [], []
+    for seg in segments:
+        for chain in seg.chains:
+            table.append(list(chain) + [identity] * (width - len(chain)))
+            is_real = all(
+                rotations[i].kind == "ry"
+                if i < program.n_rotations
+                else not np.any(np.abs(program.constants[i - program.n_rotations].imag) > 1e-15)
+                for i in chain
+            )
+            has_rotation = any(i < program.n_rotations for i in chain)
+            flags.append((ACTIVE if chain else 0) | (REAL if is_real else 0)
+                         | (ROTATIONS if has_rotation else 0))  # fmt: skip
+    diag_ptr, diag_single, diag_rot, diag_mask = [0], [], [], []
+    for seg in segments:
+        terms = sorted(seg.diagonal, key=lambda t: bin(t[1]).count("1") > 1)
+        diag_single.append(sum(1 for _, m in terms if bin(m).count("1") == 1))
+        diag_rot += [r for r, _ in terms]
+        diag_mask += [m for _, m in terms]
+        diag_ptr.append(len(diag_rot))
+    grad_row, grad_pos, grad_rot = [], [], []
+    for si, seg in enumerate(segments):
+        for r, q, j in seg.rotations:
+            grad_row.append(si * n + q)
+            grad_pos.append(j)
+            grad_rot.append(r)
+    consts = np.concatenate([program.constants, np.eye(2)[None]])
+    cplx = np.complex64 if real == np.float32 else np.complex128
+    return {
+        "rot_ptr": _array(ptr, np.int32),
+        "rot_param": _array(params, np.int32),
+        "rot_coef": _array(coefs, np.float64),
+        "rot_offset": _array([r.angle.offset for r in rotations], np.float64),
+        "rot_axis": _array([AXIS[r.kind] for r in rotations], np.int8),
+        "consts": _array(consts.astype(cplx).view(real).reshape(-1), real),
+        "width": width,
+        "table": _array(table, np.int32),
+        "chain_flags": _array(flags, np.uint8),
+        "perm": [None if s.perm is None else _array(s.perm, np.int64) for s in segments],
+        "inverse_perm": [
+            None if s.inverse_perm is None else _array(s.inverse_perm, np.int64) for s in segments
+        ],
+        "phase": [
+            None if s.phase is None else _array(s.phase.astype(cplx).view(real), real)
+            for s in segments
+        ],
+        "diag_ptr": _array(diag_ptr, np.int32),
+        "diag_single": _array(diag_single, np.int32),
+        "diag_rot": _array(diag_rot, np.int32),
+        "diag_mask": _array(diag_mask, np.int64),
+        "grad_row": _array(grad_row, np.int32),
+        "grad_pos": _array(grad_pos, np.int32),
+        "grad_rot": _array(grad_rot, np.int32),
+        "n_chain_rot": len(grad_rot),
+    }
+
+
+def lower_readouts(readout: ReadoutProgram) -> dict[str, np.ndarray | int]:
+    """The readout program's tables: one-qubit terms (support ≤ 1) as linear maps between the
+    qubits' density matrices (8 reals each) and the readouts, other terms as Pauli masks."""
+    n, count = readout.n_qubits, readout.n_observables
+    coef = readout.coefficients
+    rho_to_z = np.zeros((8 * n, count))
+    z_to_w = np.zeros((count, 8 * n))
+    rho_qubits = np.zeros(n, dtype=np.uint8)
+    xs, zs, ys, rows = [], [], [], []
+    for t in range(readout.n_terms):
+        support = readout.support(t)
+        if len(support) <= 1:
+            q = support[0] if support else 0
+            pauli = readout.matrix(t, [q]) if support else PAULI["I"]
+            rho_qubits[q] = 1
+            for a in range(2):
+                for c in range(2):
+                    e = 8 * q + 2 * (2 * a + c)
+                    # Re Tr(ρP) = Σ_ac Re ρ_ac Re P_ca - Im ρ_ac Im P_ca; W = 2 Σ_t w_t P_t
+                    rho_to_z[e] += coef[t] * pauli[c, a].real
+                    rho_to_z[e + 1] -= coef[t] * pauli[c, a].imag
+                    z_to_w[:, e] += 2 * coef[t] * pauli[a, c].real
+                    z_to_w[:, e + 1] += 2 * coef[t] * pauli[a, c].imag
+        else:
+            x, z = readout.x_masks[t], readout.z_masks[t]
+            xs.append(x)
+            zs.append(z)
+            ys.append(bin(x & z).count("1") % 4)
+            rows.append(coef[t])
+
+    def sparse(matrix: np.ndarray, prefix: str) -> dict:
+        rows, cols = np.nonzero(np.abs(matrix) > 0)
+        return {
+            f"n_{prefix}": len(rows),
+            f"{prefix}_from": _array(rows, np.int32),
+            f"{prefix}_to": _array(cols, np.int32),
+            f"{prefix}_coef": _array(matrix[rows, cols], np.float64),
+        }
+
+    term_to_z = np.array(rows).reshape(len(rows), count)
+    return {
+        "n_read": count,
+        "n_terms": len(xs),
+        "rho_qubits": _array(rho_qubits, np.uint8),
+        **sparse(rho_to_z, "rz"),
+        **sparse(z_to_w, "zw"),
+        **sparse(term_to_z, "tz"),
+        "term_x": _array(xs, np.int64),
+        "term_z": _array(zs, np.int64),
+        "term_y": _array(ys, np.int32),
+    }
+
+
 class NativeKernels:
     """The step and readout programs lowered for ``native.c`` (CPU only). Same method names as
-    :class:`~.kernels_torch.TorchKernels`: ``bank``, ``forward``, ``readouts``, ``readouts_vjp``,
-    ``backward``. Pickles and deep-copies (the ctypes tables are rebuilt on load)."""
+    :class:`~.kernels_torch.TorchKernels`: ``forward``, ``readouts``, ``readouts_vjp``,
+    ``backward``. Pickles and deep-copies (the ctypes plan is rebuilt on load)."""
 
     name = "native"
 
-    def __init__(
-        self,
-        program: StepProgram,
-        readout: ReadoutProgram,
-        *,
-        dtype: torch.dtype,
-        fallback: TorchKernels,
-    ) -> None:
+    def __init__(self, program: StepProgram, readout: ReadoutProgram, *, dtype: torch.dtype):
         if RUNTIME.load() is None:
             raise RuntimeError(RUNTIME.status())
-        self.n_qubits = n = program.n_qubits
+        self.n_qubits = program.n_qubits
         self.dim = program.dim
+        self.n_params = program.n_params
+        self.n_segments = len(program.segments)
+        self.n_rot = program.n_rotations
+        self.n_ops = program.identity + 1
+        self.n_readouts = readout.n_observables
         self.dtype = dtype
         self.real_dtype = torch.float32 if dtype == torch.complex64 else torch.float64
-        self.fallback = fallback
-        segments = program.segments
-        self.n_segments = len(segments)
-        self.n_rot = program.n_rotations
-        long, cdt, rdt = torch.long, dtype, self.real_dtype
-        self._has = [seg.has_layer for seg in segments]
-
-        def maybe(values, kind):
-            return None if values is None else torch.tensor(values, dtype=kind)
-
-        self._keep = [maybe(s.perm, long) for s in segments]
-        self._keep += [maybe(s.inverse_perm, long) for s in segments]
-        self._keep += [maybe(s.phase, cdt) for s in segments]
-        # every segment's chains padded to one width: all fused matrices come from one product
-        width = max((seg.width for seg in segments), default=1) or 1
-        rows = [
-            list(chain) + [program.identity] * (width - len(chain))
-            for seg in segments
-            for chain in seg.chains
-        ]
-        self._table = torch.tensor(rows, dtype=long).reshape(len(rows), width)
-        # every rotation's chain (segment·n + qubit), position in it, index and Pauli generator
-        chains, positions, ops = [], [], []
-        for si, seg in enumerate(segments):
-            for op, q, j in seg.rotations:
-                chains.append(si * n + q)
-                positions.append(j)
-                ops.append(op)
-        paulis = np.stack([program.rotations[o].pauli for o in ops]) if ops else np.zeros((0, 2, 2))
-        self._rotations = (
-            torch.tensor(chains, dtype=long),
-            torch.tensor(positions, dtype=long),
-            torch.tensor(ops, dtype=long),
-            torch.tensor(paulis, dtype=cdt),
-        )
-        rotations = program.rotations
-        generators = (
-            np.stack([r.generator for r in rotations]) if rotations else np.zeros((0, 2, 2))
-        )
-        constants = np.concatenate([program.constants, np.eye(2)[None]])
-        self._recipe = (
-            torch.tensor([r.angle.param for r in rotations], dtype=long),
-            torch.tensor([r.angle.coef for r in rotations], dtype=rdt),
-            torch.tensor([r.angle.offset for r in rotations], dtype=rdt),
-            torch.tensor(generators, dtype=cdt),
-            torch.tensor(constants, dtype=cdt),
-        )
-        self._terms = self._lower_readouts(readout)
+        real = np.float32 if dtype == torch.complex64 else np.float64
+        self._tables = {**lower_step(program, real), **lower_readouts(readout)}
         self._bind()
 
-    def _lower_readouts(self, readout: ReadoutProgram):
-        """(trace [n·4, terms], place [terms, n·4], coefficients) when every term acts on at most
-        one qubit (Tr(ρ_q P) from one-qubit density matrices, column q·4 + 2a + c), else
-        ``None``."""
-        n = self.n_qubits
-        supports = [readout.support(t) for t in range(readout.n_terms)]
-        if any(len(s) > 1 for s in supports):
-            return None
-        trace = np.zeros((n * 4, readout.n_terms), dtype=complex)
-        place = np.zeros((readout.n_terms, n * 4), dtype=complex)
-        for t, support in enumerate(supports):
-            q = support[0] if support else 0
-            pauli = readout.matrix(t, [q])
-            trace[q * 4 : (q + 1) * 4, t] = pauli.T.reshape(-1)  # Σ_ac ρ_ac P_ca
-            place[t, q * 4 : (q + 1) * 4] = pauli.reshape(-1)
-        return (
-            torch.tensor(trace, dtype=self.dtype),
-            torch.tensor(place, dtype=self.dtype),
-            torch.tensor(readout.coefficients, dtype=self.real_dtype),
-        )
-
-    @property
-    def one_qubit_readouts(self) -> bool:
-        """Whether readouts run on these kernels (every term acts on at most one qubit)."""
-        return self._terms is not None
-
     def _bind(self) -> None:
-        """The ctypes side: the library and pointer tables into the kept tensors."""
+        """The ctypes side: the library, the entry points and the plan pointing into the tables."""
         self._lib = RUNTIME.load()
-        self._suffix = _suffix(self.dtype)
+        suffix = _suffix(self.dtype)
+        self._step = getattr(self._lib, "qrnn_step" + suffix)
+        self._step_back = getattr(self._lib, "qrnn_step_back" + suffix)
+        self._readouts = getattr(self._lib, "qrnn_readouts" + suffix)
+        self._readouts_vjp = getattr(self._lib, "qrnn_readouts_vjp" + suffix)
+        t = self._tables
         s = self.n_segments
-        self._perms = _pointers(self._keep[:s])
-        self._inverse_perms = _pointers(self._keep[s : 2 * s])
-        self._phases = _pointers(self._keep[2 * s :])
-        self._has_mats = (ctypes.c_uint8 * max(1, s))(*[int(h) for h in self._has])
+
+        def pointers(arrays) -> ctypes.Array:
+            return (ctypes.c_void_p * max(1, s))(
+                *[a.ctypes.data if a is not None else None for a in arrays]
+            )
+
+        self._pointer_arrays = [pointers(t[k]) for k in ("perm", "inverse_perm", "phase")]
+        fields = {k: v.ctypes.data for k, v in t.items() if isinstance(v, np.ndarray)}
+        self._plan = Plan(
+            n=self.n_qubits, n_seg=s, n_params=self.n_params, n_rot=self.n_rot, n_ops=self.n_ops,
+            width=t["width"],
+            perm=ctypes.addressof(self._pointer_arrays[0]),
+            inverse_perm=ctypes.addressof(self._pointer_arrays[1]),
+            phase=ctypes.addressof(self._pointer_arrays[2]),
+            n_chain_rot=t["n_chain_rot"], n_read=t["n_read"], n_terms=t["n_terms"],
+            n_rz=t["n_rz"], n_zw=t["n_zw"], n_tz=t["n_tz"],
+            lanes=int(self.n_qubits <= LANES_MAX_QUBITS),
+            **{k: v for k, v in fields.items() if k in dict(Plan._fields_)},
+        )  # fmt: skip
+        self._plan_ref = ctypes.addressof(self._plan)
 
     def __getstate__(self) -> dict:  # ctypes objects do not pickle (copy.deepcopy, multiprocessing)
-        skip = ("_lib", "_perms", "_inverse_perms", "_phases", "_has_mats")
+        skip = ("_lib", "_step", "_step_back", "_readouts", "_readouts_vjp", "_pointer_arrays")
+        skip += ("_plan", "_plan_ref")
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 
     def __setstate__(self, state: dict) -> None:
@@ -156,121 +258,54 @@ class NativeKernels:
             )
         self._bind()
 
-    def _fn(self, name: str):
-        return getattr(self._lib, name + self._suffix)
-
-    def _scratch(self, state: torch.Tensor, threads: int, planes: int) -> torch.Tensor:
-        """One scratch row of ``planes`` real planes of 2^n values per thread chunk."""
-        return torch.empty(threads, planes * state.shape[1], dtype=self.real_dtype)
-
-    def _split(self, state: torch.Tensor) -> int:
-        return RUNTIME.threads_for(state.shape[0], state.shape[1])
-
-    # ------------------------------------------------------------------------------------ op bank
-    def bank(self, angles: torch.Tensor) -> torch.Tensor:
-        """The op bank [B, ops, 2, 2] for angles [B, P]."""
-        angles = angles.detach().contiguous()
-        param, coef, offset, gen, consts = self._recipe
-        n_rot, n_const = param.numel(), consts.shape[0]
-        bank = torch.empty(angles.shape[0], n_rot + n_const, 2, 2, dtype=self.dtype)
-        self._fn("qrnn_bank")(
-            angles.data_ptr(), 0, angles.shape[0], angles.shape[1], n_rot, param.data_ptr(),
-            coef.data_ptr(), offset.data_ptr(), gen.data_ptr(), n_const, consts.data_ptr(),
-            bank.data_ptr(),
-        )  # fmt: skip
-        return bank
-
-    def _fuse(self, bank: torch.Tensor) -> torch.Tensor:
-        """Every gate chain multiplied out: [B, segments, n, 2, 2]."""
-        bank = bank.contiguous()
-        chains, width = self._table.shape
-        mats = torch.empty(bank.shape[0], self.n_segments, self.n_qubits, 2, 2, dtype=bank.dtype)
-        self._fn("qrnn_fuse")(
-            bank.data_ptr(), 0, bank.shape[0], bank.shape[1], self._table.data_ptr(), chains, width,
-            mats.data_ptr(),
-        )  # fmt: skip
-        return mats
+    def _run(self, batch: int, call) -> None:
+        threads = RUNTIME.threads_for(batch, self.dim)
+        if threads == 1:
+            call(0, 0, batch)
+        else:
+            RUNTIME.run_split(threads, batch, call)
 
     # ------------------------------------------------------------------------------------ forward
     def forward(
-        self, state: torch.Tensor, bank: torch.Tensor, readouts: bool = False
+        self, state: torch.Tensor, angles: torch.Tensor, readouts: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(V·state, its readouts or ``None``)."""
-        fused = readouts and self.one_qubit_readouts
-        state, mats = state.contiguous(), self._fuse(bank)
+        """(V·state, its readouts or ``None``) for angles [B, P]."""
+        state, angles = state.contiguous(), angles.detach().contiguous()
+        batch = state.shape[0]
         out = torch.empty_like(state)
-        rho = torch.empty(state.shape[0], self.n_qubits, 2, 2, dtype=self.dtype) if fused else None
-        threads = self._split(state)
-        scratch = self._scratch(state, threads, 4)
-        fn, n, s = self._fn("qrnn_forward"), self.n_qubits, self.n_segments
-
-        def call(k: int, b0: int, b1: int) -> None:
-            fn(
-                state.data_ptr(), out.data_ptr(), b0, b1, n, s, mats.data_ptr(), self._has_mats,
-                self._perms, self._phases, rho.data_ptr() if rho is not None else None,
-                scratch[k].data_ptr(),
-            )  # fmt: skip
-
-        RUNTIME.run_split(threads, state.shape[0], call)
-        if not readouts:
-            return out, None
-        return out, self._from_rho(rho) if fused else self.fallback.readouts(out)
-
-    def _rdm1(self, state: torch.Tensor) -> torch.Tensor:
-        """Every qubit's reduced density matrix ρ_q[a, c] = Σ ψ_a ψ_c*: [B, n, 2, 2]."""
-        state = state.contiguous()
-        rho = torch.empty(state.shape[0], self.n_qubits, 2, 2, dtype=self.dtype)
-        threads = self._split(state)
-        scratch = self._scratch(state, threads, 2)
-        fn, n = self._fn("qrnn_rdm1"), self.n_qubits
-        RUNTIME.run_split(
-            threads,
-            state.shape[0],
-            lambda k, b0, b1: fn(
-                state.data_ptr(), b0, b1, n, rho.data_ptr(), scratch[k].data_ptr()
-            ),
+        values = torch.empty(batch, self.n_readouts, dtype=self.real_dtype) if readouts else None
+        fn, plan, a, s, o = (
+            self._step,
+            self._plan_ref,
+            angles.data_ptr(),
+            state.data_ptr(),
+            out.data_ptr(),
         )
-        return rho
-
-    def _from_rho(self, rho: torch.Tensor) -> torch.Tensor:
-        trace, _, coef = self._terms
-        return torch.matmul(torch.matmul(rho.view(rho.shape[0], -1), trace).real, coef)
+        z = values.data_ptr() if values is not None else None
+        self._run(batch, lambda k, b0, b1: fn(plan, a, s, o, z, b0, b1))
+        return out, values
 
     def readouts(self, state: torch.Tensor) -> torch.Tensor:
-        if not self.one_qubit_readouts:
-            return self.fallback.readouts(state)
-        return self._from_rho(self._rdm1(state))
+        state = state.contiguous()
+        batch = state.shape[0]
+        values = torch.empty(batch, self.n_readouts, dtype=self.real_dtype)
+        fn, plan, s, z = self._readouts, self._plan_ref, state.data_ptr(), values.data_ptr()
+        self._run(batch, lambda k, b0, b1: fn(plan, s, z, b0, b1))
+        return values
 
     # ------------------------------------------------------------------------------------ backward
-    def _weights(self, grad: torch.Tensor) -> torch.Tensor:
-        """Per-qubit Hermitian 2·Σ_t w_t P_t [B, n, 2, 2]: ∂L/∂ψ = Σ_q W_q ψ for L = Σ_k grad_k
-        ⟨O_k⟩."""
-        _, place, coef = self._terms
-        w = torch.matmul(grad.to(self.real_dtype), coef.T).to(self.dtype)
-        return (2 * torch.matmul(w, place)).view(grad.shape[0], self.n_qubits, 2, 2)
-
     def readouts_vjp(self, state: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """∂L/∂ψ of L = Σ_k grad_k ⟨O_k⟩."""
-        if not self.one_qubit_readouts:
-            return self.fallback.readouts_vjp(state, grad)
-        state, weights = state.contiguous(), self._weights(grad).contiguous()
+        state, grad = state.contiguous(), grad.detach().to(self.real_dtype).contiguous()
         out = torch.empty_like(state)
-        threads = self._split(state)
-        scratch = self._scratch(state, threads, 4)
-        fn, n = self._fn("qrnn_apply_sum"), self.n_qubits
-        RUNTIME.run_split(
-            threads,
-            state.shape[0],
-            lambda k, b0, b1: fn(
-                state.data_ptr(),
-                out.data_ptr(),
-                b0,
-                b1,
-                n,
-                weights.data_ptr(),
-                scratch[k].data_ptr(),
-            ),
+        fn, plan, s, g, o = (
+            self._readouts_vjp,
+            self._plan_ref,
+            state.data_ptr(),
+            grad.data_ptr(),
+            out.data_ptr(),
         )
+        self._run(state.shape[0], lambda k, b0, b1: fn(plan, s, g, o, b0, b1))
         return out
 
     def backward(
@@ -279,50 +314,24 @@ class NativeKernels:
         angles: torch.Tensor,
         grad: torch.Tensor | None,
         readout_grad: torch.Tensor | None,
-        bank: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ψ_in, ∂L/∂ψ_in, ∂L/∂angles) from the output ``state`` of V, the gradient ``grad`` of the
         output state (``None``: zero) and ``readout_grad`` of its readouts (``None``: none read)."""
-        weights = None
-        if readout_grad is not None:
-            if self.one_qubit_readouts:
-                weights = self._weights(readout_grad).contiguous()
-            else:
-                vjp = self.fallback.readouts_vjp(state, readout_grad)
-                grad = vjp if grad is None else grad + vjp
-        state, mats = state.contiguous(), self._fuse(bank)
+        state, angles = state.contiguous(), angles.detach().contiguous()
         grad = grad.contiguous() if grad is not None else None
-        psi, g = torch.empty_like(state), torch.empty_like(state)
+        if readout_grad is not None:
+            readout_grad = readout_grad.detach().to(self.real_dtype).contiguous()
         batch = state.shape[0]
-        blocks = torch.empty(batch, self.n_segments, self.n_qubits, 2, 2, dtype=self.dtype)
-        threads = self._split(state)
-        scratch = self._scratch(state, threads, 6)
-        fn, n, s = self._fn("qrnn_backward"), self.n_qubits, self.n_segments
-
-        def call(k: int, b0: int, b1: int) -> None:
-            fn(
-                state.data_ptr(), grad.data_ptr() if grad is not None else None, psi.data_ptr(),
-                g.data_ptr(), b0, b1, n, s, mats.data_ptr(), self._has_mats, self._inverse_perms,
-                self._phases, weights.data_ptr() if weights is not None else None,
-                blocks.data_ptr(), scratch[k].data_ptr(),
-            )  # fmt: skip
-
-        RUNTIME.run_split(threads, batch, call)
-        grad_rot = self._rotation_grads(bank, blocks).to(angles.dtype)
-        return psi, g, self.fallback.angle_grads(angles, grad_rot)
-
-    def _rotation_grads(self, bank: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
-        """∂L/∂(each rotation's angle) [B, rotations] from the op bank and the K blocks."""
-        bank, blocks = bank.contiguous(), blocks.contiguous()
-        chains, width = self._table.shape
-        rows, positions, ops, paulis = self._rotations
-        grad = torch.zeros(bank.shape[0], self.n_rot, dtype=self.real_dtype)
-        self._fn("qrnn_rotation_grads")(
-            bank.data_ptr(), 0, bank.shape[0], bank.shape[1], self._table.data_ptr(), chains, width,
-            blocks.data_ptr(), rows.numel(), rows.data_ptr(), positions.data_ptr(), ops.data_ptr(),
-            paulis.data_ptr(), self.n_rot, grad.data_ptr(),
+        psi, g = torch.empty_like(state), torch.empty_like(state)
+        grad_angles = torch.empty(batch, self.n_params, dtype=angles.dtype)
+        fn, plan = self._step_back, self._plan_ref
+        args = (
+            angles.data_ptr(), state.data_ptr(), grad.data_ptr() if grad is not None else None,
+            readout_grad.data_ptr() if readout_grad is not None else None, psi.data_ptr(),
+            g.data_ptr(), grad_angles.data_ptr(),
         )  # fmt: skip
-        return grad
+        self._run(batch, lambda k, b0, b1: fn(plan, *args, b0, b1))
+        return psi, g, grad_angles
 
 
-__all__ = ["NativeKernels"]
+__all__ = ["NativeKernels", "Plan", "lower_readouts", "lower_step"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .program import PAULI, ReadoutProgram, StepProgram
+from .program import PAULI, ReadoutProgram, StepProgram, rotation_matrix, z_signs
 
 
 def default_group_size(n_qubits: int) -> int:
@@ -36,6 +36,8 @@ class _TorchSegment:
     rot_ops: torch.Tensor  # rotation indices in this segment,
     rot_qubits: torch.Tensor  # their qubits,
     rot_slots: torch.Tensor  # and their chain slots q·Lmax + position
+    diag_ops: torch.Tensor | None  # the diagonal's rz rotations
+    diag_signs: torch.Tensor | None  # [terms, N] their Z-mask eigenvalues ±1
 
 
 class TorchKernels:
@@ -79,8 +81,8 @@ class TorchKernels:
         rotations = program.rotations
         self.n_rot = len(rotations)
         self.n_params = program.n_params
-        self._rot_param = self._tensor([r.angle.param for r in rotations], long)
-        self._rot_coef = self._tensor([r.angle.coef for r in rotations], rdt)
+        # rotation angles = θ @ matrix + offset
+        self._rot_matrix = self._tensor(rotation_matrix(program), rdt)
         self._rot_offset = self._tensor([r.angle.offset for r in rotations], rdt)
         empty = np.zeros((0, 2, 2), dtype=complex)
         self._rot_gen = self._tensor(
@@ -101,6 +103,12 @@ class TorchKernels:
             ops = [r for r, _, _ in seg.rotations]
             qubits = [q for _, q, _ in seg.rotations]
             slots = [q * seg.width + j for _, q, j in seg.rotations]
+            diag_ops = diag_signs = None
+            if seg.diagonal:
+                diag_ops = self._tensor([r for r, _ in seg.diagonal], long)
+                diag_signs = self._tensor(
+                    np.stack([z_signs(m, program.dim) for _, m in seg.diagonal]), rdt
+                )
             self.segments.append(
                 _TorchSegment(
                     table,
@@ -110,6 +118,8 @@ class TorchKernels:
                     self._tensor(ops, long),
                     self._tensor(qubits, long),
                     self._tensor(slots, long),
+                    diag_ops,
+                    diag_signs,
                 )
             )
         # per group: [D², g·4] 0/1 table reducing a D×D group matrix to the 2×2 blocks of its qubits
@@ -183,7 +193,7 @@ class TorchKernels:
         consts = self._const_bank.expand(batch, -1, -1, -1)
         if not self.n_rot:
             return consts
-        half = 0.5 * (angles[:, self._rot_param] * self._rot_coef + self._rot_offset)
+        half = 0.5 * (torch.matmul(angles, self._rot_matrix) + self._rot_offset)
         cos = torch.cos(half).to(self.dtype)[..., None, None]
         sin = torch.sin(half).to(self.dtype)[..., None, None]
         return torch.cat([cos * self._eye2 + sin * self._rot_gen, consts], dim=1)
@@ -273,6 +283,13 @@ class TorchKernels:
         words = torch.view_as_real(state)
         return torch.view_as_complex(torch.index_select(words, -2, index).contiguous())
 
+    def _diagonal(self, bank: torch.Tensor, seg: _TorchSegment) -> torch.Tensor:
+        """The segment's diagonal D(k) = exp(-i Σ_t φ_t/2·σ_t(k)) [B, N] (φ_t/2 is the phase of
+        the rz entry [1, 1] of the bank)."""
+        half = torch.angle(bank[:, seg.diag_ops, 1, 1])
+        exponent = -torch.matmul(half, seg.diag_signs)
+        return torch.complex(torch.cos(exponent), torch.sin(exponent))
+
     # ---------------------------------------------------------------------------------- forward
     def apply_autograd(self, state: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
         """V·state (U = global phase · V) from the op bank; differentiable by plain autograd."""
@@ -282,6 +299,8 @@ class TorchKernels:
                 mats = self._group_matrices(self._fused(bank, seg.table))
                 for (lo, hi), mat in zip(reversed(self.groups), reversed(mats)):
                     state = self._rotate_in(state, hi - lo, mat)
+            if seg.diag_ops is not None:
+                state = state * self._diagonal(bank, seg)
             state = self._gather(state, seg.perm)
             if seg.phase is not None:
                 state = state * seg.phase
@@ -300,10 +319,10 @@ class TorchKernels:
         return torch.matmul(terms.real, self._readout_coef)
 
     def forward(
-        self, state: torch.Tensor, bank: torch.Tensor, readouts: bool = False
+        self, state: torch.Tensor, angles: torch.Tensor, readouts: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(V·state, its readouts or ``None``)."""
-        out = self.apply_autograd(state, bank)
+        """(V·state, its readouts or ``None``) for angles [B, P]."""
+        out = self.apply_autograd(state, self.bank(angles))
         return out, self.readouts_autograd(out) if readouts else None
 
     def readouts(self, state: torch.Tensor) -> torch.Tensor:
@@ -334,7 +353,6 @@ class TorchKernels:
         angles: torch.Tensor,
         grad: torch.Tensor | None,
         readout_grad: torch.Tensor | None,
-        bank: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Walk the step back from its output ``state`` (of V): (ψ_in, ∂L/∂ψ_in, ∂L/∂angles), given
         the gradient ``grad`` of the output state (``None``: zero) and ``readout_grad`` of its
@@ -348,6 +366,7 @@ class TorchKernels:
             grad = vjp if grad is None else grad + vjp
         if grad is None:
             grad = torch.zeros_like(state)
+        bank = self.bank(angles)
         batch = state.shape[0]
         pair = torch.stack([state, grad], dim=1)
         grad_rot = angles.new_zeros(batch, self.n_rot)
@@ -355,6 +374,12 @@ class TorchKernels:
             if seg.phase is not None:
                 pair = pair * seg.phase.conj()
             pair = self._gather(pair, seg.inverse_perm)
+            if seg.diag_ops is not None:  # ∂L/∂φ_t = ½ Σ_k σ_t(k) Im(g_k* ψ_k), unchanged by D
+                w = (pair[:, 1].conj() * pair[:, 0]).imag
+                grad_rot = grad_rot.index_add(
+                    1, seg.diag_ops, 0.5 * torch.matmul(w, seg.diag_signs.T)
+                )
+                pair = pair * self._diagonal(bank, seg).conj()[:, None]
             if seg.table is None:
                 continue
             mats = self._group_matrices(self._fused(bank, seg.table))
@@ -390,10 +415,9 @@ class TorchKernels:
 
     def angle_grads(self, angles: torch.Tensor, grad_rot: torch.Tensor) -> torch.Tensor:
         """∂L/∂angles [B, P] from the gradients of the individual rotations [B, rotations]."""
-        grad_angles = angles.new_zeros(angles.shape[0], self.n_params)
-        if self.n_rot:
-            grad_angles = grad_angles.index_add(1, self._rot_param, grad_rot * self._rot_coef)
-        return grad_angles
+        if not self.n_rot:
+            return angles.new_zeros(angles.shape[0], self.n_params)
+        return torch.matmul(grad_rot.to(self._rot_matrix.dtype), self._rot_matrix.T)
 
 
 __all__ = ["PAULI", "TorchKernels", "default_group_size"]

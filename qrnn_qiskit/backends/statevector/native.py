@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-SOURCES = ("native.c", "native_body.h")
+SOURCES = ("native.c", "native_body.h", "native_lanes.h")
 FLAGS = [
     "-O3",
     "-march=native",
@@ -45,7 +45,7 @@ FLAGS = [
     "-fassociative-math",
     "-fno-signed-zeros",
 ]
-ABI = 6
+ABI = 7
 MIN_QUBITS = 3  # a state must fill one 32-byte vector of float32 planes
 # Amplitudes per thread below which a batch is not split: handing work to a pool thread costs ~0.1
 # ms, more than a whole n = 8, B = 32 step (measured on 2 cores: splitting it made it 2× slower, n =
@@ -91,15 +91,12 @@ def _build(target: Path, compiler: str) -> None:
 
 
 def _declare(library: ctypes.CDLL) -> None:
-    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
     signatures = {
-        "qrnn_forward": [p, p, i64, i64, i32, i32, p, p, p, p, p, p],
-        "qrnn_backward": [p, p, p, p, i64, i64, i32, i32, p, p, p, p, p, p, p],
-        "qrnn_rdm1": [p, i64, i64, i32, p, p],
-        "qrnn_apply_sum": [p, p, i64, i64, i32, p, p],
-        "qrnn_bank": [p, i64, i64, i32, i32, p, p, p, p, i32, p, p],
-        "qrnn_fuse": [p, i64, i64, i32, p, i32, i32, p],
-        "qrnn_rotation_grads": [p, i64, i64, i32, p, i32, i32, p, i32, p, p, p, p, i32, p],
+        "qrnn_step": [p, p, p, p, p, i64, i64],
+        "qrnn_step_back": [p, p, p, p, p, p, p, p, i64, i64],
+        "qrnn_readouts": [p, p, p, i64, i64],
+        "qrnn_readouts_vjp": [p, p, p, p, i64, i64],
     }
     for suffix in ("_f32", "_f64"):
         for name, argtypes in signatures.items():

@@ -4,17 +4,32 @@ programs.
 Pure functions of the circuit and the observables: no torch, no device, nothing cached. The kernels
 (``kernels_torch.py``, ``kernels_native.py``) lower these programs to their own tables.
 
-**Step program.** The circuit's instructions are *collected* into segments, then each segment is
-*collapsed* (the shape of Qiskit's ``CollectAndCollapse`` passes):
+**Gates.** Every instruction is first *lowered* to four primitives: a single-qubit rotation
+exp(-iφP/2) (P ∈ {X, Y, Z}), a constant matrix on its qubits, a Z-string rotation
+exp(-iφ/2·Z⊗…⊗Z) and a global-phase term, every angle φ = Σ_p c_p·θ_p + b linear in the circuit's
+parameters (:class:`Angle`). rx, ry, rz, p, u, u1, u2, u3, r and rzz, rxx, ryy, rzx, crx, cry, crz,
+cp, cu1 and a ``global_phase`` gate have rules (``_RULES``: rxx = (H⊗H)·rzz·(H⊗H), crz(θ) =
+rz_t(θ/2)·rzz_ct(-θ/2), p(λ) = e^{iλ/2}·rz(λ), …); any other gate whose parameters are numbers
+becomes its matrix (single-qubit gates: any; several qubits: *monomial* gates, one non-zero per
+column — cx, cy, cz, swap, iswap, ccx, cswap, cs, …); a composite instruction is inlined from its
+definition. ``barrier``, ``id`` and ``delay`` are ignored.
+
+**Step program.** The primitives are *collected* into segments, then each segment is *collapsed*
+(the shape of Qiskit's ``CollectAndCollapse`` passes):
 
 * collect: a segment is a layer of single-qubit gates (one chain of gates per qubit, in application
-  order) followed by a block of *monomial* gates (cx, cz and the Pauli/phase gates x, y, z, s, sdg
-  once their qubit has been touched by the block). A non-monomial single-qubit gate on a qubit the
-  block has touched starts the next segment.
+  order) followed by a block: parametrized Z-string rotations (the *diagonal*), then constant
+  monomial gates (a signed permutation). A monomial or a Z-string rotation on a qubit the block has
+  touched joins the block — a Z-string rotation that arrives after monomials is moved to the
+  block's start by conjugation (C·R_m(φ) = R_{m'}(±φ)·C for the affine permutations of cx, x, swap,
+  …); a non-monomial single-qubit gate on a touched qubit starts the next segment. A chain's
+  trailing parametrized rz gates move into the diagonal when what remains of the chain is real
+  (ry and real constants): the native kernels then run the chain as a real 2×2 and the diagonal of
+  single-qubit terms as one separable phase.
 * collapse: every gate of a chain becomes a reference into one *op bank* laid out as
-  [rotations…, constant matrices…, identity]; the monomial block becomes one signed permutation
-  ψ'_i = phase_i · ψ_{perm_i} (``None`` parts where trivial). Segments with nothing to do are
-  dropped.
+  [rotations…, constant matrices…, identity]; each diagonal term refers to an rz rotation of the
+  bank and a Z mask; the monomial block becomes one signed permutation ψ'_i = phase_i · ψ_{perm_i}
+  (``None`` parts where trivial). Segments with nothing to do are dropped.
 
 **Readout program.** Every Pauli term of every observable, de-duplicated, as bit masks taken from
 ``SparsePauliOp.paulis.x/.z`` (bit q = qubit q), and the real coefficient matrix [terms,
@@ -26,19 +41,29 @@ Basis order is Qiskit's: bit q of the amplitude index is qubit q.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterExpression
-from qiskit.quantum_info import SparsePauliOp
+from qiskit.quantum_info import Operator, SparsePauliOp
 
-SUPPORTED_GATES = ("rx", "ry", "rz", "h", "x", "y", "z", "s", "sdg", "cx", "cz")
-IGNORED = ("barrier", "id")
-MONOMIAL_1Q = ("x", "y", "z", "s", "sdg")
-MONOMIAL_2Q = ("cx", "cz")
+# gates with a rule (parametrized families); constant gates are compiled from their matrices
+PARAMETRIZED_GATES = (
+    "rx", "ry", "rz", "p", "u", "u1", "u2", "u3", "r",
+    "rzz", "rxx", "ryy", "rzx", "crx", "cry", "crz", "cp", "cu1", "global_phase",
+)  # fmt: skip
+# constant gates named here for reference: any single-qubit gate and any monomial gate compiles
+CONSTANT_GATES = (
+    "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg",
+    "cx", "cy", "cz", "swap", "iswap", "dcx", "ccx", "ccz", "cswap", "cs", "csdg",
+)  # fmt: skip
+SUPPORTED_GATES = PARAMETRIZED_GATES + CONSTANT_GATES
+IGNORED = ("barrier", "id", "delay")
 ROTATIONS = ("rx", "ry", "rz")
+MAX_INLINE_DEPTH = 16
 
 PAULI = {
     "I": np.eye(2, dtype=complex),
@@ -46,14 +71,9 @@ PAULI = {
     "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
     "Z": np.array([[1, 0], [0, -1]], dtype=complex),
 }
-FIXED_1Q = {
-    "h": np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2),
-    "x": PAULI["X"],
-    "y": PAULI["Y"],
-    "z": PAULI["Z"],
-    "s": np.array([[1, 0], [0, 1j]], dtype=complex),
-    "sdg": np.array([[1, 0], [0, -1j]], dtype=complex),
-}
+H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
+S = np.diag([1, 1j])
+SDG = np.diag([1, -1j])
 # R(θ) = exp(-iθP/2) = cos(θ/2)·I + sin(θ/2)·G with G = -i·P
 ROTATION_PAULI = {"rx": PAULI["X"], "ry": PAULI["Y"], "rz": PAULI["Z"]}
 ROTATION_GENERATOR = {kind: -1j * pauli for kind, pauli in ROTATION_PAULI.items()}
@@ -65,16 +85,36 @@ class UnsupportedCircuitError(ValueError):
 
 @dataclass(frozen=True)
 class Angle:
-    """A gate angle ``coef·θ[param] + offset`` (``param`` None: a constant ``offset``)."""
+    """A gate angle ``offset + Σ coef·θ[param]`` over ``terms`` = ((param, coef), …), params
+    ascending; no terms: the constant ``offset``."""
 
-    param: int | None
-    coef: float
+    terms: tuple[tuple[int, float], ...]
     offset: float
+
+    @property
+    def constant(self) -> bool:
+        return not self.terms
+
+    def scaled(self, factor: float) -> Angle:
+        return Angle(tuple((p, c * factor) for p, c in self.terms), self.offset * factor)
+
+    def plus(self, other: Angle) -> Angle:
+        coefs: dict[int, float] = dict(self.terms)
+        for p, c in other.terms:
+            coefs[p] = coefs.get(p, 0.0) + c
+        terms = tuple(sorted((p, c) for p, c in coefs.items() if c != 0.0))
+        return Angle(terms, self.offset + other.offset)
+
+    def value(self, theta: Sequence[float]) -> float:
+        return self.offset + sum(c * theta[p] for p, c in self.terms)
+
+
+ZERO = Angle((), 0.0)
 
 
 @dataclass(frozen=True)
 class Rotation:
-    """A parametrized single-qubit rotation exp(-iθP/2), P ∈ {X, Y, Z} (``kind`` rx, ry or rz)."""
+    """A parametrized single-qubit rotation exp(-iφP/2), P ∈ {X, Y, Z} (``kind`` rx, ry or rz)."""
 
     kind: str
     angle: Angle
@@ -90,12 +130,14 @@ class Rotation:
 
 @dataclass(frozen=True)
 class Segment:
-    """One collapsed segment.
+    """One collapsed segment: the single-qubit layer, then the diagonal, then the permutation.
 
     ``chains[q]``: op-bank indices of qubit q's single-qubit gates, in application order (may be
-    empty). ``perm``/``phase``: the monomial block as ψ'_i = phase_i · ψ_{perm_i} (``None`` where
-    trivial); ``inverse_perm`` undoes ``perm``. ``rotations``: (rotation index, qubit, position in
-    its chain) of every parametrized rotation of the single-qubit layer.
+    empty). ``diagonal``: (rotation index, Z mask) of every parametrized Z-string rotation
+    exp(-iφ/2·Z_mask) (they commute; the rotation is an rz of the bank, φ its angle).
+    ``perm``/``phase``: the monomial block as ψ'_i = phase_i · ψ_{perm_i} (``None`` where trivial);
+    ``inverse_perm`` undoes ``perm``. ``rotations``: (rotation index, qubit, position in its chain)
+    of every parametrized rotation of the single-qubit layer.
     """
 
     chains: tuple[tuple[int, ...], ...]
@@ -103,6 +145,7 @@ class Segment:
     inverse_perm: np.ndarray | None
     phase: np.ndarray | None
     rotations: tuple[tuple[int, int, int], ...]
+    diagonal: tuple[tuple[int, int], ...] = ()
 
     @property
     def has_layer(self) -> bool:
@@ -116,7 +159,7 @@ class Segment:
 
 @dataclass(frozen=True)
 class StepProgram:
-    """A compiled step circuit: op bank recipe, segments and global phase.
+    """A compiled step circuit: op bank recipe, segments and global phase e^{iφ}, φ = ``phase``.
 
     Op bank (per sample): ``rotations`` (from the angles), then ``constants``, then the identity, so
     bank index ``identity`` is I and indices ``< n_rotations`` are rotations.
@@ -127,7 +170,7 @@ class StepProgram:
     rotations: tuple[Rotation, ...]
     constants: np.ndarray  # [C, 2, 2]
     segments: tuple[Segment, ...]
-    global_phase: complex
+    phase: Angle = ZERO
 
     @property
     def n_params(self) -> int:
@@ -145,100 +188,259 @@ class StepProgram:
     def dim(self) -> int:
         return 1 << self.n_qubits
 
+    @property
+    def global_phase(self) -> complex:
+        """The global phase e^{iφ} when it is constant (else a ValueError)."""
+        if not self.phase.constant:
+            raise ValueError("the global phase depends on the parameters")
+        return complex(np.exp(1j * self.phase.offset))
 
-@dataclass
-class _Collected:
-    """A segment during the collect pass: chains of op descriptors and the monomial block."""
-
-    chains: list[list[Rotation | np.ndarray]]
-    mono: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
-    touched: set[int] = field(default_factory=set)
+    def n_gates(self) -> int:
+        """Single-qubit passes of one step: the non-empty chains of every segment."""
+        return sum(1 for seg in self.segments for chain in seg.chains if chain)
 
 
-def _angle(value, gate: str, parameters: Sequence[Parameter]) -> Angle:
-    if not isinstance(value, ParameterExpression):
-        return Angle(None, 0.0, float(value))
-    params = list(value.parameters)
-    if not params:
-        return Angle(None, 0.0, float(value))
-    if len(params) != 1:
-        raise UnsupportedCircuitError(
-            f"gate {gate!r}: angle {value} depends on several parameters; only a·θ + b is supported"
-        )
-    (p,) = params
-    f0, f1, f2 = (float(value.bind({p: x})) for x in (0.0, 1.0, 2.0))
-    if abs(f2 - 2 * f1 + f0) > 1e-12:
-        raise UnsupportedCircuitError(f"gate {gate!r}: angle {value} is not linear in {p.name}")
-    return Angle(list(parameters).index(p), f1 - f0, f0)
+# ---------------------------------------------------------------------------------- primitives
+@dataclass(frozen=True)
+class _Rot:
+    kind: str
+    angle: Angle
+    qubit: int
+
+
+@dataclass(frozen=True)
+class _Mat:
+    matrix: np.ndarray  # [2^k, 2^k], Qiskit order: qubits[0] is the least significant bit
+    qubits: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _ZRot:
+    angle: Angle
+    qubits: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Phase:
+    angle: Angle
+
+
+def _angle(value, gate: str, index: dict[Parameter, int]) -> Angle:
+    """``value`` (a number or a ParameterExpression linear in the circuit's parameters)."""
+    if not isinstance(value, ParameterExpression) or not value.parameters:
+        number = complex(value)
+        if abs(number.imag) > 1e-12:
+            raise UnsupportedCircuitError(f"gate {gate!r}: angle {value} is not real")
+        return Angle((), number.real)
+    terms = []
+    for p in sorted(value.parameters, key=lambda p: index[p]):
+        d = value.gradient(p)
+        if isinstance(d, ParameterExpression) and d.parameters:
+            raise UnsupportedCircuitError(
+                f"gate {gate!r}: angle {value} is not linear in {p.name} (only Σ a·θ + b is "
+                "supported)"
+            )
+        coef = complex(d)
+        if abs(coef.imag) > 1e-12:
+            raise UnsupportedCircuitError(f"gate {gate!r}: angle {value} is not real")
+        if coef.real != 0.0:
+            terms.append((index[p], coef.real))
+    offset = complex(value.bind({p: 0.0 for p in value.parameters}))
+    return Angle(tuple(terms), offset.real)
 
 
 def _rotation_matrix(kind: str, angle: float) -> np.ndarray:
     return np.cos(angle / 2) * np.eye(2) + np.sin(angle / 2) * ROTATION_GENERATOR[kind]
 
 
-def _collect(circuit: QuantumCircuit, parameters: Sequence[Parameter]) -> list[_Collected]:
-    n = circuit.num_qubits
-    segments = [_Collected([[] for _ in range(n)])]
+def _basis_change(pauli: str, q: int) -> tuple[list, list]:
+    """(B, B†) as gate lists in application order, with B·P·B† = Z: B = H for X, H·S† for Y."""
+    if pauli == "X":
+        return [_Mat(H, (q,))], [_Mat(H, (q,))]
+    if pauli == "Y":
+        return [_Mat(SDG, (q,)), _Mat(H, (q,))], [_Mat(H, (q,)), _Mat(S, (q,))]
+    return [], []
+
+
+def _pauli_rotation(paulis: str, qubits: Sequence[int], angle: Angle) -> list:
+    """exp(-iφ/2·P) for a Pauli string ``paulis`` (one letter per qubit of ``qubits``): basis
+    changes around a Z-string rotation."""
+    before, after = [], []
+    for p, q in zip(paulis, qubits):
+        b, a = _basis_change(p, q)
+        before += b
+        after += a
+    return before + [_ZRot(angle, tuple(qubits))] + after
+
+
+def _controlled_rotation(kind: str, angle: Angle, c: int, t: int) -> list:
+    """c-R(θ) = exp(-iθ/4·P_t)·exp(+iθ/4·Z_c P_t) (R = exp(-iθP/2) on the target)."""
+    before, after = _basis_change({"rx": "X", "ry": "Y", "rz": "Z"}[kind], t)
+    half = angle.scaled(0.5)
+    return before + [_ZRot(half, (t,)), _ZRot(half.scaled(-1.0), (c, t))] + after
+
+
+def _u(theta: Angle, phi: Angle, lam: Angle, q: int) -> list:
+    """U(θ, φ, λ) = e^{i(φ+λ)/2}·RZ(φ)·RY(θ)·RZ(λ)."""
+    return [
+        _Rot("rz", lam, q),
+        _Rot("ry", theta, q),
+        _Rot("rz", phi, q),
+        _Phase(phi.plus(lam).scaled(0.5)),
+    ]
+
+
+_HALF_PI = Angle((), math.pi / 2)
+# name → (parameter angles, qubits) → primitives
+_RULES: dict[str, Callable[[list[Angle], tuple[int, ...]], list]] = {
+    "rx": lambda a, q: [_Rot("rx", a[0], q[0])],
+    "ry": lambda a, q: [_Rot("ry", a[0], q[0])],
+    "rz": lambda a, q: [_Rot("rz", a[0], q[0])],
+    "p": lambda a, q: [_Rot("rz", a[0], q[0]), _Phase(a[0].scaled(0.5))],
+    "u1": lambda a, q: [_Rot("rz", a[0], q[0]), _Phase(a[0].scaled(0.5))],
+    "u": lambda a, q: _u(a[0], a[1], a[2], q[0]),
+    "u3": lambda a, q: _u(a[0], a[1], a[2], q[0]),
+    "u2": lambda a, q: _u(_HALF_PI, a[0], a[1], q[0]),
+    # R(θ, φ) = RZ(φ)·RX(θ)·RZ(-φ)
+    "r": lambda a, q: [_Rot("rz", a[1].scaled(-1.0), q[0]), _Rot("rx", a[0], q[0]),
+                       _Rot("rz", a[1], q[0])],
+    "rzz": lambda a, q: [_ZRot(a[0], q)],
+    "rxx": lambda a, q: _pauli_rotation("XX", q, a[0]),
+    "ryy": lambda a, q: _pauli_rotation("YY", q, a[0]),
+    "rzx": lambda a, q: _pauli_rotation("ZX", q, a[0]),  # Z on the first qubit, X on the second
+    "crx": lambda a, q: _controlled_rotation("rx", a[0], *q),
+    "cry": lambda a, q: _controlled_rotation("ry", a[0], *q),
+    "crz": lambda a, q: _controlled_rotation("rz", a[0], *q),
+    # cp(λ) = e^{iλ/4}·rz_c(λ/2)·rz_t(λ/2)·rzz(-λ/2)
+    "cp": lambda a, q: [_Rot("rz", a[0].scaled(0.5), q[0]), _Rot("rz", a[0].scaled(0.5), q[1]),
+                        _ZRot(a[0].scaled(-0.5), q), _Phase(a[0].scaled(0.25))],
+    "global_phase": lambda a, q: [_Phase(a[0])],
+}  # fmt: skip
+_RULES["cu1"] = _RULES["cp"]
+
+
+def _lower(circuit: QuantumCircuit, index: dict[Parameter, int], depth: int = 0) -> list:
+    """The primitives of ``circuit`` in application order (phase terms included)."""
+    out: list = []
+    if isinstance(circuit.global_phase, ParameterExpression) or circuit.global_phase:
+        out.append(_Phase(_angle(circuit.global_phase, "global phase", index)))
     for instruction in circuit.data:
         op = instruction.operation
         name = op.name
         if name in IGNORED:
             continue
-        if name not in SUPPORTED_GATES:
-            raise UnsupportedCircuitError(
-                f"instruction {name!r} is not supported by the statevector engine "
-                f"(supported: {', '.join(SUPPORTED_GATES)})"
-            )
         if getattr(op, "condition", None) is not None:
             raise UnsupportedCircuitError(f"conditional instruction {name!r} is not supported")
+        if instruction.clbits or name in ("measure", "reset"):
+            raise UnsupportedCircuitError(
+                f"instruction {name!r} is not supported by the statevector engine (a step circuit "
+                "is unitary: no measurements, resets or classical bits)"
+            )
         qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
-        seg = segments[-1]
-        if name in MONOMIAL_2Q:
-            seg.mono.append((name, qubits))
-            seg.touched.update(qubits)
+        if name in _RULES:
+            angles = [_angle(p, name, index) for p in op.params]
+            out += _RULES[name](angles, qubits)
             continue
-        (q,) = qubits
-        if name in MONOMIAL_1Q and q in seg.touched:
-            seg.mono.append((name, qubits))
+        symbolic = any(isinstance(p, ParameterExpression) and p.parameters for p in op.params)
+        matrix = None
+        if not symbolic:
+            try:
+                matrix = Operator(op).data
+            except Exception:  # noqa: BLE001 - anything Operator cannot build is unsupported
+                matrix = None
+        if matrix is not None and (len(qubits) == 1 or _monomial(matrix) is not None):
+            out.append(_Mat(np.asarray(matrix, dtype=complex), qubits))
             continue
-        if q in seg.touched:
-            seg = _Collected([[] for _ in range(n)])
-            segments.append(seg)
-        if name in ROTATIONS:
-            angle = _angle(op.params[0], name, parameters)
-            if angle.param is None:
-                seg.chains[q].append(_rotation_matrix(name, angle.offset))
-            else:
-                seg.chains[q].append(Rotation(name, angle))
-        else:
-            seg.chains[q].append(FIXED_1Q[name])
-    return segments
+        definition = getattr(op, "definition", None)
+        if definition is not None and depth < MAX_INLINE_DEPTH and _known(definition, index):
+            out += [_remap(p, qubits) for p in _lower(definition, index, depth + 1)]
+            continue
+        what = "a constant gate on several qubits must be monomial (one non-zero per column)"
+        raise UnsupportedCircuitError(
+            f"instruction {name!r} is not supported by the statevector engine ({what}; rules "
+            f"exist for {', '.join(PARAMETRIZED_GATES)})"
+        )
+    return out
+
+
+def _known(definition: QuantumCircuit, index: dict[Parameter, int]) -> bool:
+    """Whether a definition is written in the circuit's own parameters (it can be inlined)."""
+    return all(p in index for p in definition.parameters)
+
+
+def _remap(primitive, qubits: tuple[int, ...]):
+    """A primitive of an inlined definition on the instruction's qubits."""
+    if isinstance(primitive, _Rot):
+        return _Rot(primitive.kind, primitive.angle, qubits[primitive.qubit])
+    if isinstance(primitive, _Mat):
+        return _Mat(primitive.matrix, tuple(qubits[q] for q in primitive.qubits))
+    if isinstance(primitive, _ZRot):
+        return _ZRot(primitive.angle, tuple(qubits[q] for q in primitive.qubits))
+    return primitive
+
+
+# ---------------------------------------------------------------------------------- monomials
+def _monomial(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(π, g) with M|j⟩ = g_j|π(j)⟩ if ``matrix`` has one non-zero per column (and is a
+    permutation of rows), else ``None``."""
+    nonzero = np.abs(matrix) > 1e-12
+    if not np.all(nonzero.sum(axis=0) == 1):
+        return None
+    pi = nonzero.argmax(axis=0)
+    if len(set(pi.tolist())) != len(pi):
+        return None
+    g = matrix[pi, np.arange(len(pi))]
+    return pi.astype(np.int64), g.astype(complex)
 
 
 def monomial_action(
-    name: str, qubits: Sequence[int], k: np.ndarray
+    matrix: np.ndarray, qubits: Sequence[int], k: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gate G acting as G|k⟩ = g(k)|τ(k)⟩ on basis indices ``k``; returns (τ(k), g(k))."""
-    ones = np.ones(k.shape, dtype=complex)
-    if name == "cx":
-        c, t = qubits
-        return k ^ (((k >> c) & 1) << t), ones
-    if name == "cz":
-        a, b = qubits
-        return k, np.where(((k >> a) & (k >> b) & 1) == 1, -1.0, 1.0).astype(complex)
-    (q,) = qubits
-    bit = (k >> q) & 1
-    if name == "x":
-        return k ^ (1 << q), ones
-    if name == "y":
-        return k ^ (1 << q), np.where(bit == 0, 1j, -1j)
-    if name == "z":
-        return k, np.where(bit == 0, 1.0, -1.0).astype(complex)
-    if name == "s":
-        return k, np.where(bit == 0, 1.0, 1j)
-    if name == "sdg":
-        return k, np.where(bit == 0, 1.0, -1j)
-    raise AssertionError(name)
+    """Monomial gate ``matrix`` on ``qubits`` acting as G|k⟩ = g(k)|τ(k)⟩ on basis indices ``k``;
+    returns (τ(k), g(k))."""
+    action = _monomial(matrix)
+    if action is None:
+        raise ValueError("the matrix is not monomial")
+    pi, g = action
+    local = np.zeros(k.shape, dtype=np.int64)
+    for i, q in enumerate(qubits):
+        local |= ((k >> q) & 1) << i
+    image = pi[local]
+    out = k.copy()
+    for i, q in enumerate(qubits):
+        out = (out & ~np.int64(1 << q)) | (((image >> i) & 1) << q)
+    return out, g[local]
+
+
+def _conjugate_z(mask: int, sign: float, matrix: np.ndarray, qubits: Sequence[int]):
+    """(mask', sign') with M†·Z_mask·M = sign'/sign·Z_mask' for a monomial M on ``qubits``, or
+    ``None`` when M†·Z_mask·M is not a Z string (a non-affine permutation such as ccx)."""
+    local = 0
+    for i, q in enumerate(qubits):
+        if (mask >> q) & 1:
+            local |= 1 << i
+    if not local:
+        return mask, sign
+    pi, _ = _monomial(matrix)
+    k = len(qubits)
+    # M†·Z_l·M = diag_j σ_l(π(j)) with σ_l(i) = (-1)^{|i ∧ l|}
+    values = np.array([1 - 2 * (bin(int(pi[j]) & local).count("1") & 1) for j in range(1 << k)])
+    new_sign = values[0]
+    image = 0
+    for i in range(k):
+        if values[1 << i] != new_sign:
+            image |= 1 << i
+    expected = np.array(
+        [new_sign * (1 - 2 * (bin(j & image).count("1") & 1)) for j in range(1 << k)]
+    )
+    if not np.array_equal(values, expected):
+        return None
+    out = mask
+    for i, q in enumerate(qubits):
+        out &= ~(1 << q)
+        if (image >> i) & 1:
+            out |= 1 << q
+    return out, sign * float(new_sign)
 
 
 def _signed_permutation(mono, dim: int):
@@ -248,8 +450,8 @@ def _signed_permutation(mono, dim: int):
     k = np.arange(dim, dtype=np.int64)
     sigma = k.copy()
     ph = np.ones(dim, dtype=complex)
-    for name, qubits in mono:
-        tau, g = monomial_action(name, qubits, sigma)
+    for matrix, qubits in mono:
+        tau, g = monomial_action(matrix, qubits, sigma)
         ph = ph * g
         sigma = tau
     inverse = np.empty_like(sigma)
@@ -263,50 +465,180 @@ def _signed_permutation(mono, dim: int):
     return perm, inverse_perm, phase
 
 
+# ---------------------------------------------------------------------------------- collect
+def _is_real(op) -> bool:
+    if isinstance(op, Rotation):
+        return op.kind == "ry"
+    return bool(np.all(np.abs(np.imag(op)) < 1e-15))
+
+
+@dataclass
+class _Collected:
+    """A segment during the collect pass: chains of op descriptors, the diagonal (Z-string
+    rotations at the block's start: (mask, angle)) and the monomial block."""
+
+    chains: list[list[Rotation | np.ndarray]]
+    diagonal: list[tuple[int, Angle]] = field(default_factory=list)
+    mono: list[tuple[np.ndarray, tuple[int, ...]]] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
+
+
+def _collect(primitives: list, n: int) -> tuple[list[_Collected], Angle]:
+    segments = [_Collected([[] for _ in range(n)])]
+    phase = ZERO
+
+    def fresh() -> _Collected:
+        segments.append(_Collected([[] for _ in range(n)]))
+        return segments[-1]
+
+    for prim in primitives:
+        seg = segments[-1]
+        if isinstance(prim, _Phase):
+            phase = phase.plus(prim.angle)
+            continue
+        if isinstance(prim, _Rot):
+            if prim.angle.constant:
+                prim = _Mat(_rotation_matrix(prim.kind, prim.angle.offset), (prim.qubit,))
+            elif prim.kind == "rz" and prim.qubit in seg.touched:
+                prim = _ZRot(prim.angle, (prim.qubit,))
+            else:
+                if prim.qubit in seg.touched:
+                    seg = fresh()
+                seg.chains[prim.qubit].append(Rotation(prim.kind, prim.angle))
+                continue
+        if isinstance(prim, _ZRot):
+            if prim.angle.constant:  # a constant diagonal: a monomial like any other
+                phases = [
+                    np.exp(-0.5j * prim.angle.offset * (1 - 2 * (bin(j).count("1") & 1)))
+                    for j in range(1 << len(prim.qubits))
+                ]
+                prim = _Mat(np.diag(phases), prim.qubits)
+            elif len(prim.qubits) == 1 and prim.qubits[0] not in seg.touched:
+                seg.chains[prim.qubits[0]].append(Rotation("rz", prim.angle))
+                continue
+            else:
+                mask = sum(1 << q for q in prim.qubits)
+                moved: tuple[int, float] | None = (mask, 1.0)
+                for matrix, qubits in reversed(seg.mono):
+                    moved = _conjugate_z(moved[0], moved[1], matrix, qubits)
+                    if moved is None:
+                        break
+                if moved is None:
+                    seg = fresh()
+                    moved = (mask, 1.0)
+                seg.diagonal.append((moved[0], prim.angle.scaled(moved[1])))
+                seg.touched.update(prim.qubits)
+                continue
+        assert isinstance(prim, _Mat)
+        if len(prim.qubits) > 1:
+            seg.mono.append((prim.matrix, prim.qubits))
+            seg.touched.update(prim.qubits)
+            continue
+        (q,) = prim.qubits
+        if q in seg.touched:
+            if _monomial(prim.matrix) is not None:
+                seg.mono.append((prim.matrix, prim.qubits))
+                continue
+            seg = fresh()
+        seg.chains[q].append(prim.matrix)
+    for seg in segments:
+        _diagonal_tails(seg)
+    return segments, phase
+
+
+def _diagonal_tails(seg: _Collected) -> None:
+    """Move each chain's trailing parametrized rz gates into the diagonal when the rest of the
+    chain is real (the tail is applied just before the block, where the diagonal sits)."""
+    for q, chain in enumerate(seg.chains):
+        tail = 0
+        while (
+            tail < len(chain)
+            and isinstance(chain[-1 - tail], Rotation)
+            and (chain[-1 - tail].kind == "rz")
+        ):
+            tail += 1
+        if not tail or not all(_is_real(op) for op in chain[: len(chain) - tail]):
+            continue
+        for op in chain[len(chain) - tail :]:
+            seg.diagonal.insert(0, (1 << q, op.angle))
+        del chain[len(chain) - tail :]
+
+
 def compile_step(circuit: QuantumCircuit) -> StepProgram:
     """The step program of ``circuit`` (see the module docstring); raises
     :class:`UnsupportedCircuitError` naming the first instruction it cannot compile."""
     if circuit.num_qubits < 1:
         raise UnsupportedCircuitError("the circuit has no qubits")
-    phase = circuit.global_phase
-    if isinstance(phase, ParameterExpression) and phase.parameters:
-        raise UnsupportedCircuitError("a parametrized global phase is not supported")
     parameters = tuple(circuit.parameters)
-    collected = _collect(circuit, parameters)
-    rotations = [
-        op for seg in collected for chain in seg.chains for op in chain if isinstance(op, Rotation)
-    ]
-    # bank layout: rotations in order of collection, then constants, then the identity
-    rotation_index = {id(op): i for i, op in enumerate(rotations)}
+    index = {p: i for i, p in enumerate(parameters)}
+    collected, phase = _collect(_lower(circuit, index), circuit.num_qubits)
+    # bank layout: rotations in order of collection (chains, then the diagonal), then constants,
+    # then the identity
+    rotations: list[Rotation] = []
     constants: list[np.ndarray] = []
     segments = []
     dim = 1 << circuit.num_qubits
+    chain_refs = []
     for seg in collected:
         chains, positions = [], []
         for q, chain in enumerate(seg.chains):
             refs = []
             for j, op in enumerate(chain):
                 if isinstance(op, Rotation):
-                    refs.append(rotation_index[id(op)])
-                    positions.append((rotation_index[id(op)], q, j))
+                    refs.append(len(rotations))
+                    positions.append((len(rotations), q, j))
+                    rotations.append(op)
                 else:
-                    refs.append(len(rotations) + len(constants))
+                    refs.append(-1 - len(constants))  # resolved once the rotations are counted
                     constants.append(op)
-            chains.append(tuple(refs))
+            chains.append(refs)
+        diagonal = []
+        for mask, angle in seg.diagonal:
+            diagonal.append((len(rotations), mask))
+            rotations.append(Rotation("rz", angle))
+        chain_refs.append((seg, chains, positions, diagonal))
+    n_rot = len(rotations)
+    for seg, chains, positions, diagonal in chain_refs:
+        resolved = tuple(tuple(r if r >= 0 else n_rot + (-1 - r) for r in c) for c in chains)
         perm, inverse_perm, ph = _signed_permutation(seg.mono, dim)
-        if not any(chains) and perm is None and ph is None:
+        if not any(resolved) and not diagonal and perm is None and ph is None:
             continue
-        segments.append(Segment(tuple(chains), perm, inverse_perm, ph, tuple(positions)))
+        segments.append(
+            Segment(resolved, perm, inverse_perm, ph, tuple(positions), tuple(diagonal))
+        )
     return StepProgram(
         n_qubits=circuit.num_qubits,
         parameters=parameters,
         rotations=tuple(rotations),
         constants=np.stack(constants) if constants else np.zeros((0, 2, 2), dtype=complex),
         segments=tuple(segments),
-        global_phase=complex(np.exp(1j * float(phase))),
+        phase=phase,
     )
 
 
+def rotation_matrix(program: StepProgram) -> np.ndarray:
+    """[P, rotations]: the rotations' angles are ``θ @ matrix + offsets``."""
+    out = np.zeros((program.n_params, program.n_rotations))
+    for r, rot in enumerate(program.rotations):
+        for p, c in rot.angle.terms:
+            out[p, r] += c
+    return out
+
+
+def parity(values: np.ndarray) -> np.ndarray:
+    """Parity (0 or 1) of the set bits of each non-negative int64 in ``values``."""
+    v = np.asarray(values, dtype=np.int64)
+    for shift in (32, 16, 8, 4, 2, 1):
+        v = v ^ (v >> shift)
+    return v & 1
+
+
+def z_signs(mask: int, dim: int) -> np.ndarray:
+    """σ(k) = (-1)^{|k ∧ mask|} for k < dim: the eigenvalues of Z_mask."""
+    return 1.0 - 2.0 * parity(np.arange(dim, dtype=np.int64) & mask)
+
+
+# ---------------------------------------------------------------------------------- readouts
 @dataclass(frozen=True)
 class ReadoutProgram:
     """Readout observables as distinct Pauli terms: term t is ``i^{|x_t ∧ z_t|}·X^{x_t}·Z^{z_t}``
@@ -348,14 +680,6 @@ class ReadoutProgram:
         x, z = self.x_masks[term], self.z_masks[term]
         ys = bin(x & z).count("1")
         return (1j**ys) * (1.0 - 2.0 * parity(k & z))
-
-
-def parity(values: np.ndarray) -> np.ndarray:
-    """Parity (0 or 1) of the set bits of each non-negative int64 in ``values``."""
-    v = np.asarray(values, dtype=np.int64)
-    for shift in (32, 16, 8, 4, 2, 1):
-        v = v ^ (v >> shift)
-    return v & 1
 
 
 def compile_readouts(observables: Sequence[SparsePauliOp], n_qubits: int) -> ReadoutProgram:

@@ -60,6 +60,10 @@ class ReversibleTape:
             state, _ = engine.apply(state, self._angles[t])
         return state
 
+    def angles(self, position: int) -> torch.Tensor:
+        """The angles of step ``position``."""
+        return self._angles[position]
+
     def rewind(self, position: int, previous: torch.Tensor) -> None:
         """Backward has walked step ``position`` back to its input ``previous``."""
         self._current, self._cursor = previous, position - 1
