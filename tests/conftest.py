@@ -12,6 +12,21 @@ def _seed():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _threads():
+    """Process-wide thread settings (torch's, the native kernels' budget) are what each test finds
+    on a fresh interpreter: an in-process ``qrnn train --threads N`` sets both, and no test may see
+    what an earlier one set (the suite runs in random order)."""
+    from qrnn_qiskit.backends.statevector import native
+
+    torch_threads = torch.get_num_threads()
+    kernels = native.RUNTIME.threads_setting()
+    yield
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+    native.set_threads(kernels)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261122)

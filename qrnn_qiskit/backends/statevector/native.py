@@ -172,6 +172,10 @@ class NativeRuntime:
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         self._threads = threads
 
+    def threads_setting(self) -> int | None:
+        """What :meth:`set_threads` was last given (``None``: not set, or reset)."""
+        return self._threads
+
     def max_threads(self) -> int:
         """The thread budget now (see :meth:`set_threads`)."""
         if self._threads is not None:
