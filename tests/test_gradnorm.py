@@ -62,3 +62,15 @@ def test_translation_runs_are_refused_in_one_line(tmp_path, capsys):
     assert main(["gradnorm", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert "translation run" in err and len(err.splitlines()) == 1
+
+
+def test_padded_inputs_use_full_length_sequences_first():
+    from qrnn_qiskit.evaluation.gradnorm import _batch
+
+    class Padded:
+        def batches(self, split):
+            yield torch.tensor([[5, 6, 0, 0], [5, 6, 7, 8]]), torch.tensor([0, 1])
+            yield torch.tensor([[5, 6, 7, 0], [1, 2, 3, 4]]), torch.tensor([1, 0])
+
+    x, y = _batch(Padded(), 3, pad_id=0)
+    assert x.tolist() == [[5, 6, 7, 8], [1, 2, 3, 4], [5, 6, 7, 0]] and y.tolist() == [1, 0, 1]

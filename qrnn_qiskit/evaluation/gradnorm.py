@@ -114,15 +114,32 @@ def gradient_norms(model: SequenceModel, task, x: torch.Tensor, y: torch.Tensor)
     return out
 
 
-def _batch(task, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys, have = [], [], 0
+def _batch(task, samples: int, pad_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``samples`` validation sequences; with padded token inputs, full-length ones of the longest
+    length first (so every curve's step t is a real token of every sample: padded steps carry no
+    gradient), shorter ones only where too few are full."""
+    if pad_id is None:
+        xs, ys, have = [], [], 0
+        for x, y in task.batches("val"):
+            xs.append(x)
+            ys.append(y)
+            have += len(x)
+            if have >= samples:
+                break
+        return torch.cat(xs)[:samples], torch.cat(ys)[:samples]
+    rows: list[tuple[int, torch.Tensor, torch.Tensor]] = []
     for x, y in task.batches("val"):
-        xs.append(x)
-        ys.append(y)
-        have += len(x)
-        if have >= samples:
-            break
-    return torch.cat(xs)[:samples], torch.cat(ys)[:samples]
+        real = (x != pad_id).sum(dim=1)
+        rows += [(int(real[i]), x[i], y[i]) for i in range(len(x))]
+    longest = max(r[1].shape[0] for r in rows)
+    # stable: full-length rows first in their validation order, then the longest of the rest
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][0] != longest, -rows[i][0]))
+    chosen = [rows[i] for i in order[:samples]]
+    width = max(r[1].shape[0] for r in chosen)
+    x = torch.full((len(chosen), width), pad_id, dtype=chosen[0][1].dtype)
+    for i, (_, row, _) in enumerate(chosen):
+        x[i, : row.shape[0]] = row
+    return x, torch.stack([r[2] for r in chosen])
 
 
 def _initial_model(config: TrainConfig, task) -> nn.Module:
@@ -149,7 +166,7 @@ def run_gradnorm(
             )
         name = BEST if checkpoint == "best" and rd.has_checkpoint(BEST) else "checkpoint.pt"
         _, trained, state = load_run(rd, name)
-        x, y = _batch(task, samples)
+        x, y = _batch(task, samples, getattr(getattr(trained, "inputs", None), "pad_id", None))
         for label, model in (("init", _initial_model(config, task)), ("trained", trained)):
             curves = gradient_norms(model, task, x, y)
             if isinstance(model.core, QRNNCore):  # the loop gain and scrambling, same batch
