@@ -333,3 +333,20 @@ def test_cli_eval_and_collect_in_local_mode(run_dir, tmp_path, capsys, monkeypat
     assert math.isfinite(
         json.loads(next((run / "evals").glob("*/result.json")).read_text())["mean_error"]
     )
+
+
+def test_an_rzz_model_replays_on_a_noisy_fake_backend(tmp_path):
+    """Transpiling for a CZ device drops the parameter of an RZZ(θ) right before a Z-basis
+    measurement; the rows bound to each circuit must follow (it was a ValueError traceback)."""
+    config = TrainConfig.flat(
+        task="copying", delay=1, qubits=3, layers=1, entangler="rzz_chain", width=8, steps=2,
+        eval_every=2, eval_size=8, batch_size=4, progress=False, threads=1,
+    )  # fmt: skip
+    Trainer.from_config(config, tmp_path / "rzz", argv=["test"]).fit()
+    result = run_evaluation(
+        tmp_path / "rzz",
+        EvalConfig(target="aer-noisy:fake_manila", samples=2, shots=500, max_steps=4),
+        progress=False,
+        log=quiet,
+    )
+    assert result["steps"] == 4 and 0 <= result["mean_error"] < 0.5

@@ -99,8 +99,10 @@ def template_values(circuit: QuantumCircuit, values: np.ndarray | None) -> np.nd
     """Parameter rows for ``circuit`` from rows of the *unfolded* template's angles (identity for
     circuits ``fold_template`` did not change)."""
     source = (circuit.metadata or {}).get(FOLDED)
-    if source is None or values is None:
+    if values is None:
         return values
+    if source is None:
+        return _surviving_columns(circuit, values)
     values = np.atleast_2d(np.asarray(values, dtype=float))
     folded = dict(zip(_VECTORS, fold_rzz_angles(values)))
     columns = []
@@ -114,6 +116,20 @@ def template_values(circuit: QuantumCircuit, values: np.ndarray | None) -> np.nd
         else:
             raise QRNNError(f"{circuit.name}: parameter {p.name} is not from the template")
     return np.stack(columns, axis=1)
+
+
+def _surviving_columns(circuit: QuantumCircuit, values: np.ndarray) -> np.ndarray:
+    """The columns of ``values`` (rows of the template's ParameterVector) that ``circuit`` still
+    has: transpilation drops a parameter whose gate it removes (a diagonal RZZ(θ) right before a
+    Z-basis measurement), and the rows must follow."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    if circuit.num_parameters == values.shape[1]:
+        return values
+    indices = [getattr(p, "index", None) for p in circuit.parameters]
+    vectors = {getattr(getattr(p, "vector", None), "name", None) for p in circuit.parameters}
+    if None in indices or len(vectors) != 1 or max(indices, default=-1) >= values.shape[1]:
+        return values  # not a single-vector template: bind_rows names the mismatch
+    return values[:, indices]
 
 
 def check_rzz_pubs(pubs: Sequence[tuple]) -> None:
