@@ -24,7 +24,7 @@ from qrnn_qiskit.evaluation.export import export_circuits, parse_input
 from qrnn_qiskit.evaluation.protocols import DynamicProtocol
 from qrnn_qiskit.evaluation.resources import two_qubit_gates
 from qrnn_qiskit.evaluation.runner import collect, load_samples, run_evaluation
-from qrnn_qiskit.training import TrainConfig, Trainer
+from runs import quiet, train_tiny_qrnn
 
 TOKEN = "qrnn-test-token-5f1c9e0b7d"
 
@@ -32,27 +32,7 @@ TOKEN = "qrnn-test-token-5f1c9e0b7d"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A briefly trained 3-qubit QRNN on copying memory with delay 1 (sequences of 21 steps)."""
-    path = tmp_path_factory.mktemp("hw") / "run"
-    config = TrainConfig.flat(
-        task="copying",
-        model="qrnn",
-        delay=1,
-        qubits=3,
-        layers=1,
-        width=16,
-        steps=3,
-        eval_every=3,
-        eval_size=16,
-        batch_size=8,
-        progress=False,
-        threads=1,
-    )
-    Trainer.from_config(config, path, argv=["test"]).fit()
-    return path
-
-
-def quiet(_: str) -> None:
-    pass
+    return train_tiny_qrnn(tmp_path_factory.mktemp("hw") / "run")
 
 
 def test_measurement_settings_cover_readouts():
@@ -338,11 +318,7 @@ def test_cli_eval_and_collect_in_local_mode(run_dir, tmp_path, capsys, monkeypat
 def test_an_rzz_model_replays_on_a_noisy_fake_backend(tmp_path):
     """Transpiling for a CZ device drops the parameter of an RZZ(θ) right before a Z-basis
     measurement; the rows bound to each circuit must follow (it was a ValueError traceback)."""
-    config = TrainConfig.flat(
-        task="copying", delay=1, qubits=3, layers=1, entangler="rzz_chain", width=8, steps=2,
-        eval_every=2, eval_size=8, batch_size=4, progress=False, threads=1,
-    )  # fmt: skip
-    Trainer.from_config(config, tmp_path / "rzz", argv=["test"]).fit()
+    train_tiny_qrnn(tmp_path / "rzz", entangler="rzz_chain", width=8, steps=2, eval_every=2)
     result = run_evaluation(
         tmp_path / "rzz",
         EvalConfig(target="aer-noisy:fake_manila", samples=2, shots=500, max_steps=4),

@@ -52,34 +52,14 @@ from qrnn_qiskit.evaluation.protocols import DynamicProtocol
 from qrnn_qiskit.evaluation.runner import load_samples, run_evaluation
 from qrnn_qiskit.models.noise import NoisyReadoutEngine, calibrate_shrink, parse_train_noise
 from qrnn_qiskit.models.qrnn import QRNNConfig, QRNNCore
-from qrnn_qiskit.training import RunDir, TrainConfig, Trainer
+from qrnn_qiskit.training import RunDir, Trainer
+from runs import quiet, train_tiny_qrnn
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A briefly trained 3-qubit cz_chain QRNN on copying memory with delay 1 (21 steps)."""
-    path = tmp_path_factory.mktemp("mit") / "run"
-    config = TrainConfig.flat(
-        task="copying",
-        model="qrnn",
-        delay=1,
-        qubits=3,
-        layers=1,
-        entangler="cz_chain",
-        width=16,
-        steps=3,
-        eval_every=3,
-        eval_size=16,
-        batch_size=8,
-        progress=False,
-        threads=1,
-    )
-    Trainer.from_config(config, path, argv=["test"]).fit()
-    return path
-
-
-def quiet(_: str) -> None:
-    pass
+    return train_tiny_qrnn(tmp_path_factory.mktemp("mit") / "run", entangler="cz_chain")
 
 
 # ---------------------------------------------------------------------------------- circuits

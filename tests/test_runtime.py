@@ -20,29 +20,15 @@ from qrnn_qiskit.backends.ibm import IBMExecutor, RuntimeBoundary, is_transient,
 from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.evaluation.config import EvalConfig
 from qrnn_qiskit.evaluation.runner import collect, run_evaluation
-from qrnn_qiskit.training import TrainConfig, Trainer
+from runs import quiet, train_tiny_qrnn
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("rt") / "run"
-    config = TrainConfig.flat(
-        task="copying",
-        model="qrnn",
-        delay=1,
-        qubits=3,
-        layers=1,
-        entangler="cz_chain",
-        width=16,
-        steps=2,
-        eval_every=2,
+    return train_tiny_qrnn(
+        tmp_path_factory.mktemp("rt") / "run", entangler="cz_chain", steps=2, eval_every=2,
         eval_size=8,
-        batch_size=8,
-        progress=False,
-        threads=1,
-    )
-    Trainer.from_config(config, path, argv=["test"]).fit()
-    return path
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -50,10 +36,6 @@ def run(trained, tmp_path) -> Path:
     out = tmp_path / "run"
     shutil.copytree(trained, out, ignore=shutil.ignore_patterns("evals", "jobs.jsonl"))
     return out
-
-
-def quiet(_: str) -> None:
-    pass
 
 
 class FakeMode:
