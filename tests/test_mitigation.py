@@ -454,3 +454,28 @@ def test_compare_shows_retention_intervals_and_runs_side_by_side(run_dir, tmp_pa
     }
     kept = retention(result)
     assert kept[0] == pytest.approx(1.1 / 1.3) and kept[1] <= kept[0] <= kept[2] <= 1.0
+
+
+def test_train_noise_trains_through_the_wrapper_and_the_run_reloads_with_it(tmp_path, capsys):
+    """``qrnn train --train-noise``: the model trains on shrunk, shot-noisy readouts; the run's
+    config records the spec, so loading the run rebuilds the same wrapper (qrnn compare's
+    noise-aware reference)."""
+    from qrnn_qiskit.training import load_run
+
+    run = tmp_path / "na"
+    argv = ["train", "--delay", "1", "--qubits", "3", "--layers", "1", "--width", "8",
+            "--steps", "4", "--eval-every", "2", "--eval-size", "8", "--batch-size", "4",
+            "--no-progress", "--train-noise", "lambda=0.98,shots=500",
+            "--run-dir", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    config, model, _ = load_run(run)
+    assert config.engine.train_noise == "lambda=0.98,shots=500"
+    engine = model.core.engine
+    assert isinstance(engine, NoisyReadoutEngine) and engine.shots == 500
+    assert engine.factor(1)[0] == pytest.approx(0.98) and engine.factor(3)[0] == pytest.approx(
+        0.98**3
+    )
+    assert (
+        main([*argv[:-2], "--train-noise", "fake_nowhere", "--run-dir", str(tmp_path / "x")]) == 2
+    )
+    assert "--train-noise" in capsys.readouterr().err and not (tmp_path / "x").exists()
