@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from qiskit import qpy
+from tiny_runs import quiet, train_tiny_qrnn
 
 from qrnn_qiskit.backends.ibm import IBMExecutor, with_retries
 from qrnn_qiskit.backends.noisy import AerExecutor, active_qubits, estimate_seconds, parse_target
@@ -24,7 +25,6 @@ from qrnn_qiskit.evaluation.export import export_circuits, parse_input
 from qrnn_qiskit.evaluation.protocols import DynamicProtocol
 from qrnn_qiskit.evaluation.resources import two_qubit_gates
 from qrnn_qiskit.evaluation.runner import collect, load_samples, run_evaluation
-from runs import quiet, train_tiny_qrnn
 
 TOKEN = "qrnn-test-token-5f1c9e0b7d"
 

@@ -15,6 +15,7 @@ from qiskit.circuit import Parameter
 from qiskit.circuit.library import CZGate, RXGate, RZGate, RZZGate, SXGate, XGate
 from qiskit.quantum_info import Operator, Statevector
 from qiskit.transpiler import InstructionProperties, Target, generate_preset_pass_manager
+from tiny_runs import quiet, train_tiny_qrnn
 
 from qrnn_qiskit.backends import StatevectorEngine
 from qrnn_qiskit.backends.fractional import (
@@ -53,7 +54,6 @@ from qrnn_qiskit.evaluation.runner import load_samples, run_evaluation
 from qrnn_qiskit.models.noise import NoisyReadoutEngine, calibrate_shrink, parse_train_noise
 from qrnn_qiskit.models.qrnn import QRNNConfig, QRNNCore
 from qrnn_qiskit.training import RunDir, Trainer
-from runs import quiet, train_tiny_qrnn
 
 
 @pytest.fixture(scope="module")

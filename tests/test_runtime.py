@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_runs import quiet, train_tiny_qrnn
 
 from qrnn_qiskit.backends.ibm import IBMExecutor, RuntimeBoundary, is_transient, with_retries
 from qrnn_qiskit.errors import QRNNError
 from qrnn_qiskit.evaluation.config import EvalConfig
 from qrnn_qiskit.evaluation.runner import collect, run_evaluation
-from runs import quiet, train_tiny_qrnn
 
 
 @pytest.fixture(scope="module")
