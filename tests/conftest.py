@@ -12,19 +12,21 @@ def _seed():
     yield
 
 
+_TORCH_THREADS = torch.get_num_threads()  # what a fresh interpreter of this suite starts with
+
+
 @pytest.fixture(autouse=True)
 def _threads():
-    """Process-wide thread settings (torch's, the native kernels' budget) are what each test finds
-    on a fresh interpreter: an in-process ``qrnn train --threads N`` sets both, and no test may see
-    what an earlier one set (the suite runs in random order)."""
+    """Every test starts with the process-wide thread settings of a fresh interpreter (torch's,
+    and the native kernels' budget unset): an in-process ``qrnn train --threads N`` — in a test or
+    in a module-scoped fixture that trains a run — sets both, and no test may see what another set
+    (the suite runs in random order)."""
     from qrnn_qiskit.backends.statevector import native
 
-    torch_threads = torch.get_num_threads()
-    kernels = native.RUNTIME.threads_setting()
+    if torch.get_num_threads() != _TORCH_THREADS:
+        torch.set_num_threads(_TORCH_THREADS)
+    native.set_threads(None)
     yield
-    if torch.get_num_threads() != torch_threads:
-        torch.set_num_threads(torch_threads)
-    native.set_threads(kernels)
 
 
 @pytest.fixture
