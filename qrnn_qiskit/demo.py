@@ -28,7 +28,7 @@ DEMO_CONFIG = TrainConfig.flat(
     lr=1e-2,
     clip=1.0,
     steps=100_000,
-    eval_every=50,
+    eval_every=200,  # each evaluation (512 sequences and the loop-gain monitor) adds wall time
     eval_size=512,
     threads=1,
 )
