@@ -42,6 +42,10 @@ for line in sys.stdin:
         if pid == 0:
             code = 3
             try:
+                # a forked child runs torch at one thread (GNU OpenMP is not fork-safe): set it
+                # again here, before any command, and refuse to run otherwise
+                torch.set_num_threads(1)
+                assert torch.get_num_threads() == 1, torch.get_num_threads()
                 log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 os.dup2(log, 1)
                 os.dup2(log, 2)
