@@ -57,12 +57,12 @@ def _keep_changed_defaults(config, args: argparse.Namespace):
         stored = RunDir(run_dir).read_config().flat_dict()
     except (QRNNError, OSError):
         return config  # the trainer reports a missing or unreadable run directory
-    flags = {leaf.dest: leaf.flag for leaf in leaves(TrainConfig)}
-    kept = {
-        dest: stored[dest]
-        for dest in CHANGED_DEFAULTS
-        if dest in stored and not _given(args, flags[dest])
-    }
+    options = {leaf.dest: leaf for leaf in leaves(TrainConfig)}
+
+    def given(dest: str) -> bool:  # spelled out, or abbreviated (argparse) to a non-default value
+        return _given(args, options[dest].flag) or getattr(args, dest) != options[dest].default
+
+    kept = {dest: stored[dest] for dest in CHANGED_DEFAULTS if dest in stored and not given(dest)}
     return config.replace(**kept) if kept else config
 
 

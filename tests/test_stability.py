@@ -198,3 +198,4 @@ def test_resume_with_the_original_flags_keeps_a_changed_default(tmp_path, monkey
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["optim"]["angle_lr"] == 1.0 and config["qrnn"]["controller"]["init_scale"] == 1.0
     assert main([*argv, "--steps", "9", "--resume", "--angle-lr", "0.5"]) == 2
+    assert main([*argv, "--steps", "9", "--resume", "--angle-l", "0.5"]) == 2  # argparse's prefix
