@@ -4,8 +4,9 @@ reversible tape (``tape``), the autograd functions (``autograd``) and the facade
 
 from . import native
 from .engine import KERNELS, StatevectorEngine
+from .gates import SUPPORTED_GATES, UnsupportedCircuitError
 from .kernels_torch import default_group_size
-from .program import SUPPORTED_GATES, UnsupportedCircuitError, compile_readouts, compile_step
+from .program import compile_readouts, compile_step
 from .tape import ReversibleTape
 
 __all__ = [

@@ -36,7 +36,7 @@ class StatevectorEngine:
     """Batched statevector simulator of one parametrized circuit, compiled from Qiskit.
 
     Args:
-        circuit: a parametrized circuit over ``program.SUPPORTED_GATES`` (and any constant
+        circuit: a parametrized circuit over ``gates.SUPPORTED_GATES`` (and any constant
             single-qubit or monomial gate); gate angles and the global phase may be numbers or
             linear expressions Σ a·θ + b of the parameters.
         observables: readout observables (Hermitian ``SparsePauliOp`` s on ``circuit.num_qubits``

@@ -21,8 +21,9 @@ import os
 import numpy as np
 import torch
 
+from .gates import PAULI
 from .native import RUNTIME
-from .program import PAULI, ReadoutProgram, StepProgram
+from .program import ReadoutProgram, StepProgram
 
 _p, _i32 = ctypes.c_void_p, ctypes.c_int32
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .program import PAULI, ReadoutProgram, StepProgram, rotation_matrix, z_signs
+from .gates import PAULI
+from .program import ReadoutProgram, StepProgram, rotation_matrix, z_signs
 
 
 def default_group_size(n_qubits: int) -> int:

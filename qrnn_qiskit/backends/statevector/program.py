@@ -41,75 +41,29 @@ Basis order is Qiskit's: bit q of the amplitude index is qubit q.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit.circuit import Parameter, ParameterExpression
-from qiskit.quantum_info import Operator, SparsePauliOp
+from qiskit.circuit import Parameter
+from qiskit.quantum_info import SparsePauliOp
 
-# gates with a rule (parametrized families); constant gates are compiled from their matrices
-PARAMETRIZED_GATES = (
-    "rx", "ry", "rz", "p", "u", "u1", "u2", "u3", "r",
-    "rzz", "rxx", "ryy", "rzx", "crx", "cry", "crz", "cp", "cu1", "global_phase",
-)  # fmt: skip
-# constant gates named here for reference: any single-qubit gate and any monomial gate compiles
-CONSTANT_GATES = (
-    "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg",
-    "cx", "cy", "cz", "swap", "iswap", "dcx", "ccx", "ccz", "cswap", "cs", "csdg",
-)  # fmt: skip
-SUPPORTED_GATES = PARAMETRIZED_GATES + CONSTANT_GATES
-IGNORED = ("barrier", "id", "delay")
-ROTATIONS = ("rx", "ry", "rz")
-MAX_INLINE_DEPTH = 16
-
-PAULI = {
-    "I": np.eye(2, dtype=complex),
-    "X": np.array([[0, 1], [1, 0]], dtype=complex),
-    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
-    "Z": np.array([[1, 0], [0, -1]], dtype=complex),
-}
-H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
-S = np.diag([1, 1j])
-SDG = np.diag([1, -1j])
-# R(θ) = exp(-iθP/2) = cos(θ/2)·I + sin(θ/2)·G with G = -i·P
-ROTATION_PAULI = {"rx": PAULI["X"], "ry": PAULI["Y"], "rz": PAULI["Z"]}
-ROTATION_GENERATOR = {kind: -1j * pauli for kind, pauli in ROTATION_PAULI.items()}
-
-
-class UnsupportedCircuitError(ValueError):
-    """The circuit contains something the statevector engine cannot compile."""
-
-
-@dataclass(frozen=True)
-class Angle:
-    """A gate angle ``offset + Σ coef·θ[param]`` over ``terms`` = ((param, coef), …), params
-    ascending; no terms: the constant ``offset``."""
-
-    terms: tuple[tuple[int, float], ...]
-    offset: float
-
-    @property
-    def constant(self) -> bool:
-        return not self.terms
-
-    def scaled(self, factor: float) -> Angle:
-        return Angle(tuple((p, c * factor) for p, c in self.terms), self.offset * factor)
-
-    def plus(self, other: Angle) -> Angle:
-        coefs: dict[int, float] = dict(self.terms)
-        for p, c in other.terms:
-            coefs[p] = coefs.get(p, 0.0) + c
-        terms = tuple(sorted((p, c) for p, c in coefs.items() if c != 0.0))
-        return Angle(terms, self.offset + other.offset)
-
-    def value(self, theta: Sequence[float]) -> float:
-        return self.offset + sum(c * theta[p] for p, c in self.terms)
-
-
-ZERO = Angle((), 0.0)
+from .gates import (
+    PAULI,
+    ROTATION_GENERATOR,
+    ROTATION_PAULI,
+    ZERO,
+    Angle,
+    MatOp,
+    PhaseOp,
+    RotOp,
+    UnsupportedCircuitError,
+    ZRotOp,
+    lower,
+    monomial,
+    pauli_rotation_matrix,
+)
 
 
 @dataclass(frozen=True)
@@ -200,205 +154,13 @@ class StepProgram:
         return sum(1 for seg in self.segments for chain in seg.chains if chain)
 
 
-# ---------------------------------------------------------------------------------- primitives
-@dataclass(frozen=True)
-class _Rot:
-    kind: str
-    angle: Angle
-    qubit: int
-
-
-@dataclass(frozen=True)
-class _Mat:
-    matrix: np.ndarray  # [2^k, 2^k], Qiskit order: qubits[0] is the least significant bit
-    qubits: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class _ZRot:
-    angle: Angle
-    qubits: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class _Phase:
-    angle: Angle
-
-
-def _angle(value, gate: str, index: dict[Parameter, int]) -> Angle:
-    """``value`` (a number or a ParameterExpression linear in the circuit's parameters)."""
-    if not isinstance(value, ParameterExpression) or not value.parameters:
-        number = complex(value)
-        if abs(number.imag) > 1e-12:
-            raise UnsupportedCircuitError(f"gate {gate!r}: angle {value} is not real")
-        return Angle((), number.real)
-    terms = []
-    for p in sorted(value.parameters, key=lambda p: index[p]):
-        d = value.gradient(p)
-        if isinstance(d, ParameterExpression) and d.parameters:
-            raise UnsupportedCircuitError(
-                f"gate {gate!r}: angle {value} is not linear in {p.name} (only Σ a·θ + b is "
-                "supported)"
-            )
-        coef = complex(d)
-        if abs(coef.imag) > 1e-12:
-            raise UnsupportedCircuitError(f"gate {gate!r}: angle {value} is not real")
-        if coef.real != 0.0:
-            terms.append((index[p], coef.real))
-    offset = complex(value.bind({p: 0.0 for p in value.parameters}))
-    return Angle(tuple(terms), offset.real)
-
-
-def _rotation_matrix(kind: str, angle: float) -> np.ndarray:
-    return np.cos(angle / 2) * np.eye(2) + np.sin(angle / 2) * ROTATION_GENERATOR[kind]
-
-
-def _basis_change(pauli: str, q: int) -> tuple[list, list]:
-    """(B, B†) as gate lists in application order, with B·P·B† = Z: B = H for X, H·S† for Y."""
-    if pauli == "X":
-        return [_Mat(H, (q,))], [_Mat(H, (q,))]
-    if pauli == "Y":
-        return [_Mat(SDG, (q,)), _Mat(H, (q,))], [_Mat(H, (q,)), _Mat(S, (q,))]
-    return [], []
-
-
-def _pauli_rotation(paulis: str, qubits: Sequence[int], angle: Angle) -> list:
-    """exp(-iφ/2·P) for a Pauli string ``paulis`` (one letter per qubit of ``qubits``): basis
-    changes around a Z-string rotation."""
-    before, after = [], []
-    for p, q in zip(paulis, qubits):
-        b, a = _basis_change(p, q)
-        before += b
-        after += a
-    return before + [_ZRot(angle, tuple(qubits))] + after
-
-
-def _controlled_rotation(kind: str, angle: Angle, c: int, t: int) -> list:
-    """c-R(θ) = exp(-iθ/4·P_t)·exp(+iθ/4·Z_c P_t) (R = exp(-iθP/2) on the target)."""
-    before, after = _basis_change({"rx": "X", "ry": "Y", "rz": "Z"}[kind], t)
-    half = angle.scaled(0.5)
-    return before + [_ZRot(half, (t,)), _ZRot(half.scaled(-1.0), (c, t))] + after
-
-
-def _u(theta: Angle, phi: Angle, lam: Angle, q: int) -> list:
-    """U(θ, φ, λ) = e^{i(φ+λ)/2}·RZ(φ)·RY(θ)·RZ(λ)."""
-    return [
-        _Rot("rz", lam, q),
-        _Rot("ry", theta, q),
-        _Rot("rz", phi, q),
-        _Phase(phi.plus(lam).scaled(0.5)),
-    ]
-
-
-_HALF_PI = Angle((), math.pi / 2)
-# name → (parameter angles, qubits) → primitives
-_RULES: dict[str, Callable[[list[Angle], tuple[int, ...]], list]] = {
-    "rx": lambda a, q: [_Rot("rx", a[0], q[0])],
-    "ry": lambda a, q: [_Rot("ry", a[0], q[0])],
-    "rz": lambda a, q: [_Rot("rz", a[0], q[0])],
-    "p": lambda a, q: [_Rot("rz", a[0], q[0]), _Phase(a[0].scaled(0.5))],
-    "u1": lambda a, q: [_Rot("rz", a[0], q[0]), _Phase(a[0].scaled(0.5))],
-    "u": lambda a, q: _u(a[0], a[1], a[2], q[0]),
-    "u3": lambda a, q: _u(a[0], a[1], a[2], q[0]),
-    "u2": lambda a, q: _u(_HALF_PI, a[0], a[1], q[0]),
-    # R(θ, φ) = RZ(φ)·RX(θ)·RZ(-φ)
-    "r": lambda a, q: [_Rot("rz", a[1].scaled(-1.0), q[0]), _Rot("rx", a[0], q[0]),
-                       _Rot("rz", a[1], q[0])],
-    "rzz": lambda a, q: [_ZRot(a[0], q)],
-    "rxx": lambda a, q: _pauli_rotation("XX", q, a[0]),
-    "ryy": lambda a, q: _pauli_rotation("YY", q, a[0]),
-    "rzx": lambda a, q: _pauli_rotation("ZX", q, a[0]),  # Z on the first qubit, X on the second
-    "crx": lambda a, q: _controlled_rotation("rx", a[0], *q),
-    "cry": lambda a, q: _controlled_rotation("ry", a[0], *q),
-    "crz": lambda a, q: _controlled_rotation("rz", a[0], *q),
-    # cp(λ) = e^{iλ/4}·rz_c(λ/2)·rz_t(λ/2)·rzz(-λ/2)
-    "cp": lambda a, q: [_Rot("rz", a[0].scaled(0.5), q[0]), _Rot("rz", a[0].scaled(0.5), q[1]),
-                        _ZRot(a[0].scaled(-0.5), q), _Phase(a[0].scaled(0.25))],
-    "global_phase": lambda a, q: [_Phase(a[0])],
-}  # fmt: skip
-_RULES["cu1"] = _RULES["cp"]
-
-
-def _lower(circuit: QuantumCircuit, index: dict[Parameter, int], depth: int = 0) -> list:
-    """The primitives of ``circuit`` in application order (phase terms included)."""
-    out: list = []
-    if isinstance(circuit.global_phase, ParameterExpression) or circuit.global_phase:
-        out.append(_Phase(_angle(circuit.global_phase, "global phase", index)))
-    for instruction in circuit.data:
-        op = instruction.operation
-        name = op.name
-        if name in IGNORED:
-            continue
-        if getattr(op, "condition", None) is not None:
-            raise UnsupportedCircuitError(f"conditional instruction {name!r} is not supported")
-        if instruction.clbits or name in ("measure", "reset"):
-            raise UnsupportedCircuitError(
-                f"instruction {name!r} is not supported by the statevector engine (a step circuit "
-                "is unitary: no measurements, resets or classical bits)"
-            )
-        qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
-        if name in _RULES:
-            angles = [_angle(p, name, index) for p in op.params]
-            out += _RULES[name](angles, qubits)
-            continue
-        symbolic = any(isinstance(p, ParameterExpression) and p.parameters for p in op.params)
-        matrix = None
-        if not symbolic:
-            try:
-                matrix = Operator(op).data
-            except Exception:  # noqa: BLE001 - anything Operator cannot build is unsupported
-                matrix = None
-        if matrix is not None and (len(qubits) == 1 or _monomial(matrix) is not None):
-            out.append(_Mat(np.asarray(matrix, dtype=complex), qubits))
-            continue
-        definition = getattr(op, "definition", None)
-        if definition is not None and depth < MAX_INLINE_DEPTH and _known(definition, index):
-            out += [_remap(p, qubits) for p in _lower(definition, index, depth + 1)]
-            continue
-        what = "a constant gate on several qubits must be monomial (one non-zero per column)"
-        raise UnsupportedCircuitError(
-            f"instruction {name!r} is not supported by the statevector engine ({what}; rules "
-            f"exist for {', '.join(PARAMETRIZED_GATES)})"
-        )
-    return out
-
-
-def _known(definition: QuantumCircuit, index: dict[Parameter, int]) -> bool:
-    """Whether a definition is written in the circuit's own parameters (it can be inlined)."""
-    return all(p in index for p in definition.parameters)
-
-
-def _remap(primitive, qubits: tuple[int, ...]):
-    """A primitive of an inlined definition on the instruction's qubits."""
-    if isinstance(primitive, _Rot):
-        return _Rot(primitive.kind, primitive.angle, qubits[primitive.qubit])
-    if isinstance(primitive, _Mat):
-        return _Mat(primitive.matrix, tuple(qubits[q] for q in primitive.qubits))
-    if isinstance(primitive, _ZRot):
-        return _ZRot(primitive.angle, tuple(qubits[q] for q in primitive.qubits))
-    return primitive
-
-
 # ---------------------------------------------------------------------------------- monomials
-def _monomial(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(π, g) with M|j⟩ = g_j|π(j)⟩ if ``matrix`` has one non-zero per column (and is a
-    permutation of rows), else ``None``."""
-    nonzero = np.abs(matrix) > 1e-12
-    if not np.all(nonzero.sum(axis=0) == 1):
-        return None
-    pi = nonzero.argmax(axis=0)
-    if len(set(pi.tolist())) != len(pi):
-        return None
-    g = matrix[pi, np.arange(len(pi))]
-    return pi.astype(np.int64), g.astype(complex)
-
-
 def monomial_action(
     matrix: np.ndarray, qubits: Sequence[int], k: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Monomial gate ``matrix`` on ``qubits`` acting as G|k⟩ = g(k)|τ(k)⟩ on basis indices ``k``;
     returns (τ(k), g(k))."""
-    action = _monomial(matrix)
+    action = monomial(matrix)
     if action is None:
         raise ValueError("the matrix is not monomial")
     pi, g = action
@@ -421,7 +183,7 @@ def _conjugate_z(mask: int, sign: float, matrix: np.ndarray, qubits: Sequence[in
             local |= 1 << i
     if not local:
         return mask, sign
-    pi, _ = _monomial(matrix)
+    pi, _ = monomial(matrix)
     k = len(qubits)
     # M†·Z_l·M = diag_j σ_l(π(j)) with σ_l(i) = (-1)^{|i ∧ l|}
     values = np.array([1 - 2 * (bin(int(pi[j]) & local).count("1") & 1) for j in range(1 << k)])
@@ -493,26 +255,26 @@ def _collect(primitives: list, n: int) -> tuple[list[_Collected], Angle]:
 
     for prim in primitives:
         seg = segments[-1]
-        if isinstance(prim, _Phase):
+        if isinstance(prim, PhaseOp):
             phase = phase.plus(prim.angle)
             continue
-        if isinstance(prim, _Rot):
+        if isinstance(prim, RotOp):
             if prim.angle.constant:
-                prim = _Mat(_rotation_matrix(prim.kind, prim.angle.offset), (prim.qubit,))
+                prim = MatOp(pauli_rotation_matrix(prim.kind, prim.angle.offset), (prim.qubit,))
             elif prim.kind == "rz" and prim.qubit in seg.touched:
-                prim = _ZRot(prim.angle, (prim.qubit,))
+                prim = ZRotOp(prim.angle, (prim.qubit,))
             else:
                 if prim.qubit in seg.touched:
                     seg = fresh()
                 seg.chains[prim.qubit].append(Rotation(prim.kind, prim.angle))
                 continue
-        if isinstance(prim, _ZRot):
+        if isinstance(prim, ZRotOp):
             if prim.angle.constant:  # a constant diagonal: a monomial like any other
                 phases = [
                     np.exp(-0.5j * prim.angle.offset * (1 - 2 * (bin(j).count("1") & 1)))
                     for j in range(1 << len(prim.qubits))
                 ]
-                prim = _Mat(np.diag(phases), prim.qubits)
+                prim = MatOp(np.diag(phases), prim.qubits)
             elif len(prim.qubits) == 1 and prim.qubits[0] not in seg.touched:
                 seg.chains[prim.qubits[0]].append(Rotation("rz", prim.angle))
                 continue
@@ -529,14 +291,14 @@ def _collect(primitives: list, n: int) -> tuple[list[_Collected], Angle]:
                 seg.diagonal.append((moved[0], prim.angle.scaled(moved[1])))
                 seg.touched.update(prim.qubits)
                 continue
-        assert isinstance(prim, _Mat)
+        assert isinstance(prim, MatOp)
         if len(prim.qubits) > 1:
             seg.mono.append((prim.matrix, prim.qubits))
             seg.touched.update(prim.qubits)
             continue
         (q,) = prim.qubits
         if q in seg.touched:
-            if _monomial(prim.matrix) is not None:
+            if monomial(prim.matrix) is not None:
                 seg.mono.append((prim.matrix, prim.qubits))
                 continue
             seg = fresh()
@@ -571,7 +333,7 @@ def compile_step(circuit: QuantumCircuit) -> StepProgram:
         raise UnsupportedCircuitError("the circuit has no qubits")
     parameters = tuple(circuit.parameters)
     index = {p: i for i, p in enumerate(parameters)}
-    collected, phase = _collect(_lower(circuit, index), circuit.num_qubits)
+    collected, phase = _collect(lower(circuit, index), circuit.num_qubits)
     # bank layout: rotations in order of collection (chains, then the diagonal), then constants,
     # then the identity
     rotations: list[Rotation] = []
