@@ -262,7 +262,10 @@ def add_arguments(
         shown = default if not isinstance(default, tuple) else ",".join(default)
         kwargs: dict[str, Any] = {
             "default": default,
-            "help": f"{text} (default: {shown})" if text else f"(default: {shown})",
+            # a help text that states its default itself ("default: never") keeps it
+            "help": (text if "default:" in text else f"{text} (default: {shown})")
+            if text
+            else f"(default: {shown})",
         }
         if leaf.parse is not None:
             kwargs["type"] = leaf.parse
