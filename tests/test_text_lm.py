@@ -2,6 +2,7 @@
 truncated-BPTT windows (and detached), epochs, exact resume with the carried state in the
 checkpoint, tiny runs, report."""
 
+import json
 import math
 
 import numpy as np
@@ -168,3 +169,28 @@ def test_reset_every_k_windows_restarts_the_carried_state_in_training_and_evalua
             )
             count += y.numel()
     assert task.evaluate(model)["loss"] == pytest.approx(total / count, rel=1e-6)
+
+
+def test_forgetting_run_trains_monitors_and_resumes_with_the_carried_ensemble(cache, tmp_path):
+    cfg = config(task="ptb-char", model="qrnn", forget_every=4, steps=6, eval_every=3, lr=0.02)
+    straight = Trainer.from_config(cfg, tmp_path / "straight")
+    straight.fit()
+    psi, _ = straight.task.state_dict()["carry"]
+    assert psi.shape[0] == 4 * 4  # batch 4, the rank cap 2^(3-1) = 4 branches each
+    records = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").open()]
+    evals = [r for r in records if "bpc" in r]
+    assert len(evals) == 2 and all(r["gain_median"] > 0 and r["z_abs"] > 0 for r in evals)
+    Trainer.from_config(cfg.replace(steps=3), tmp_path / "split").fit()
+    resumed = Trainer.from_config(cfg, tmp_path / "split", resume=True)
+    resumed.fit()
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_forgetting_is_refused_where_it_cannot_run(cache):
+    from qrnn_qiskit.options import ConfigError
+
+    with pytest.raises(ConfigError, match="statevector engine only"):
+        config(model="qrnn", forget_every=2, backend="aer")
+    with pytest.raises(ConfigError, match="not the mt-de-en"):
+        config(task="mt-de-en", model="qrnn", forget_every=2)

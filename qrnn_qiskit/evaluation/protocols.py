@@ -64,6 +64,12 @@ class HardwareProtocol:
                 "only QRNN runs have circuits to evaluate on hardware (this run is a classical "
                 "model)"
             )
+        if core.config.forget_every:
+            raise QRNNError(
+                "this run resets a qubit every "
+                f"{core.config.forget_every} steps (--forget-every); the hardware circuits of "
+                "the forgetting step are not built yet: evaluate it noiselessly with qrnn report"
+            )
         self.model = model
         self.x = x
         self.core = core

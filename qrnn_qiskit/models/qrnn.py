@@ -26,7 +26,8 @@ from torch import nn
 from ..backends import Engine, StatevectorEngine
 from ..backends.statevector import ReversibleTape
 from ..circuits import QRNNSpec, readout_observables, step_circuit
-from ..options import option
+from ..options import ConfigError, option
+from . import forgetting
 from .controller import Controller, ControllerConfig, Unrolled, activate, activation_backward
 
 QRNNState = tuple[torch.Tensor, torch.Tensor]
@@ -39,18 +40,34 @@ class QRNNConfig:
     spec: QRNNSpec = option(default_factory=lambda: QRNNSpec(8))
     controller: ControllerConfig = option(default_factory=ControllerConfig)
     feedback: bool = option(True, "feed the previous readouts z_{t-1} to the controller")
+    forget_every: int = option(
+        0,
+        "a non-unitary forgetting step: reset one qubit (cycling through the register) after every "
+        "K-th step of each pass, simulated exactly as a mixed state (up to 2^(n-1) state vectors "
+        "per sequence; docs/training.md); 0: off",
+        metavar="K",
+    )
+
+    def __post_init__(self) -> None:
+        k = self.forget_every
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ConfigError("forget_every", f"must be an integer >= 0, got {k!r}")
 
     def to_dict(self) -> dict:
         return {
             "spec": self.spec.to_dict(),
             "controller": asdict(self.controller),
             "feedback": self.feedback,
+            "forget_every": self.forget_every,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> QRNNConfig:
         return cls(
-            QRNNSpec.from_dict(d["spec"]), ControllerConfig(**d["controller"]), bool(d["feedback"])
+            QRNNSpec.from_dict(d["spec"]),
+            ControllerConfig(**d["controller"]),
+            bool(d["feedback"]),
+            int(d.get("forget_every", 0)),
         )
 
 
@@ -81,6 +98,11 @@ class QRNNCell(nn.Module):
                 f"engine has {self.engine.n_params} parameters, the spec needs {spec.n_params}"
             )
         self.n_readouts = self.engine.n_readouts
+        if config.forget_every and not isinstance(self.engine, StatevectorEngine):
+            raise ValueError(
+                "the forgetting step (forget_every) needs the statevector engine; got "
+                f"{type(self.engine).__name__}"
+            )
         in_features = input_size + (self.n_readouts if config.feedback else 0)
         self.controller = Controller(in_features, spec.n_params, config.controller)
 
@@ -107,6 +129,29 @@ class QRNNCell(nn.Module):
         psi, z = self.engine.step_readouts(psi, self.angles(x_t, z))
         z = z.to(x_t.dtype)
         return z, (psi, z)
+
+    def ensemble_step(
+        self, x_t: torch.Tensor, state: QRNNState, tape: ReversibleTape | None = None
+    ) -> tuple[torch.Tensor, QRNNState]:
+        """:meth:`step` on an ensemble state (ψ [B·r, 2ⁿ], z [B, R]; :mod:`.forgetting`): every
+        branch of a sequence gets that sequence's angles, z_t = Tr(Pρ_t). On the statevector
+        engine only; ``tape``: the reversible tape of the current segment."""
+        psi, z = state
+        batch = x_t.shape[0]
+        angles = forgetting.spread(self.angles(x_t, z), forgetting.branches(psi, batch))
+        psi, values = self.engine.step_readouts(psi, angles, tape)
+        z = forgetting.ensemble_readouts(values, batch).to(x_t.dtype)
+        return z, (psi, z)
+
+    def forget(self, t: int, state: QRNNState, batch: int) -> tuple[QRNNState, bool]:
+        """The state after step ``t`` of a pass, with the reset applied when one is due; and
+        whether one was (the engine's reversible tape cannot walk back through it)."""
+        every = self.config.forget_every
+        if not forgetting.reset_due(t, every):
+            return state, False
+        n = self.config.spec.n_qubits
+        psi = forgetting.reset(state[0], batch, forgetting.reset_qubit(t, every, n), n)
+        return (psi, state[1]), True
 
 
 def _steps(engine, unrolled: Unrolled, pre, psi, z, wz, weights, record: dict | None):
@@ -248,7 +293,8 @@ class QRNNCore(QRNNCell):
     ``forward(x)`` maps features [B, T, F] to readouts [B, T, R]; each pass is one
     ``engine.recording(B, T)`` scope (the statevector engine keeps no state per step: memory
     independent of T). On the statevector engine the pass is fused (:class:`FusedSequence`) unless
-    ``fused`` is False or the controller's dropout is active.
+    ``fused`` is False or the controller's dropout is active. With ``config.forget_every`` the
+    state is an ensemble of branches (:mod:`.forgetting`) and the pass runs step by step.
     """
 
     fused: bool = True
@@ -263,6 +309,7 @@ class QRNNCore(QRNNCell):
             and type(self.engine) is StatevectorEngine
             and self.engine.device.type == "cpu"
             and self.controller.unrollable
+            and not self.config.forget_every
         )
 
     def _forward_fused(self, x: torch.Tensor, state: QRNNState | None):
@@ -292,6 +339,8 @@ class QRNNCore(QRNNCell):
             )
         if self.fusable(x.shape[1]):
             return self._forward_fused(x, state)
+        if self.config.forget_every:
+            return self._forward_forgetting(x, state)
         batch, steps, _ = x.shape
         with self.engine.recording(batch, steps):
             psi, z = state if state is not None else self.initial_state(batch)
@@ -300,4 +349,19 @@ class QRNNCore(QRNNCell):
             for t in range(steps):
                 z, state = self.step(x[:, t], state)
                 outputs.append(z)
+        return torch.stack(outputs, dim=1), state
+
+    def _forward_forgetting(self, x: torch.Tensor, state: QRNNState | None):
+        batch, steps, _ = x.shape
+        psi, z = state if state is not None else self.initial_state(batch)
+        state = (psi, z.to(x.dtype))
+        record = torch.is_grad_enabled()
+        tape = ReversibleTape() if record else None
+        outputs = []
+        for t in range(steps):
+            z, state = self.ensemble_step(x[:, t], state, tape)
+            outputs.append(z)
+            state, was_reset = self.forget(t, state, batch)
+            if was_reset and record:
+                tape = ReversibleTape()  # a reset is not reversible: a new segment
         return torch.stack(outputs, dim=1), state

@@ -23,6 +23,7 @@ import statistics
 import torch
 from torch import nn
 
+from .forgetting import branches, ensemble_readouts, select, spread
 from .qrnn import QRNNCell, QRNNCore
 
 REPORT_KEYS: tuple[str, ...] = (
@@ -41,13 +42,14 @@ def loop_jacobian(
 ) -> torch.Tensor:
     """Per-sample ∂z_t/∂z_{t-1} [B, R, R] (row: output readout, column: input readout) with the
     step features x_t and ψ_{t-1} held fixed, by R vector-Jacobian products (the samples of a
-    batch are independent). Zero for a cell without readout feedback."""
+    batch are independent). ``psi_prev`` may be an ensemble (:mod:`.forgetting`). Zero for a cell
+    without readout feedback."""
     batch, readouts = z_prev.shape
     if not cell.config.feedback:
         return z_prev.new_zeros(batch, readouts, readouts)
     z = z_prev.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        _, out = cell.engine.step_readouts(psi_prev.detach(), cell.angles(x_t.detach(), z))
+        out, _ = cell.ensemble_step(x_t.detach(), (psi_prev.detach(), z))
         out = out.to(z.dtype)
         eye = torch.eye(out.shape[1], dtype=out.dtype)
         rows = []
@@ -107,13 +109,14 @@ def loop_report(
                 x_t = features[:, t]
                 real = lengths > t
                 if t in times and core.config.feedback and bool(real.any()):
-                    jac = loop_jacobian(core, x_t[real], z[real], psi[real])
+                    jac = loop_jacobian(core, x_t[real], z[real], select(psi, batch, real))
                     sigma = torch.linalg.matrix_norm(jac.double(), ord=2)
                     gains.append(float(sigma.mean()))
                     peak = max(peak, float(sigma.max()))
                 angles = core.angles(x_t, z)
-                psi, z = core.engine.step_readouts(psi, angles)
-                z = z.to(features.dtype)
+                psi, values = core.engine.step_readouts(psi, spread(angles, branches(psi, batch)))
+                z = ensemble_readouts(values, batch).to(features.dtype)
+                (psi, z), _ = core.forget(t, (psi, z), batch)
                 zs.append(z)
                 thetas.append(angles)
         zs_all, thetas_all = torch.stack(zs, dim=1), torch.stack(thetas, dim=1)

@@ -316,6 +316,18 @@ class TrainConfig:
             f"{self.engine.device} runs the statevector engine of --model qrnn; --model "
             f"{self.model.kind} --backend {self.engine.backend} trains on the CPU (drop --device)",
         )
+        if self.qrnn.forget_every and self.model.kind == "qrnn":
+            require(
+                self.engine.backend == "statevector" and self.engine.train_noise == "none",
+                "forget_every",
+                "the forgetting step runs on the statevector engine only (drop --backend / "
+                "--train-noise, or --forget-every)",
+            )
+            require(
+                self.task.name != "mt-de-en",
+                "forget_every",
+                "is for the QRNN sequence models, not the mt-de-en encoder-decoder",
+            )
 
     # -- construction from option names ---------------------------------------------------------
     @classmethod
