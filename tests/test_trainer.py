@@ -289,3 +289,14 @@ def test_bad_optimiser_options_are_one_line(tmp_path, capsys, args, message):
     assert main(["train", "--run-dir", str(tmp_path / "r"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_report_shows_both_copying_accuracies_from_the_best_evaluation(tmp_path):
+    from qrnn_qiskit.evaluation.report import markdown_table, summarize
+
+    Trainer.from_config(TINY, tmp_path / "run").fit()
+    records = [r for r in read_metrics(tmp_path / "run") if "accuracy" in r]
+    best = max(records, key=lambda r: r["accuracy"])
+    row = summarize(tmp_path / "run", with_test=False)
+    assert row.also == {"all_position_accuracy": best["all_position_accuracy"]}
+    assert f"; all-position {best['all_position_accuracy']:.2%}" in markdown_table([row])

@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import QRNNError
@@ -43,6 +43,7 @@ class RunSummary:
     test: float | None
     curve: list[dict]
     tested: str | None = None  # which checkpoint the test metric is of
+    also: dict[str, float] = field(default_factory=dict)  # the task's report_also, best evaluation
 
     @property
     def epochs(self) -> float | None:
@@ -148,6 +149,11 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
         test=test,
         curve=records,
         tested=tested,
+        also={
+            name: value
+            for name in task.report_also
+            if best and (value := _number(best.get(name))) is not None
+        },
     )
 
 
@@ -161,7 +167,7 @@ def _number(value) -> float | None:
 def _value(metric: str, value: float | None) -> str:
     if value is None:
         return "—"
-    return f"{value:.2%}" if metric == "accuracy" else f"{value:.4f}"
+    return f"{value:.2%}" if metric.endswith("accuracy") else f"{value:.4f}"
 
 
 def markdown_table(rows: Sequence[RunSummary]) -> str:
@@ -176,6 +182,8 @@ def markdown_table(rows: Sequence[RunSummary]) -> str:
         best = (
             f"{_value(r.metric, r.best_val)} ({r.best_val_step})" if r.best_val is not None else "—"
         )
+        for name, value in r.also.items():
+            best += f"; {name.removesuffix('_accuracy').replace('_', '-')} {_value(name, value)}"
         test = _value(r.metric, r.test) + (f" ({r.tested})" if r.tested else "")
         per_epoch = f"{r.seconds_per_epoch:.0f}" if r.seconds_per_epoch is not None else "—"
         lines.append(
