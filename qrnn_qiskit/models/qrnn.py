@@ -135,7 +135,10 @@ class QRNNCell(nn.Module):
     ) -> tuple[torch.Tensor, QRNNState]:
         """:meth:`step` on an ensemble state (ψ [B·r, 2ⁿ], z [B, R]; :mod:`.forgetting`): every
         branch of a sequence gets that sequence's angles, z_t = Tr(Pρ_t). On the statevector
-        engine only; ``tape``: the reversible tape of the current segment."""
+        engine only; ``tape``: the reversible tape of the current segment. Without forgetting, the
+        pure-state :meth:`step` on any engine."""
+        if not self.config.forget_every:
+            return self.step(x_t, state)
         psi, z = state
         batch = x_t.shape[0]
         angles = forgetting.spread(self.angles(x_t, z), forgetting.branches(psi, batch))

@@ -102,6 +102,7 @@ def loop_report(
         gains: list[float] = []
         peak = 0.0
         zs, thetas = [], []
+        forget = bool(core.config.forget_every)
         with torch.no_grad():
             psi, z = core.initial_state(batch)
             z = z.to(features.dtype)
@@ -109,14 +110,20 @@ def loop_report(
                 x_t = features[:, t]
                 real = lengths > t
                 if t in times and core.config.feedback and bool(real.any()):
-                    jac = loop_jacobian(core, x_t[real], z[real], select(psi, batch, real))
+                    psi_real = select(psi, batch, real) if forget else psi[real]
+                    jac = loop_jacobian(core, x_t[real], z[real], psi_real)
                     sigma = torch.linalg.matrix_norm(jac.double(), ord=2)
                     gains.append(float(sigma.mean()))
                     peak = max(peak, float(sigma.max()))
                 angles = core.angles(x_t, z)
-                psi, values = core.engine.step_readouts(psi, spread(angles, branches(psi, batch)))
-                z = ensemble_readouts(values, batch).to(features.dtype)
-                (psi, z), _ = core.forget(t, (psi, z), batch)
+                if forget:  # an ensemble state (the statevector engine)
+                    spread_angles = spread(angles, branches(psi, batch))
+                    psi, values = core.engine.step_readouts(psi, spread_angles)
+                    z = ensemble_readouts(values, batch).to(features.dtype)
+                    (psi, z), _ = core.forget(t, (psi, z), batch)
+                else:
+                    psi, z = core.engine.step_readouts(psi, angles)
+                    z = z.to(features.dtype)
                 zs.append(z)
                 thetas.append(angles)
         zs_all, thetas_all = torch.stack(zs, dim=1), torch.stack(thetas, dim=1)
