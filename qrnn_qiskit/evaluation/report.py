@@ -201,34 +201,40 @@ def markdown_table(rows: Sequence[RunSummary]) -> str:
 
 
 def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
-    """Validation metric and training loss against epochs (or steps) for every run, as one PNG."""
+    """Validation metric (one panel per metric: accuracy, bpc, … never share an axis) and training
+    loss against epochs (or steps) for every run, as one PNG."""
     from matplotlib.figure import Figure
 
     path = Path(path)
-    figure = Figure(figsize=(11, 4.2), layout="constrained")
-    val_axis, loss_axis = figure.subplots(1, 2)
+    metrics = sorted({r.metric for r in rows})
+    panels = len(metrics) + 1
+    grid = (math.ceil(panels / 3), min(panels, 3))
+    figure = Figure(figsize=(5.5 * grid[1], 4.2 * grid[0]), layout="constrained")
+    axes = list(figure.subplots(*grid, squeeze=False).flat)
+    val_axes = dict(zip(metrics, axes, strict=False))
+    loss_axis = axes[len(metrics)]
+    for extra in axes[panels:]:
+        extra.set_visible(False)
     use_epochs = all(r.steps_per_epoch for r in rows)
     for r in rows:
         if not r.curve:
             continue
         scale = r.steps_per_epoch if use_epochs else 1
         x = [rec["step"] / scale for rec in r.curve]
-        label = f"{r.task}/{r.model} ({r.size})"
+        label = f"{r.run_dir.name} ({r.size})"
         nan = float("nan")
         val = [_number(rec.get(r.metric)) for rec in r.curve]
         loss = [_number(rec.get("train_loss")) for rec in r.curve]
-        val_axis.plot(x, [nan if v is None else v for v in val], marker=".", label=label)
+        val_axes[r.metric].plot(x, [nan if v is None else v for v in val], marker=".", label=label)
         loss_axis.plot(x, [nan if v is None else v for v in loss], label=label)
-    metrics = {r.metric for r in rows}
-    for axis, title in (
-        (val_axis, f"validation {'/'.join(sorted(metrics))}"),
-        (loss_axis, "training loss (EMA)"),
-    ):
+    titled = [(val_axes[m], f"validation {m}") for m in metrics]
+    for axis, title in (*titled, (loss_axis, "training loss (EMA)")):
         axis.set_xlabel("epoch" if use_epochs else "step")
         axis.set_title(title)
         axis.grid(alpha=0.3)
     loss_axis.set_yscale("log")
-    val_axis.legend(fontsize=8)
+    for axis, _ in titled:
+        axis.legend(fontsize=7)
     return save_figure(figure, path, dpi=120)
 
 
