@@ -15,7 +15,7 @@ $Q train $ROWS --model qrnn --qubits 8 --layers 2 --max-minutes 20 --run-dir $R/
 $Q train $ROWS --model lstm --match-params $R/smnist-rows-qrnn --max-minutes 3 --run-dir $R/smnist-rows-lstm > $R/smnist-rows-lstm.log 2>&1
 # Penn Treebank characters, state carried (the task as specified); ptb prefers --angle-lr 0.1 (docs/results.md)
 PTB="--task ptb-char --embed-dim 32 --bptt 100 --batch-size 32 --lr 1e-2 --eval-every 500 $C"
-# (this run collapsed at step ~2,250; it was stopped by hand at step 8,500 and moved to $R/ptb-char-qrnn-alr0.1,
+# (this run collapsed at step ~2,250; it was stopped by hand at step 9,000 and moved to $R/ptb-char-qrnn-alr0.1,
 # where the LSTM below reads its size; laneD.sh reruns it at the default --angle-lr)
 $Q train $PTB --model qrnn --qubits 8 --layers 2 --angle-lr 0.1 --max-minutes 20 --run-dir $R/ptb-char-qrnn > $R/ptb-char-qrnn.log 2>&1
 $Q train $PTB --model lstm --match-params $R/ptb-char-qrnn-alr0.1 --max-minutes 5 --run-dir $R/ptb-char-lstm > $R/ptb-char-lstm.log 2>&1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # issue 13.8: ptb-char with the state carried again, at the default --angle-lr 0.03 (after lane A): the run of lane A
-# with --angle-lr 0.1 collapsed at step ~2,250 (moved to runs/t13/ptb-char-qrnn-alr0.1; stopped by hand at step 8,500)
+# with --angle-lr 0.1 collapsed at step ~2,250 (moved to runs/t13/ptb-char-qrnn-alr0.1; stopped by hand at step 9,000)
 cd "$(dirname "$0")/../.."
 while pgrep -f experiments/table/laneA.sh > /dev/null; do sleep 30; done
 export OMP_NUM_THREADS=1
