@@ -5,7 +5,8 @@ its commands import lazily, computes nothing, and forks one child per command. A
 starts in milliseconds, so a random delay lands in its work rather than in Python's imports. The
 zygote never runs an OpenMP region or a torch operation, so no child inherits a thread pool (the
 children build their own; the native runtime resets its pool at fork). Every wait has a hard
-timeout, and the zygote is stopped by its pid when the test ends.
+timeout, the zygote is stopped by its pid when the test ends, and it kills any child still
+running when it stops.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from qiskit_ibm_runtime import Batch, QiskitRuntimeService
 from qiskit_ibm_runtime.executor_sampler import Sampler
 assert threading.active_count() == 1, threading.enumerate()
 print(json.dumps({"ready": os.getpid()}), flush=True)
+children = set()
 for line in sys.stdin:
     request = json.loads(line)
     if request["op"] == "run":
@@ -62,6 +64,7 @@ for line in sys.stdin:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
+        children.add(pid)
         print(json.dumps({"pid": pid}), flush=True)
     elif request["op"] == "wait":
         deadline = time.monotonic() + request["timeout"]
@@ -76,8 +79,15 @@ for line in sys.stdin:
                 code = "timeout"
                 break
             time.sleep(0.005)
+        children.discard(request["pid"])
         print(json.dumps({"code": code}), flush=True)
-os._exit(0)  # stdin closed: skip the interpreter's teardown of everything imported
+for pid in children:  # stdin closed (the test ended, maybe early): no child outlives the zygote
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+os._exit(0)  # skip the interpreter's teardown of everything imported
 """
 
 

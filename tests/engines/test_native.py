@@ -139,7 +139,7 @@ def test_the_fork_hook_drops_the_parents_pool_and_the_child_builds_its_own(monke
 
 
 _FORK_PROBE = """
-import os, sys
+import os, select, signal, sys
 import torch
 torch.set_num_threads(1)  # one torch thread on both sides: GNU OpenMP is not fork-safe
 from qrnn_qiskit.backends import StatevectorEngine, native
@@ -157,26 +157,34 @@ read, write = os.pipe()
 pid = os.fork()
 if pid == 0:
     try:
+        signal.alarm(60)  # the child's own hard timeout: SIGALRM ends it even if it hangs
         torch.set_num_threads(1)
         native.set_threads(2)
         with torch.no_grad():
             values = engine.sequence(angles)[0]
         report = (f"equal={torch.equal(values, expected)} built={native.RUNTIME.pools_built} "
-                  f"threads={native.RUNTIME.pool_threads}")
+                  f"threads={native.RUNTIME.pool_threads} torch={torch.get_num_threads()}")
         os.write(write, report.encode())
     finally:
         os._exit(0)
 os.close(write)
+ready, _, _ = select.select([read], [], [], 90)
+if not ready:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    sys.exit("the forked child did not answer within 90 s")
 print(os.read(read, 200).decode())
-os.waitpid(pid, 0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
 def test_a_forked_child_builds_its_own_thread_pool_in_a_fresh_interpreter():
     """Integration: a parent that split a batch over its pool forks; the child (torch at one thread,
     the kernels' threads set explicitly) computes the same values on a pool it built itself. A
-    fresh interpreter keeps this test independent of the suite's own OpenMP state; the timeout
-    turns a hang into a failure."""
+    fresh interpreter keeps this test independent of the suite's own OpenMP state. Hard timeouts at
+    every level turn a hang into a failure: the child's alarm (60 s), the parent's wait for it
+    (90 s, then SIGKILL), this test's wait for the parent (120 s)."""
     if native.load() is None:
         pytest.skip(native.status())
     done = subprocess.run(
@@ -187,7 +195,8 @@ def test_a_forked_child_builds_its_own_thread_pool_in_a_fresh_interpreter():
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "equal=True built=1 threads=2", done.stdout + done.stderr[-500:]
+    expected = "equal=True built=1 threads=2 torch=1"
+    assert done.stdout.strip() == expected, done.stdout + done.stderr[-500:]
 
 
 def test_engines_with_native_kernels_copy_and_pickle():
