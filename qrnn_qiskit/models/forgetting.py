@@ -95,10 +95,8 @@ def reset(state: torch.Tensor, batch: int, qubit: int, n_qubits: int) -> torch.T
         raise ValueError(f"state must have {dim} amplitudes, got {state.shape[-1]}")
     r = branches(state, batch)
     lo, hi = 1 << qubit, 1 << (n_qubits - 1 - qubit)
-    halves = state.reshape(batch, r, hi, 2, lo)
-    # K₀ψ keeps the |0⟩_q half, K₁ψ moves the |1⟩_q half there: [batch, r, 2, hi·lo]
-    kept = halves.transpose(2, 3).reshape(batch, r, 2, hi * lo)
-    rows = kept.reshape(batch, 2 * r, hi * lo)
+    # K₀ψ keeps the |0⟩_q half, K₁ψ moves the |1⟩_q half there: 2r rows of 2ⁿ⁻¹ per sequence
+    rows = state.reshape(batch, r, hi, 2, lo).transpose(2, 3).reshape(batch, 2 * r, hi * lo)
     if 2 * r > hi * lo:
         rows = Compress.apply(rows)
     m = rows.shape[1]

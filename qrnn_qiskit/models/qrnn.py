@@ -130,21 +130,19 @@ class QRNNCell(nn.Module):
         z = z.to(x_t.dtype)
         return z, (psi, z)
 
-    def ensemble_step(
-        self, x_t: torch.Tensor, state: QRNNState, tape: ReversibleTape | None = None
-    ) -> tuple[torch.Tensor, QRNNState]:
-        """:meth:`step` on an ensemble state (ψ [B·r, 2ⁿ], z [B, R]; :mod:`.forgetting`): every
-        branch of a sequence gets that sequence's angles, z_t = Tr(Pρ_t). On the statevector
-        engine only; ``tape``: the reversible tape of the current segment. Without forgetting, the
-        pure-state :meth:`step` on any engine."""
+    def advance(
+        self, psi: torch.Tensor, angles: torch.Tensor, tape: ReversibleTape | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ψ_t, z_t) of one step with angles [B, P] (z in the engine's real dtype): a pure state
+        on any engine, or with ``config.forget_every`` an ensemble (ψ [B·r, 2ⁿ], :mod:`.forgetting`)
+        whose branches all get their sequence's angles, z_t = Tr(Pρ_t); ``tape``: the reversible
+        tape of the current stretch between resets."""
         if not self.config.forget_every:
-            return self.step(x_t, state)
-        psi, z = state
-        batch = x_t.shape[0]
-        angles = forgetting.spread(self.angles(x_t, z), forgetting.branches(psi, batch))
-        psi, values = self.engine.step_readouts(psi, angles, tape)
-        z = forgetting.ensemble_readouts(values, batch).to(x_t.dtype)
-        return z, (psi, z)
+            return self.engine.step_readouts(psi, angles)
+        batch = angles.shape[0]
+        spread = forgetting.spread(angles, forgetting.branches(psi, batch))
+        psi, values = self.engine.step_readouts(psi, spread, tape)
+        return psi, forgetting.ensemble_readouts(values, batch)
 
     def forget(self, t: int, state: QRNNState, batch: int) -> tuple[QRNNState, bool]:
         """The state after step ``t`` of a pass, with the reset applied when one is due; and
@@ -362,9 +360,10 @@ class QRNNCore(QRNNCell):
         tape = ReversibleTape() if record else None
         outputs = []
         for t in range(steps):
-            z, state = self.ensemble_step(x[:, t], state, tape)
+            psi, z = self.advance(state[0], self.angles(x[:, t], state[1]), tape)
+            z = z.to(x.dtype)
             outputs.append(z)
-            state, was_reset = self.forget(t, state, batch)
+            state, was_reset = self.forget(t, (psi, z), batch)
             if was_reset and record:
                 tape = ReversibleTape()  # a reset is not reversible: a new segment
         return torch.stack(outputs, dim=1), state

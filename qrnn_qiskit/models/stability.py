@@ -23,7 +23,7 @@ import statistics
 import torch
 from torch import nn
 
-from .forgetting import branches, ensemble_readouts, select, spread
+from .forgetting import select
 from .qrnn import QRNNCell, QRNNCore
 
 REPORT_KEYS: tuple[str, ...] = (
@@ -49,7 +49,7 @@ def loop_jacobian(
         return z_prev.new_zeros(batch, readouts, readouts)
     z = z_prev.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        out, _ = cell.ensemble_step(x_t.detach(), (psi_prev.detach(), z))
+        _, out = cell.advance(psi_prev.detach(), cell.angles(x_t.detach(), z))
         out = out.to(z.dtype)
         eye = torch.eye(out.shape[1], dtype=out.dtype)
         rows = []
@@ -116,14 +116,8 @@ def loop_report(
                     gains.append(float(sigma.mean()))
                     peak = max(peak, float(sigma.max()))
                 angles = core.angles(x_t, z)
-                if forget:  # an ensemble state (the statevector engine)
-                    spread_angles = spread(angles, branches(psi, batch))
-                    psi, values = core.engine.step_readouts(psi, spread_angles)
-                    z = ensemble_readouts(values, batch).to(features.dtype)
-                    (psi, z), _ = core.forget(t, (psi, z), batch)
-                else:
-                    psi, z = core.engine.step_readouts(psi, angles)
-                    z = z.to(features.dtype)
+                psi, z = core.advance(psi, angles)
+                (psi, z), _ = core.forget(t, (psi, z.to(features.dtype)), batch)
                 zs.append(z)
                 thetas.append(angles)
         zs_all, thetas_all = torch.stack(zs, dim=1), torch.stack(thetas, dim=1)
