@@ -1,6 +1,50 @@
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+# The user's dataset cache as this run found it (QRNN_DATA, else ~/.cache/qrnn-qiskit): only the
+# slow real-data tests read it, through the ``real_data`` fixture.
+_USER_DATA = os.environ.get("QRNN_DATA") or str(Path.home() / ".cache" / "qrnn-qiskit")
+_EMPTY_DATA: str | None = None
+
+
+def pytest_configure(config):
+    """Hermetic suite: every test (and every process it starts) sees an empty dataset cache of its
+    own, never what an earlier run left in ``~/.cache`` or in ``$QRNN_DATA``. A test that needs a
+    dataset builds a small fixture (tests/datafiles.py, tests/textfiles.py) or asks for
+    ``real_data`` (and is marked slow)."""
+    global _EMPTY_DATA
+    _EMPTY_DATA = tempfile.mkdtemp(prefix="qrnn-test-data-")
+    os.environ["QRNN_DATA"] = _EMPTY_DATA
+
+
+def pytest_unconfigure(config):
+    if _EMPTY_DATA is not None:
+        shutil.rmtree(_EMPTY_DATA, ignore_errors=True)
+
+
+@pytest.fixture
+def real_data(monkeypatch) -> Path:
+    """The user's real dataset cache (for the slow checks of fetched datasets against DATA.md)."""
+    monkeypatch.setenv("QRNN_DATA", _USER_DATA)
+    return Path(_USER_DATA)
+
+
+@pytest.fixture(autouse=True)
+def _empty_data_cache():
+    """The session's empty cache stays empty: a test that fetched into it without its own
+    ``QRNN_DATA`` would hand the next test (in random order) a dataset it did not build."""
+    yield
+    if _EMPTY_DATA is not None and os.listdir(_EMPTY_DATA):
+        left = sorted(os.listdir(_EMPTY_DATA))
+        shutil.rmtree(_EMPTY_DATA, ignore_errors=True)
+        os.makedirs(_EMPTY_DATA, exist_ok=True)
+        pytest.fail(f"the test wrote {left} into the shared empty dataset cache; give it its own")
 
 
 @pytest.fixture(autouse=True)

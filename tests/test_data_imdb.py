@@ -1,6 +1,5 @@
 """IMDB source → cache: official split arithmetic, cleaning, vocabulary, padding, bad input."""
 
-import os
 import time
 
 import numpy as np
@@ -8,7 +7,6 @@ import pytest
 from datafiles import imdb_npm_tarball, reviews
 
 from qrnn_qiskit.data import imdb
-from qrnn_qiskit.data.cache import data_root
 from qrnn_qiskit.errors import QRNNError
 
 
@@ -114,10 +112,10 @@ def test_encode_pads_at_the_end_and_keeps_the_last_words():
 
 
 @pytest.mark.slow
-def test_real_imdb_cache_matches_data_md():
+def test_real_imdb_cache_matches_data_md(real_data):
     """The fetched IMDB (run `qrnn data fetch imdb` first): 25k/25k split, 12.5k per class in each,
     no <br /> left, and it loads in under 2 s."""
-    if "QRNN_DATA" in os.environ or not (data_root() / "imdb" / "manifest.json").exists():
+    if not (real_data / "imdb" / "manifest.json").exists():
         pytest.skip("needs the real IMDB in the default cache: qrnn data fetch imdb")
     started = time.perf_counter()
     data = imdb.load()

