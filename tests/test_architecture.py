@@ -138,7 +138,8 @@ def test_dependencies_point_down_the_layers():
     assert wrong == []
 
 
-def test_tasks_are_not_probed_with_hasattr():
+def _probes(name: str) -> list[str]:
+    """Places that call hasattr/getattr on a variable or attribute called ``name``."""
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -146,10 +147,16 @@ def test_tasks_are_not_probed_with_hasattr():
                 isinstance(node, ast.Call)
                 and getattr(node.func, "id", None) in ("hasattr", "getattr")
                 and node.args
-                and getattr(node.args[0], "id", getattr(node.args[0], "attr", None)) == "task"
+                and getattr(node.args[0], "id", getattr(node.args[0], "attr", None)) == name
             ):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
-    assert offenders == []
+    return offenders
+
+
+def test_tasks_executors_and_protocols_are_not_probed_with_hasattr():
+    """Tasks, executors and hardware protocols declare what they offer (``Task``,
+    ``backends.noisy.Executor`` / ``RemoteExecutor``, ``evaluation.protocols.HardwareProtocol``)."""
+    assert [p for name in ("task", "executor", "protocol") for p in _probes(name)] == []
 
 
 def test_the_native_runtime_keeps_its_state_in_one_object():

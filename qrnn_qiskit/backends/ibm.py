@@ -38,13 +38,13 @@ from .boundary import (
     transient_errors,
     with_retries,
 )
-from .noisy import Counts, Executor, Pub
+from .noisy import Counts, Pub, RemoteExecutor
 from .targets import TargetSpec, active_qubits, check_dynamic_support
 
 DEFAULT_REP_DELAY = 250e-6  # seconds between shots when the backend does not say
 
 
-class IBMExecutor(Executor):
+class IBMExecutor(RemoteExecutor):
     """Submits PUBs as Sampler jobs on an IBM backend and fetches their counts.
 
     Replay rounds depend on each other and run in one ``Session`` (``mode="session"``); the
@@ -52,8 +52,6 @@ class IBMExecutor(Executor):
     round); a job whose id never reached disk is found by its tags before anything is resubmitted.
     The mode is closed when the evaluation is finished (``close``).
     """
-
-    remote = True
 
     def __init__(
         self,
@@ -293,9 +291,6 @@ class IBMExecutor(Executor):
                 "evaluation over with 'qrnn submit ... --restart'"
             ) from None
         return counts_from_result(result, job_id)
-
-    def run(self, pubs: Sequence[Pub], shots: int, seed: int = 0) -> list[list[Counts]]:
-        return self.fetch(self.submit(pubs, shots))
 
     def close(self) -> None:
         """Close the Session/Batch: no new jobs; submitted ones run to completion."""

@@ -48,11 +48,11 @@ Counts = dict[str, float]
 
 
 class Executor:
-    """Transpiles circuits for one target and runs lists of PUBs ``(circuit, parameter rows [K, p] |
-    None)``.
+    """The executor seam: transpiles circuits for one target and runs lists of PUBs ``(circuit,
+    parameter rows [K, p] | None)``. Evaluations ask only for what is declared here (no probing).
 
     ``run`` returns, for every PUB, one counts dictionary per parameter row (probabilities for exact
-    targets).
+    targets). Remote executors (IBM) subclass :class:`RemoteExecutor` and submit/fetch jobs instead.
     """
 
     target_spec: TargetSpec
@@ -64,6 +64,12 @@ class Executor:
     physical_qubits: list[int] | None = None
     # target whose calibrations (errors) describe the prepared ISA circuits (None: no calibrations)
     calibration_target: Target | None = None
+    # how the executor chooses physical qubits (None: it does not choose any)
+    layout_method: str | None = None
+    # the ``PinnedLayout`` chosen by the last ``prepare`` (None: no layout was chosen)
+    layout: Any = None
+    rep_delay: float = 250e-6  # seconds between shots, for QPU-time estimates
+    m3_shots: int = 10_000  # shots per M3 readout calibration circuit
 
     def prepare(
         self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
@@ -73,9 +79,48 @@ class Executor:
     def run(self, pubs: Sequence[Pub], shots: int, seed: int = 0) -> list[list[Counts]]:
         raise NotImplementedError
 
+    def m3_system(self) -> Any:
+        """The backend mthree calibrates readout on (None: readout mitigation does not apply)."""
+        return None
+
+    def close(self) -> None:
+        """Release what the executor holds open (a runtime Session or Batch); a no-op locally."""
+
     @property
     def description(self) -> str:
         return self.target_spec.label
+
+
+class RemoteExecutor(Executor):
+    """An executor whose circuits run as jobs on a service: every job is submitted with tags,
+    recorded before anything waits on it, and fetched later (possibly by another process)."""
+
+    remote = True
+    channel: str = ""
+    sampler_options: dict
+    mode_kind: str  # "session" (dependent rounds) or "batch" (independent jobs)
+    mode_id: str | None = None  # a recorded Session/Batch id to reopen
+
+    @property
+    def batch_id(self) -> str | None:
+        """The id of the open Session or Batch (None before one is opened)."""
+        return self.mode_id
+
+    def find_job(self, tags: Sequence[str]) -> str | None:
+        """The id of a job the service already holds under exactly these tags, else None."""
+        return None
+
+    def submit(
+        self, pubs: Sequence[Pub], shots: int, tags: Sequence[str] = (), seed: int | None = None
+    ) -> str:
+        """Submit one job (all PUBs) and return its id without waiting."""
+        raise NotImplementedError
+
+    def fetch(self, job_id: str, timeout: float | None = None) -> list[list[Counts]]:
+        raise NotImplementedError
+
+    def run(self, pubs: Sequence[Pub], shots: int, seed: int = 0) -> list[list[Counts]]:
+        return self.fetch(self.submit(pubs, shots, seed=seed))
 
 
 def bind_rows(circuit: QuantumCircuit, values: np.ndarray | None) -> list[QuantumCircuit]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from tqdm.auto import tqdm
 
 from ..backends.ibm import LostJobError
-from ..backends.noisy import Executor
+from ..backends.noisy import Executor, RemoteExecutor
 from ..errors import QRNNError
 from .config import EvalConfig
 from .protocols import HardwareProtocol
@@ -25,7 +25,7 @@ from .records import EvalStore, _as_jsonable
 
 
 def _submit(
-    executor: Executor,
+    executor: RemoteExecutor,
     isa_pubs: list,
     config: EvalConfig,
     store: EvalStore,
@@ -38,7 +38,7 @@ def _submit(
     record is fsync'ed in jobs.jsonl before anything waits on the job; a record that cannot be
     written names the job id, so no job is ever lost silently."""
     tags = job_tags(store, r)
-    job_id = executor.find_job(tags) if replaces is None and hasattr(executor, "find_job") else None
+    job_id = executor.find_job(tags) if replaces is None else None
     recovered = job_id is not None
     if not recovered:
         job_id = executor.submit(isa_pubs, config.shots, tags=tags, seed=seed)
@@ -51,10 +51,10 @@ def _submit(
         "tags": tags,
         "target": config.target,
         "protocol": config.protocol,
-        "channel": getattr(executor, "channel", ""),
-        "mode": getattr(executor, "mode_kind", None),
-        "batch": getattr(executor, "batch_id", None),  # Session or Batch id
-        "sampler_options": getattr(executor, "sampler_options", None),
+        "channel": executor.channel,
+        "mode": executor.mode_kind,
+        "batch": executor.batch_id,  # Session or Batch id
+        "sampler_options": executor.sampler_options,
         "shots": config.shots,
         "pubs": len(isa_pubs),
         "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -99,7 +99,7 @@ def _run_rounds(
             counts = store.load_round(r)
             if counts is None:
                 isa_pubs = [(isa[i], values) for i, values in pubs]
-                if executor.remote:
+                if isinstance(executor, RemoteExecutor):
                     seed = config.seed * 100_003 + r
                     record = jobs.get(r)
                     if record is None:

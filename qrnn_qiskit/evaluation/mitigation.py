@@ -87,7 +87,7 @@ class MitigatedReplay(ReplayProtocol):
         """Compute ESP shrinks from the ISA templates and set up M3 on the executor's device."""
         from ..backends.layout import circuit_esp
 
-        target = getattr(executor, "calibration_target", None)
+        target = executor.calibration_target
         if target is not None:
             name = executor.description
             esp = [
@@ -125,7 +125,7 @@ class MitigatedReplay(ReplayProtocol):
             raise QRNNError(
                 "--mitigate m3 needs mthree: pip install 'qrnn-qiskit[mitigation]' (or mthree)"
             ) from None
-        system = getattr(executor, "m3_system", lambda: None)()
+        system = executor.m3_system()
         if system is None:
             raise QRNNError(f"--mitigate m3 cannot calibrate on {executor.description}")
         self.m3_qubits = []
@@ -134,9 +134,7 @@ class MitigatedReplay(ReplayProtocol):
             self.m3_qubits.append([mapping[c] for c in range(len(mapping))])
         qubits = sorted({q for qs in self.m3_qubits for q in qs})
         self.m3 = mthree.M3Mitigation(system)
-        self.m3.cals_from_system(
-            qubits, shots=getattr(executor, "m3_shots", 10_000), async_cal=False
-        )
+        self.m3.cals_from_system(qubits, shots=executor.m3_shots, async_cal=False)
 
     # ---------------------------------------------------------------- rounds
     def schedule(self) -> list[list[tuple[int, int]]]:
@@ -274,7 +272,7 @@ def replay_shrink(protocol: ReplayProtocol, isa: Sequence, executor: Any) -> dic
     replay evaluation from its ISA templates (None without calibrations)."""
     from ..backends.layout import circuit_esp
 
-    target = getattr(executor, "calibration_target", None)
+    target = executor.calibration_target
     if target is None or not isinstance(protocol, ReplayProtocol):
         return None
     esp, gates = [], []

@@ -20,6 +20,7 @@ hardware can be submitted, interrupted and collected round by round.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,8 @@ class HardwareProtocol:
     rounds."""
 
     name = ""
-    dynamic = False
+    dynamic = False  # circuits with mid-circuit measurements and feedforward
+    dependent_rounds = False  # round r+1's circuits depend on round r's counts (a runtime Session)
 
     def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
         core = model.core
@@ -100,11 +102,20 @@ class HardwareProtocol:
     def readouts(self) -> np.ndarray:
         raise NotImplementedError
 
+    def configure(self, isa: Sequence, executor: Any) -> None:
+        """Called once the templates are transpiled (``isa``), before any round runs: a protocol
+        that needs the ISA circuits or the executor's calibrations reads them here."""
+
+    def extras(self) -> dict | None:
+        """What the protocol adds to result.json under "mitigation" (None: nothing)."""
+        return None
+
 
 class ReplayProtocol(HardwareProtocol):
     """Prefix circuits re-prepared each step; θ_t from the readouts estimated at step t−1."""
 
     name = "replay"
+    dependent_rounds = True
 
     def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
         super().__init__(model, x)

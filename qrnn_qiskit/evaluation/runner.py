@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backends.noisy import Executor, make_simulator_executor
+from ..backends.noisy import Executor, RemoteExecutor, make_simulator_executor
 from ..backends.targets import TargetSpec, parse_target
 from ..errors import QRNNError
 from ..fileio import atomic_write_json
@@ -88,10 +88,10 @@ def build_executor(target: TargetSpec, config: EvalConfig) -> Executor:
             seed_transpiler=config.seed,
             layout_method=config.layout,
             sampler_options=sampler_options(config),
-            mode="session" if config.protocol == "replay" else "batch",
+            mode="session" if config.protocol == "replay" else "batch",  # = dependent_rounds
         )
     executor = make_simulator_executor(target, config.optimization_level, config.seed)
-    if hasattr(executor, "layout_method"):
+    if executor.layout_method is not None:  # the executor chooses physical qubits
         executor.layout_method = config.layout
     return executor
 
@@ -135,8 +135,9 @@ def _finish(
     }
     if isinstance(protocol, ReplayProtocol):
         result["angles"] = protocol.angles_used().tolist()
-    if hasattr(protocol, "extras"):
-        result["mitigation"] = protocol.extras()
+    extras = protocol.extras()
+    if extras is not None:
+        result["mitigation"] = extras
     result["layout"] = store.plan().get("layout") if store.plan() else None
     if full_length:
         with torch.no_grad():
@@ -153,8 +154,7 @@ def _finish(
 
 
 def executor_layout(executor: Executor) -> dict | None:
-    layout = getattr(executor, "layout", None)
-    return layout.to_dict() if layout is not None else None
+    return executor.layout.to_dict() if executor.layout is not None else None
 
 
 def per_sample_metrics(task, model, x, y, noisy, exact) -> dict:
@@ -229,12 +229,11 @@ def _evaluate(
         )
     protocol = make_protocol(config, model, x)
     executor = executor or build_executor(target, config)
-    if executor.remote and hasattr(executor, "sampler_options"):  # the config decides, recorded
-        executor.sampler_options = sampler_options(config)
-        executor.mode_kind = "session" if config.protocol == "replay" else "batch"
     plan = {"eval": config.to_dict(), "train_step": train_step, "name": store.name}
-    if executor.remote:
-        plan["sampler_options"] = getattr(executor, "sampler_options", None)
+    if isinstance(executor, RemoteExecutor):  # the config decides, recorded
+        executor.sampler_options = sampler_options(config)
+        executor.mode_kind = "session" if protocol.dependent_rounds else "batch"
+        plan["sampler_options"] = executor.sampler_options
     existing = store.plan()
     resume = False
     if existing is not None:
@@ -267,12 +266,11 @@ def _evaluate(
             resume = False
         executor.physical_qubits = existing.get("physical_qubits")
         modes = [j.get("batch") for _, j in sorted(store.jobs().items()) if j.get("batch")]
-        if modes and hasattr(executor, "mode_id"):  # reopen the evaluation's Session if open
+        if modes and isinstance(executor, RemoteExecutor):  # reopen the evaluation's Session
             executor.mode_id = modes[-1]
     if isa is None:
         isa = executor.prepare(protocol.templates, dynamic=protocol.dynamic)
-    if hasattr(protocol, "configure"):  # mitigated replay: λ from the ISA templates, M3 cals
-        protocol.configure(isa, executor)
+    protocol.configure(isa, executor)  # e.g. mitigated replay: λ from the ISA templates, M3 cals
     report = resource_report(
         target.label,
         config.protocol,
@@ -282,7 +280,7 @@ def _evaluate(
         config.shots,
         physical_qubits=executor.physical_qubits,
         seconds_target=executor.seconds_target,
-        rep_delay=getattr(executor, "rep_delay", 250e-6),
+        rep_delay=executor.rep_delay,
         exact=executor.exact,
         calibration=replay_shrink(protocol, isa, executor),
     )
@@ -305,7 +303,7 @@ def _evaluate(
         # a Session stays open between 'qrnn submit' and 'qrnn collect' while rounds remain
         close = done or not submit_only or protocol.n_rounds == 1
     finally:
-        if close and hasattr(executor, "close"):
+        if close:
             executor.close()
     if not done:
         return None
