@@ -198,6 +198,7 @@ def _subcommand_modules():
     from .evaluation.gradnorm import register as register_gradnorm
     from .evaluation.report import register as register_report
     from .evaluation.translate import register as register_translate
+    from .sweep.bench_cli import register as register_bench
     from .sweep.cli import register as register_sweep
 
     return [
@@ -207,6 +208,7 @@ def _subcommand_modules():
         register_hardware,
         register_translate,
         register_sweep,
+        register_bench,
     ]
 
 

@@ -44,6 +44,7 @@ class RunSummary:
     curve: list[dict]
     tested: str | None = None  # which checkpoint the test metric is of
     also: dict[str, float] = field(default_factory=dict)  # the task's report_also, best evaluation
+    label: str | None = None  # the curve's legend (default: the run directory's name and size)
 
     @property
     def epochs(self) -> float | None:
@@ -200,9 +201,15 @@ def markdown_table(rows: Sequence[RunSummary]) -> str:
     return "\n".join(lines)
 
 
-def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
+def plot_learning_curves(
+    rows: Sequence[RunSummary], path: str | Path, *, against: str = "auto"
+) -> Path:
     """Validation metric (one panel per metric: accuracy, bpc, … never share an axis) and training
-    loss against epochs (or steps) for every run, as one PNG."""
+    loss for every run, as one PNG, against epochs where every run has them, else steps
+    (``against="auto"``), or against ``"step"`` or ``"seconds"`` (training time, metrics.jsonl's
+    ``seconds``)."""
+    if against not in ("auto", "step", "seconds"):
+        raise ValueError(f"against must be auto, step or seconds, not {against!r}")
     from matplotlib.figure import Figure
 
     path = Path(path)
@@ -215,13 +222,17 @@ def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
     loss_axis = axes[len(metrics)]
     for extra in axes[panels:]:
         extra.set_visible(False)
-    use_epochs = all(r.steps_per_epoch for r in rows)
+    use_epochs = against == "auto" and all(r.steps_per_epoch for r in rows)
     for r in rows:
         if not r.curve:
             continue
-        scale = r.steps_per_epoch if use_epochs else 1
-        x = [rec["step"] / scale for rec in r.curve]
-        label = f"{r.run_dir.name} ({r.size})"
+        if against == "seconds":
+            x = [_number(rec.get("seconds")) for rec in r.curve]
+            x = [float("nan") if v is None else v for v in x]
+        else:
+            scale = r.steps_per_epoch if use_epochs else 1
+            x = [rec["step"] / scale for rec in r.curve]
+        label = r.label or f"{r.run_dir.name} ({r.size})"
         nan = float("nan")
         val = [_number(rec.get(r.metric)) for rec in r.curve]
         loss = [_number(rec.get("train_loss")) for rec in r.curve]
@@ -229,7 +240,9 @@ def plot_learning_curves(rows: Sequence[RunSummary], path: str | Path) -> Path:
         loss_axis.plot(x, [nan if v is None else v for v in loss], label=label)
     titled = [(val_axes[m], f"validation {m}") for m in metrics]
     for axis, title in (*titled, (loss_axis, "training loss (EMA)")):
-        axis.set_xlabel("epoch" if use_epochs else "step")
+        axis.set_xlabel(
+            "training seconds" if against == "seconds" else "epoch" if use_epochs else "step"
+        )
         axis.set_title(title)
         axis.grid(alpha=0.3)
     loss_axis.set_yscale("log")

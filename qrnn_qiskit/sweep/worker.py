@@ -244,9 +244,11 @@ def progress(study: Any) -> Progress:
     )
 
 
-def run_worker(sweep: Sweep, url: str, name: str, root: Path) -> Progress:
+def run_worker(sweep: Sweep, url: str, name: str, root: Path, *, wait: bool = True) -> Progress:
     """One worker of the study ``name`` at ``url`` until the study has ``sweep.trials`` trials
-    (module docstring); returns where the study stands."""
+    (module docstring); returns where the study stands. ``wait=False``: return as soon as every
+    trial has started instead of waiting for the ones running elsewhere (``qrnn bench`` moves on
+    to its next study, and comes back to wait once every study has started)."""
     require_optuna()
     from optuna.storages import fail_stale_trials
 
@@ -264,7 +266,7 @@ def run_worker(sweep: Sweep, url: str, name: str, root: Path) -> Progress:
         if state.done >= sweep.trials:
             return state
         if state.waiting == 0 and state.started >= sweep.trials:
-            if state.running == 0:
+            if state.running == 0 or not wait:
                 return state  # budget spent on trials that failed: nothing left to run
             if not waited:
                 print(

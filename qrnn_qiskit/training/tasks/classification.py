@@ -144,6 +144,9 @@ class MNISTTask(ClassificationTask):
     ) -> None:
         self.name, self.mode, self.permuted = name, mode, permuted
         self.horizon = mnist.SIDE if mode == "rows" else mnist.SIDE * mnist.SIDE
+        # pixel by pixel the label depends on strokes hundreds of steps back: chrono
+        # initialisation for LSTM/GRU; 28 rows are short enough for PyTorch's default
+        self.chrono_default = mode == "pixels"
         side = mnist.SIDE
         self.permutation = (
             stable_permutation(side * side, (config.task.permutation_seed, PERMUTATION_KEY))
@@ -189,6 +192,8 @@ class IMDBTask(ClassificationTask):
 
     name = "imdb"
     n_classes = 2
+
+    chrono_default = True  # sentiment words sit up to --max-len (200) steps before the read-out
 
     def __init__(self, config: TrainConfig) -> None:
         self.horizon = config.task.max_len
