@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,15 @@ def package_data_files() -> set[str]:
     }
 
 
+def has_build_backend() -> bool:
+    """Whether this environment has setuptools >= 77 (pyproject's build requirement)."""
+    try:
+        major = int(version("setuptools").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return major >= 77
+
+
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 120) -> str:
     done = subprocess.run(
         cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -65,12 +75,14 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(
         ROOT / PACKAGE, src / PACKAGE, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
-    # no build isolation: setuptools (a dependency of the build) is in the test environment, and
-    # an isolated build would download it
+    # no build isolation where the environment has the build backend pyproject asks for (an
+    # isolated build downloads it; venvs of Python 3.12+ come without setuptools)
+    isolation = ["--no-build-isolation"] if has_build_backend() else []
     run(
-        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", *isolation,
          "--no-cache-dir", "-q", "-w", str(tmp / "dist")],
         cwd=tmp,
+        timeout=300,
     )  # fmt: skip
     (built,) = (tmp / "dist").glob("qrnn_qiskit-*.whl")
     return built
