@@ -18,12 +18,13 @@ server there.)
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import sqlite3
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from filelock import lock_descriptor, unlock_descriptor
 
 from ..errors import QRNNError
 
@@ -75,11 +76,11 @@ def creation_lock(url: str) -> Iterator[None]:
         yield
         return
     with open(path.with_name(path.name + ".lock"), "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        lock_descriptor(handle.fileno())  # exclusive, waits for the holder (filelock: portable)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            unlock_descriptor(handle.fileno())
 
 
 def _sqlite_engine(path: Path) -> dict[str, Any]:

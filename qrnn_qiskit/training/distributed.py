@@ -1,12 +1,13 @@
 """Data-parallel training under ``torchrun``: one process per rank, each training on a shard of
 every batch, the ranks kept in lockstep by averaging gradients in one all-reduce per step.
 
-``torchrun --nproc-per-node K -m qrnn_qiskit.cli train …`` runs the same ``qrnn train`` command in K
-processes. :func:`launch` reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
-``MASTER_ADDR``/``MASTER_PORT``), refuses a ``--batch-size`` that does not divide across the ranks
-and joins the process group (gloo on CPUs, NCCL when the engine runs on CUDA). The trainer is handed
-the resulting :class:`World`; a plain process gets :data:`SINGLE`, whose every method is the
-identity, so the training loop has one code path.
+``torchrun --nproc-per-node K -m qrnn_qiskit.cli -- train …`` runs the same ``qrnn train`` command
+in K processes (the ``--`` keeps torchrun's parser off ``train``'s options). :func:`launch` reads
+torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``),
+refuses a ``--batch-size`` that does not divide across the ranks and joins the process group (gloo
+on CPUs, NCCL when the engine runs on CUDA). The trainer is handed the resulting :class:`World`;
+a plain process gets :data:`SINGLE`, whose every method is the identity, so the training loop has
+one code path.
 
 What each rank does (``Trainer`` calls these):
 
@@ -111,7 +112,7 @@ class SingleProcess:
             return (own["task"] if per_row else state.get("task", {})), own["torch_rng"]
         if per_row:
             launch = (
-                f"torchrun --nproc-per-node {written} -m qrnn_qiskit.cli train"
+                f"torchrun --nproc-per-node {written} -m qrnn_qiskit.cli -- train"
                 if written > 1
                 else "one process (qrnn train)"
             )
@@ -316,7 +317,7 @@ def launch(config: TrainConfig, *, timeout_minutes: float = 30.0) -> Iterator[Si
     if missing:
         raise QRNNError(
             f"WORLD_SIZE={world_size} but {', '.join(missing)} is not set: start data-parallel "
-            "training with torchrun --nproc-per-node K -m qrnn_qiskit.cli train …"
+            "training with torchrun --nproc-per-node K -m qrnn_qiskit.cli -- train …"
         )
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     device = _device(config, local_rank)

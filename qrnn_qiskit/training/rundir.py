@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import io
 import math
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import lock_descriptor, unlock_descriptor
 
 from ..errors import QRNNError
 from ..fileio import (
@@ -206,11 +206,13 @@ class RunDir:
                 else "it must be a writable folder (fix its permissions or copy the run elsewhere)"
             )
             raise QRNNError(f"cannot use {self.path}: {error.strerror or error}; {fix}") from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read(200).strip()
+        # filelock's native lock on the descriptor that also holds the holder's line (flock on
+        # POSIX, LockFileEx of byte 0 on Windows): exclusive, non-blocking
+        if not lock_descriptor(handle.fileno(), blocking=False):
+            holder = ""
+            with contextlib.suppress(OSError):  # Windows: the holder's locked byte is unreadable
+                handle.seek(0)
+                holder = handle.read(200).strip()
             handle.close()
             raise QRNNError(
                 f"{self.path} is in use by another qrnn process"
@@ -230,7 +232,7 @@ class RunDir:
                         stale.unlink()
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            unlock_descriptor(handle.fileno())
             handle.close()
 
     # ------------------------------------------------------------------------------ evaluations
