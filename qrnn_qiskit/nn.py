@@ -344,9 +344,12 @@ class QRNN(torch.nn.Module):
             isa = executor.prepare(protocol.templates, dynamic=protocol.dynamic)
             if hasattr(protocol, "configure"):  # mitigated replay: λ from the ISA templates
                 protocol.configure(isa, executor)
-            from tqdm.auto import tqdm
+            rounds: Any = range(protocol.n_rounds)
+            if progress:
+                from tqdm.auto import tqdm
 
-            for r in tqdm(range(protocol.n_rounds), disable=not progress, desc="replay"):
+                rounds = tqdm(rounds, desc=f"replay on {executor.description}")
+            for r in rounds:
                 pubs = [(isa[i], values) for i, values in protocol.round_pubs(r)]
                 protocol.absorb(r, executor.run(pubs, config.shots, seed=seed * 100_003 + r))
         finally:

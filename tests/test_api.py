@@ -3,6 +3,7 @@ training loop, the engines, and one-line errors for bad input."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,11 @@ def test_an_engine_object_and_replay_on_the_exact_target():
     torch.testing.assert_close(replayed, expected, atol=1e-5, rtol=0)
     with pytest.raises(QRNNError, match="engine has 4 parameters, the spec needs 8"):
         QRNN(3, 2, layers=2, engine=default_engine(qrnn.spec))
+
+
+def test_the_api_page_samples_run():
+    text = (ROOT / "docs" / "api.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, "docs/api.md", "exec"), {})
