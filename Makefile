@@ -7,7 +7,7 @@ PEERS_VENV := .venv-peers
 # This machine has a local CPU wheel of torch; installing it first keeps pip from pulling CUDA builds.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-slow lint bench bench-train bench-peers setup clean
+.PHONY: demo test test-slow lint docs bench bench-train bench-peers setup clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# the API reference (pdoc) as HTML in docs/api/ (build output, git ignores it)
+docs: setup
+	$(PY) docs/build_api.py docs/api
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qrnn_qiskit"
 # top-level parts of the package, highest first; a part may import only parts at its level or below
 LAYERS = [
     {"cli", "demo"},
+    {"nn"},  # the flat QRNN module of the Python API (its replay uses the evaluation protocols)
     {"evaluation", "sweep"},
     {"training"},
     {"models", "data"},

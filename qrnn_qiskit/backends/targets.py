@@ -167,6 +167,7 @@ class SubBackend(BackendV2):
     sub-devices)."""
 
     def __init__(self, target: Target, name: str) -> None:
+        """The device ``target``, named as given."""
         super().__init__(name=name, backend_version="1")
         self._target = target
 

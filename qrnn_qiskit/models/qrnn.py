@@ -212,6 +212,7 @@ class FusedSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, engine, unrolled, pre, psi0, z0, wz, *weights):
+        """(readouts [T, B, R], ψ_T); keeps the engine's reversible tape for the backward."""
         ctx.set_materialize_grads(False)
         record: dict = {}
         with torch.no_grad():
@@ -222,6 +223,8 @@ class FusedSequence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_zs, grad_psi):
+        """Gradients of ``pre``, ψ_0, z_0, ``wz`` and the chain's weights, walking the sequence in
+        reverse."""
         engine, unrolled, record = ctx.engine, ctx.unrolled, ctx.record
         wz, *weights = ctx.saved_tensors
         tape, hs, acts, angles = record["tape"], record["hs"], record["acts"], record["angles"]

@@ -57,6 +57,7 @@ class BroadcastParamShiftGradient(_GradientBase):
     """
 
     def __init__(self, estimator, options=None) -> None:
+        """Gradients of the expectation values of ``estimator`` (with its run options)."""
         require_qml()
         super().__init__(estimator, options)
 
