@@ -342,8 +342,7 @@ class QRNN(torch.nn.Module):
             protocol = make_protocol(config, _Replayable(self.core), x)
             executor = build_executor(parsed, config)
             isa = executor.prepare(protocol.templates, dynamic=protocol.dynamic)
-            if hasattr(protocol, "configure"):  # mitigated replay: λ from the ISA templates
-                protocol.configure(isa, executor)
+            protocol.configure(isa, executor)  # mitigated replay: λ from the ISA templates
             rounds: Any = range(protocol.n_rounds)
             if progress:
                 from tqdm.auto import tqdm
