@@ -149,6 +149,11 @@ def test_resource_report_matches_the_circuits_that_ran(run_dir):
     )
     expected = sum(shots * (estimate_seconds(c, executor.seconds_target) + 250e-6) for c in ran)
     assert report["qpu_seconds"] == pytest.approx(expected, rel=1e-9)
+    # the noisy simulation charged thermal relaxation to idle time, and says so
+    relax = result["idle_relaxation"]
+    assert relax == report["idle_relaxation"] and relax["applied"]
+    assert set(relax["idle_seconds_per_qubit"]) == {str(q) for q in executor.physical_qubits}
+    assert any("idle relaxation    applied" in line for line in lines)
 
 
 def test_jobs_survive_a_crash_between_submit_and_collect(run_dir, tmp_path, monkeypatch):

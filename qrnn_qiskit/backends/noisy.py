@@ -12,6 +12,11 @@ A fake backend's noise model covers 127–156 qubits and costs seconds per Aer r
 therefore lets Qiskit's preset pass manager choose the physical qubits on the full device once, then
 simulates the sub-device of those qubits (same calibration data, same gate set and connectivity) —
 identical noise for the circuits, ~20× cheaper per run.
+
+On fake backends every circuit is also scheduled with the target's durations and thermal relaxation
+is charged to the idle time of every qubit (``backends.relaxation``): ``from_backend`` alone charges
+none to a qubit waiting through other qubits' measurements and resets. ``Executor.idle_relaxation``
+records what was charged (evaluations copy it into result.json and the resource report).
 """
 
 from __future__ import annotations
@@ -70,6 +75,9 @@ class Executor:
     layout: Any = None
     rep_delay: float = 250e-6  # seconds between shots, for QPU-time estimates
     m3_shots: int = 10_000  # shots per M3 readout calibration circuit
+    # {"applied": bool, ...}: thermal relaxation charged to idle time (backends.relaxation); None
+    # where it does not apply (ideal and depolarizing simulators, hardware)
+    idle_relaxation: dict | None = None
 
     def prepare(
         self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
@@ -203,6 +211,7 @@ class AerExecutor(Executor):
         optimization_level: int = 3,
         seed_transpiler: int = 0,
         layout_method: str = "esp",
+        relax_idle: bool = True,
     ) -> None:
         from qiskit_aer import AerSimulator
 
@@ -212,6 +221,8 @@ class AerExecutor(Executor):
         self.optimization_level = optimization_level
         self.seed_transpiler = seed_transpiler
         self.layout_method = layout_method
+        self.relax_idle = relax_idle  # False only to show what from_backend alone does
+        self._relaxed: dict[int, tuple[QuantumCircuit, QuantumCircuit]] = {}
         self.layout = None  # the PinnedLayout of the last prepare() on a fake backend
         self.device: BackendV2 | None = None
         self.simulator: Any = None
@@ -280,8 +291,70 @@ class AerExecutor(Executor):
         )
         initial = [self.physical_qubits.index(p) for p in self.layout.initial]
         if any(c.num_qubits != len(initial) for c in circuits):
-            return [self._pass_manager(region, initial[: c.num_qubits]).run(c) for c in circuits]
-        return list(self._pass_manager(region, initial).run(list(circuits)))
+            isa = [self._pass_manager(region, initial[: c.num_qubits]).run(c) for c in circuits]
+        else:
+            isa = list(self._pass_manager(region, initial).run(list(circuits)))
+        self._relax(isa)
+        return isa
+
+    def _relax(self, isa: Sequence[QuantumCircuit]) -> None:
+        """Schedule every ISA circuit and charge relaxation to its idle time (kept for ``run``);
+        record the summary in ``idle_relaxation``."""
+        from .relaxation import Coherence, relax_idle
+
+        self._relaxed = {}
+        if not self.relax_idle:
+            self.idle_relaxation = {
+                "applied": False,
+                "reason": "switched off (relax_idle=False): NoiseModel.from_backend charges no "
+                "relaxation to idle time",
+            }
+            return
+        region = self.calibration_target
+        if not region.qubit_properties:
+            self.idle_relaxation = {
+                "applied": False,
+                "reason": f"{self.device.name} lists no T1/T2 (qubit_properties)",
+            }
+            self.relax_idle = False
+            return
+        coherence = Coherence.of(region, device=self.device.name)
+        longest, longest_seconds, schedulers = None, -1.0, set()
+        for circuit in isa:
+            relaxed = relax_idle(circuit, region, coherence)
+            self._relaxed[id(circuit)] = (circuit, relaxed.circuit)
+            schedulers.add(relaxed.scheduler)
+            seconds = scheduled_duration(circuit, region) or 0.0
+            if seconds > longest_seconds:
+                longest, longest_seconds = relaxed, seconds
+        physical = self.physical_qubits or []
+        self.idle_relaxation = {
+            "applied": True,
+            "method": "schedule (" + "; ".join(sorted(schedulers)) + "), thermal_relaxation_error "
+            "after every idle interval (qiskit_aer RelaxationNoisePass, op_types=Delay), delays "
+            "then removed",
+            "t1_s": {str(p): coherence.t1[i] for i, p in enumerate(physical)},
+            "t2_s": {str(p): coherence.t2[i] for i, p in enumerate(physical)},
+            "longest_circuit_seconds": longest_seconds,
+            "idle_seconds_per_qubit": {
+                str(p): longest.idle_seconds[i] for i, p in enumerate(physical)
+            }
+            if longest is not None
+            else {},
+        }
+
+    def _noisy(self, circuit: QuantumCircuit) -> QuantumCircuit:
+        """The circuit Aer runs: with idle relaxation on fake backends (scheduled on first use when
+        ``prepare`` did not see it)."""
+        if self.device is None or not self.relax_idle or self.calibration_target is None:
+            return circuit
+        known = self._relaxed.get(id(circuit))
+        if known is None or known[0] is not circuit:
+            from .relaxation import relax_idle
+
+            known = (circuit, relax_idle(circuit, self.calibration_target).circuit)
+            self._relaxed[id(circuit)] = known
+        return known[1]
 
     def m3_system(self) -> Any:
         """The backend mthree calibrates on: the simulator of the prepared (sub-)device."""
@@ -295,7 +368,7 @@ class AerExecutor(Executor):
         bound: list[QuantumCircuit] = []
         sizes = []
         for circuit, values in pubs:
-            rows = bind_rows(circuit, template_values(circuit, values))
+            rows = bind_rows(self._noisy(circuit), template_values(circuit, values))
             bound += rows
             sizes.append(len(rows))
         dynamic = any(op in c.count_ops() for c in bound[:1] for op in ("if_else", "reset"))

@@ -3,6 +3,7 @@ themselves."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -54,6 +55,9 @@ class ResourceReport:
     esp_per_step: list[float] | None = None
     esp_gates_per_step: list[float] | None = None
     shrink_per_step: list[float] | None = None
+    # aer-noisy:<fake backend>: thermal relaxation charged to idle time (backends.relaxation);
+    # None for other targets and in reports written before it existed
+    idle_relaxation: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,7 +88,25 @@ class ResourceReport:
                 f"  est. QPU seconds   {qpu}",
             ]
             + self._esp_lines()
+            + self._relaxation_lines()
         )
+
+    def _relaxation_lines(self) -> list[str]:
+        relax = self.idle_relaxation
+        if not relax:
+            return []
+        if not relax.get("applied"):
+            return [f"  idle relaxation    not applied ({relax.get('reason', '')})"]
+        idle = relax.get("idle_seconds_per_qubit") or {}
+        if not idle:
+            return ["  idle relaxation    applied (no idle time)"]
+        qubit = max(idle, key=idle.get)
+        t2 = relax.get("t2_s", {}).get(qubit)
+        decay = f", exp(−t/T2) = {math.exp(-idle[qubit] / t2):.3f}" if t2 else ""
+        return [
+            f"  idle relaxation    applied: up to {idle[qubit] * 1e6:.1f} µs idle on qubit {qubit} "
+            f"in the longest circuit ({relax['longest_circuit_seconds'] * 1e6:.1f} µs){decay}"
+        ]
 
     def _esp_lines(self) -> list[str]:
         if not self.esp_per_step:
@@ -116,6 +138,7 @@ def resource_report(
     rep_delay: float = 250e-6,
     exact: bool = False,
     calibration: dict | None = None,
+    idle_relaxation: dict | None = None,
 ) -> ResourceReport:
     """Report for running ``schedule`` (per round: (template index, parameter rows)) over ``isa``
     circuits."""
@@ -148,4 +171,5 @@ def resource_report(
         esp_per_step=calibration["esp"] if calibration else None,
         esp_gates_per_step=calibration["esp_gates"] if calibration else None,
         shrink_per_step=calibration.get("shrink") if calibration else None,
+        idle_relaxation=idle_relaxation,
     )

@@ -127,6 +127,8 @@ def _finish(
         "metrics": None,
         "exact_metrics": None,
         "resources": report.to_dict(),
+        # thermal relaxation of idle qubits (aer-noisy:<fake>); absent in results from before it
+        "idle_relaxation": report.idle_relaxation,
         "seconds": round(time.perf_counter() - started, 3),
         "jobs": [jobs[r]["job_id"] for r in sorted(jobs)],
         "attempt": store.attempt,
@@ -283,6 +285,7 @@ def _evaluate(
         rep_delay=executor.rep_delay,
         exact=executor.exact,
         calibration=replay_shrink(protocol, isa, executor),
+        idle_relaxation=executor.idle_relaxation,
     )
     log(report.format())
     if executor.remote and not resume and confirm is not None and not confirm(report):

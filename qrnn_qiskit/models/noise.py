@@ -119,7 +119,10 @@ def calibrate_shrink(spec, noise: TrainNoise, steps: int) -> np.ndarray:
     settings, assignment = measurement_settings(spec)
     templates = [measured_prefix(spec, t, s) for t in range(1, steps + 1) for s in settings]
     executor = AerExecutor(
-        parse_target(f"aer-noisy:{noise.backend}"), noise.optimization_level, noise.seed
+        parse_target(f"aer-noisy:{noise.backend}"),
+        noise.optimization_level,
+        noise.seed,
+        relax_idle=False,  # only its ISA circuits and calibrations are used; nothing runs
     )
     isa = executor.prepare(templates)
     return shrink_table(
