@@ -252,26 +252,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     plot = plot_learning_curves(rows, args.plot)
     print(f"\nlearning curves: {plot}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``qrnn report`` to the CLI."""
-    report = subparsers.add_parser(
-        "report", help="results table (Markdown) and learning curves (PNG) for runs"
-    )
-    report.add_argument(
-        "runs", nargs="+", metavar="RUN_DIR", help="run directories written by qrnn train"
-    )
-    report.add_argument(
-        "--plot",
-        default="report.png",
-        help="PNG file for the learning curves (default: report.png)",
-    )
-    report.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
-    report.add_argument(
-        "--test",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="evaluate each final checkpoint on the test split (cached in the run directory)",
-    )
-    report.set_defaults(func=cmd_report)
