@@ -112,3 +112,34 @@ def test_bad_arguments_import_nothing_heavy(argv, message):
     assert result["stderr"].startswith("qrnn: error: ") and message in result["stderr"], result
     assert result["stderr"].count("\n") == 1  # one line
     assert result["heavy"] == []
+
+
+def test_long_phases_say_what_they_do_on_stderr(capsys):
+    """The layout search and the level-3 transpile announce themselves through ``status`` (the
+    runner passes ``formatting.status``, which writes to stderr) and leave stdout alone."""
+    from qiskit import QuantumCircuit
+
+    from qrnn_qiskit.backends.noisy import AerExecutor
+    from qrnn_qiskit.backends.targets import parse_target
+    from qrnn_qiskit.formatting import status
+
+    circuit = QuantumCircuit(2, 2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure([0, 1], [0, 1])
+    said: list[str] = []
+    executor = AerExecutor(parse_target("aer-noisy:fake_manila"))
+    executor.status = said.append
+    executor.prepare([circuit, circuit])
+    assert said == [
+        "choosing the layout on fake_manila (esp, optimization level 3)…",
+        "transpiling 2 templates for fake_manila (optimization level 3)…",
+    ]
+    executor = AerExecutor(parse_target("aer-noisy:depolarizing:0.01"), optimization_level=1)
+    executor.status = status
+    executor.prepare([circuit])
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "transpiling 1 templates for aer-noisy:depolarizing:0.01 (optimization level 1)…\n"
+    )

@@ -140,6 +140,10 @@ class IBMExecutor(Executor):
             check_dynamic_support(self.backend.target, self.backend.name)
             self._check_dynamic_options()
         target = self.backend.target
+        self.say(
+            f"choosing the layout on {self.backend.name} ({self.layout_method}, optimization "
+            f"level {self.optimization_level})…"
+        )
         self.layout = choose_layout(
             widest,
             target,
@@ -158,6 +162,10 @@ class IBMExecutor(Executor):
             backend=self.backend,
             seed_transpiler=self.seed_transpiler,
             initial_layout=self.layout.initial,
+        )
+        self.say(
+            f"transpiling {len(circuits)} templates for {self.backend.name} (optimization level "
+            f"{self.optimization_level})…"
         )
         isa = list(manager.run(list(circuits)))
         self.physical_qubits = sorted({q for c in isa for q in active_qubits(c)})

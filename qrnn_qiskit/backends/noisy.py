@@ -16,7 +16,7 @@ identical noise for the circuits, ~20× cheaper per run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,14 @@ class Executor:
     physical_qubits: list[int] | None = None
     # target whose calibrations (errors) describe the prepared ISA circuits (None: no calibrations)
     calibration_target: Target | None = None
+    # told before each long phase of ``prepare`` what it does (one line; the runner passes
+    # ``formatting.status`` while --progress is on); None: silent
+    status: Callable[[str], None] | None = None
+
+    def say(self, message: str) -> None:
+        """Pass ``message`` to ``status`` (if set)."""
+        if self.status is not None:
+            self.status(message)
 
     def prepare(
         self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
@@ -204,6 +212,10 @@ class AerExecutor(Executor):
         (``backends.layout.choose_layout``: the widest circuit, noise-aware) and pinned for every
         circuit; they are transpiled on, and simulated with, the sub-device of those qubits."""
         if self.device is None:
+            self.say(
+                f"transpiling {len(circuits)} templates for {self.description} (optimization "
+                f"level {self.optimization_level})…"
+            )
             return list(self._pass_manager().run(list(circuits)))
         from qiskit_aer import AerSimulator
 
@@ -218,6 +230,10 @@ class AerExecutor(Executor):
             )
         if dynamic:
             check_dynamic_support(device, self.device.name)
+        self.say(
+            f"choosing the layout on {self.device.name} ({self.layout_method}, optimization level "
+            f"{self.optimization_level})…"
+        )
         self.layout = choose_layout(
             widest,
             device,
@@ -234,6 +250,10 @@ class AerExecutor(Executor):
             SubBackend(region, f"{self.device.name}{self.physical_qubits}")
         )
         initial = [self.physical_qubits.index(p) for p in self.layout.initial]
+        self.say(
+            f"transpiling {len(circuits)} templates for {self.device.name} (optimization level "
+            f"{self.optimization_level})…"
+        )
         if any(c.num_qubits != len(initial) for c in circuits):
             return [self._pass_manager(region, initial[: c.num_qubits]).run(c) for c in circuits]
         return list(self._pass_manager(region, initial).run(list(circuits)))

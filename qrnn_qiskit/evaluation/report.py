@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import QRNNError
 from ..fileio import atomic_write_bytes, atomic_write_json, read_json, save_figure
+from ..formatting import status
 from ..models import count_parameters
 from ..training import RunDir, load_run, make_task, read_metrics
 from ..training.rundir import BEST, CHECKPOINT, TEST_METRICS
@@ -244,6 +245,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise QRNNError(
                 f"{path} is a folder; name a file (--plot report.png, --markdown report.md)"
             )
+    if sys.stderr.isatty():  # loading every checkpoint (and testing it) takes a while
+        tested = "; a checkpoint not yet tested runs on its test split" if args.test else ""
+        status(f"building the report: {len(args.runs)} run(s){tested}…")
     rows = [summarize(run, with_test=args.test) for run in args.runs]
     table = markdown_table(rows)
     print(table)

@@ -23,6 +23,7 @@ from ..backends.noisy import Executor, make_simulator_executor
 from ..backends.targets import TargetSpec, parse_target
 from ..errors import QRNNError
 from ..fileio import atomic_write_json
+from ..formatting import status
 from ..training import RunDir, load_run, make_task
 from .config import EvalConfig, eval_name_suffix, sampler_options
 from .jobs import _run_rounds
@@ -229,6 +230,8 @@ def _evaluate(
         )
     protocol = make_protocol(config, model, x)
     executor = executor or build_executor(target, config)
+    if progress:  # say what the transpiler and the layout search are doing (stderr)
+        executor.status = status
     if executor.remote and hasattr(executor, "sampler_options"):  # the config decides, recorded
         executor.sampler_options = sampler_options(config)
         executor.mode_kind = "session" if config.protocol == "replay" else "batch"
@@ -273,6 +276,11 @@ def _evaluate(
         isa = executor.prepare(protocol.templates, dynamic=protocol.dynamic)
     if hasattr(protocol, "configure"):  # mitigated replay: λ from the ISA templates, M3 cals
         protocol.configure(isa, executor)
+    if progress and executor.seconds_target is not None:  # scheduling every template: seconds
+        status(
+            f"estimating the resources of {len(isa)} templates on {target.label} (QPU time, "
+            "success probabilities)…"
+        )
     report = resource_report(
         target.label,
         config.protocol,
