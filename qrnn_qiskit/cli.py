@@ -14,8 +14,9 @@ from .options import ConfigError, add_arguments, flag_error, from_arguments, lea
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .models import count_parameters
-    from .training import TrainConfig, load_run, steps_for_epochs
+    """The run's config; a bad value is a one-line error before torch is imported (the options
+    that read a run or a dataset import it when given)."""
+    from .training import TrainConfig
 
     config = from_arguments(TrainConfig, args)
     try:
@@ -26,6 +27,9 @@ def _config_from_args(args: argparse.Namespace):
                 raise QRNNError(
                     "--match-params sizes classical baselines; it does not apply to --model qrnn"
                 )
+            from .models import count_parameters
+            from .training import load_run
+
             _, reference, _ = load_run(args.match_params)
             config = config.replace(match_params=count_parameters(reference))
         if config.model.kind == "qrnn" and config.baseline.hidden is not None:
@@ -34,6 +38,8 @@ def _config_from_args(args: argparse.Namespace):
                 "QRNN with --qubits, --layers and --width)"
             )
         if args.epochs is not None:
+            from .training import steps_for_epochs
+
             config = config.replace(steps=steps_for_epochs(config, args.epochs))
     except ConfigError as error:
         raise flag_error(TrainConfig, error) from None
@@ -88,10 +94,11 @@ def _engine_check(config) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """``qrnn train``; under ``torchrun --nproc-per-node K`` each process is one data-parallel rank
     (``training/distributed.py``) and rank 0 alone writes and prints."""
+    config = _config_from_args(args)
+
     from .training import Trainer
     from .training.distributed import launch
 
-    config = _config_from_args(args)
     if args.engine_check:
         _engine_check(config)
     run_dir = (
@@ -195,9 +202,7 @@ def _subcommand_modules():
     code)."""
     from .data.cli import register as register_data
     from .evaluation.cli import register as register_hardware
-    from .evaluation.gradnorm import register as register_gradnorm
-    from .evaluation.report import register as register_report
-    from .evaluation.translate import register as register_translate
+    from .evaluation.cli import register_gradnorm, register_report, register_translate
     from .sweep.bench_cli import register as register_bench
     from .sweep.cli import register as register_sweep
 

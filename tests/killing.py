@@ -29,7 +29,7 @@ torch.set_num_threads(1)
 import torch._dynamo  # what torch.optim imports at its first optimiser (5 s)
 import qrnn_qiskit.cli
 import qrnn_qiskit.evaluation.cli, qrnn_qiskit.evaluation.runner, qrnn_qiskit.backends.ibm
-import qrnn_qiskit.training
+import qrnn_qiskit.training.trainer, qrnn_qiskit.training.tasks.registry  # lazy in the package
 from qiskit import qpy
 import qiskit_ibm_runtime
 from qiskit_ibm_runtime import Batch, QiskitRuntimeService

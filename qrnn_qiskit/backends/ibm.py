@@ -138,6 +138,10 @@ class IBMExecutor(RemoteExecutor):
             check_dynamic_support(self.backend.target, self.backend.name)
             self._check_dynamic_options()
         target = self.backend.target
+        self.say(
+            f"choosing the layout on {self.backend.name} ({self.layout_method}, optimization "
+            f"level {self.optimization_level})…"
+        )
         self.layout = choose_layout(
             widest,
             target,
@@ -156,6 +160,10 @@ class IBMExecutor(RemoteExecutor):
             backend=self.backend,
             seed_transpiler=self.seed_transpiler,
             initial_layout=self.layout.initial,
+        )
+        self.say(
+            f"transpiling {len(circuits)} templates for {self.backend.name} (optimization level "
+            f"{self.optimization_level})…"
         )
         isa = list(manager.run(list(circuits)))
         self.physical_qubits = sorted({q for c in isa for q in active_qubits(c)})

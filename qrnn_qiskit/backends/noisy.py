@@ -21,7 +21,7 @@ records what was charged (evaluations copy it into result.json and the resource 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,14 @@ class Executor:
     # {"applied": bool, ...}: thermal relaxation charged to idle time (backends.relaxation); None
     # where it does not apply (ideal and depolarizing simulators, hardware)
     idle_relaxation: dict | None = None
+    # told before each long phase of ``prepare`` what it does (one line; the runner passes
+    # ``formatting.status`` while --progress is on); None: silent
+    status: Callable[[str], None] | None = None
+
+    def say(self, message: str) -> None:
+        """Pass ``message`` to ``status`` (if set)."""
+        if self.status is not None:
+            self.status(message)
 
     def prepare(
         self, circuits: Sequence[QuantumCircuit], dynamic: bool = False
@@ -260,6 +268,10 @@ class AerExecutor(Executor):
         (``backends.layout.choose_layout``: the widest circuit, noise-aware) and pinned for every
         circuit; they are transpiled on, and simulated with, the sub-device of those qubits."""
         if self.device is None:
+            self.say(
+                f"transpiling {len(circuits)} templates for {self.description} (optimization "
+                f"level {self.optimization_level})…"
+            )
             return list(self._pass_manager().run(list(circuits)))
         from qiskit_aer import AerSimulator
 
@@ -274,6 +286,10 @@ class AerExecutor(Executor):
             )
         if dynamic:
             check_dynamic_support(device, self.device.name)
+        self.say(
+            f"choosing the layout on {self.device.name} ({self.layout_method}, optimization level "
+            f"{self.optimization_level})…"
+        )
         self.layout = choose_layout(
             widest,
             device,
@@ -290,6 +306,10 @@ class AerExecutor(Executor):
             SubBackend(region, f"{self.device.name}{self.physical_qubits}")
         )
         initial = [self.physical_qubits.index(p) for p in self.layout.initial]
+        self.say(
+            f"transpiling {len(circuits)} templates for {self.device.name} (optimization level "
+            f"{self.optimization_level})…"
+        )
         if any(c.num_qubits != len(initial) for c in circuits):
             isa = [self._pass_manager(region, initial[: c.num_qubits]).run(c) for c in circuits]
         else:

@@ -1,17 +1,21 @@
-"""The QRNN step-circuit specification and its Qiskit construction (the single PQC definition)."""
+"""The QRNN step-circuit specification and its Qiskit construction (the single PQC definition).
+
+The spec itself needs no Qiskit (the CLI builds its options from it before importing anything
+heavy); the circuit and observable builders import Qiskit when called.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
-
-from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
-from qiskit.quantum_info import SparsePauliOp
+from typing import TYPE_CHECKING, Literal
 
 from ..options import ConfigError, option
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+    from qiskit.quantum_info import SparsePauliOp
 
 Entangler = Literal["cx_ring", "cz_ring", "cx_ladder", "cz_chain", "rzz_chain", "rzz_ring"]
 # the CX/CZ entanglers (Clifford, no angles of their own)
@@ -167,6 +171,9 @@ def step_circuit(spec: QRNNSpec, name: str = "θ") -> QuantumCircuit:
     Angle order (equal to ``circuit.parameters`` order): for each layer, RY angles of qubits 0..n-1,
     then RZ angles of qubits 0..n-1, then (RZZ entanglers) one angle per edge in ``edges()`` order.
     """
+    from qiskit import QuantumCircuit
+    from qiskit.circuit import ParameterVector
+
     n = spec.n_qubits
     theta = ParameterVector(name, spec.n_params)
     qc = QuantumCircuit(n, name="qrnn_step")
@@ -211,4 +218,6 @@ def readout_labels(spec: QRNNSpec) -> list[str]:
 
 def readout_observables(spec: QRNNSpec) -> list[SparsePauliOp]:
     """The readout observables as ``SparsePauliOp`` s, in readout order."""
+    from qiskit.quantum_info import SparsePauliOp
+
     return [SparsePauliOp(label) for label in readout_labels(spec)]

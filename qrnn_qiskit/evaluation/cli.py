@@ -1,5 +1,8 @@
-"""CLI of the hardware pipeline: ``qrnn eval``, ``export``, ``submit``, ``collect`` and
-``compare``."""
+"""CLI of the evaluation package: the hardware pipeline (``qrnn eval``, ``export``, ``submit``,
+``collect`` and ``compare``), ``qrnn report``, ``gradnorm`` and ``translate``.
+
+Only the parsers live here, with the commands' light checks; each command imports its module (and
+torch, Qiskit) when it runs, so ``qrnn --help`` and usage errors import neither."""
 
 from __future__ import annotations
 
@@ -247,3 +250,87 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     p.set_defaults(func=cmd_compare)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``qrnn report`` (``report.py``)."""
+    from .report import cmd_report as run
+
+    return run(args)
+
+
+def register_report(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``qrnn report`` to the CLI."""
+    report = subparsers.add_parser(
+        "report", help="results table (Markdown) and learning curves (PNG) for runs"
+    )
+    report.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run directories written by qrnn train"
+    )
+    report.add_argument(
+        "--plot",
+        default="report.png",
+        help="PNG file for the learning curves (default: report.png)",
+    )
+    report.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
+    report.add_argument(
+        "--test",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="evaluate each final checkpoint on the test split (cached in the run directory)",
+    )
+    report.set_defaults(func=cmd_report)
+
+
+def cmd_gradnorm(args: argparse.Namespace) -> int:
+    """``qrnn gradnorm`` (``gradnorm.py``)."""
+    from .gradnorm import cmd_gradnorm as run
+
+    return run(args)
+
+
+def register_gradnorm(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``qrnn gradnorm`` to the CLI."""
+    p = subparsers.add_parser(
+        "gradnorm",
+        help="‖∂L/∂h_t‖ against t at initialisation and trained (the paper's Figure 3): JSON + PNG",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories of sequence models")
+    p.add_argument("--samples", type=int, default=32, help="evaluation sequences (default: 32)")
+    p.add_argument(
+        "--checkpoint",
+        choices=("best", "final"),
+        default="best",
+        help="the trained model: best.pt where the run kept one (default) or the final checkpoint",
+    )
+    p.add_argument("--json", default="gradnorm.json", help="curves (default: gradnorm.json)")
+    p.add_argument("--plot", default="gradnorm.png", help="PNG (default: gradnorm.png)")
+    p.set_defaults(func=cmd_gradnorm)
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    """``qrnn translate`` (``translate.py``)."""
+    from .translate import cmd_translate as run
+
+    return run(args)
+
+
+def register_translate(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``qrnn translate`` to the CLI."""
+    cmd = subparsers.add_parser(
+        "translate", help="translate a sentence with a trained translation run (mt-de-en)"
+    )
+    cmd.add_argument("run", metavar="RUN_DIR", help="run directory of a translation run")
+    cmd.add_argument(
+        "sentence", help="source sentence (at most as many tokens as the longest training source)"
+    )
+    cmd.add_argument(
+        "--beam", type=int, help="beam width (1: greedy; default: the run's --beam-size)"
+    )
+    cmd.add_argument(
+        "--pair", help="language pair SOURCE-TARGET the run must translate, e.g. de-en"
+    )
+    cmd.add_argument(
+        "--attention-png", metavar="PATH", help="save the attention weights as a heat map"
+    )
+    cmd.set_defaults(func=cmd_translate)

@@ -1,12 +1,12 @@
 """How a trained run is evaluated on a target: ``EvalConfig``, saved with every evaluation; its
-fields are the options of ``qrnn eval``/``submit`` (``options.py``)."""
+fields are the options of ``qrnn eval``/``submit`` (``options.py``). Importing this module imports
+no Qiskit (the CLI builds its parser from it); validating a config does."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..circuits.dynamic import validate_coupling
 from ..errors import QRNNError
 from ..options import ConfigError, option, require, require_finite
 
@@ -217,6 +217,8 @@ class EvalConfig:
             "readout_error",
             f"must be in [0, 0.5], got {self.readout_error}",
         )
+        from ..circuits.dynamic import validate_coupling  # Qiskit: when a config is built
+
         try:
             validate_coupling(self.coupling)
         except ValueError as error:

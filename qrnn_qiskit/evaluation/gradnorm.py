@@ -241,22 +241,3 @@ def cmd_gradnorm(args: argparse.Namespace) -> int:
     atomic_write_json(Path(args.json), {"curves": curves})
     print(f"curves: {args.json}; plot: {plot(curves, args.plot)}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``qrnn gradnorm`` to the CLI."""
-    p = subparsers.add_parser(
-        "gradnorm",
-        help="‖∂L/∂h_t‖ against t at initialisation and trained (the paper's Figure 3): JSON + PNG",
-    )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories of sequence models")
-    p.add_argument("--samples", type=int, default=32, help="evaluation sequences (default: 32)")
-    p.add_argument(
-        "--checkpoint",
-        choices=("best", "final"),
-        default="best",
-        help="the trained model: best.pt where the run kept one (default) or the final checkpoint",
-    )
-    p.add_argument("--json", default="gradnorm.json", help="curves (default: gradnorm.json)")
-    p.add_argument("--plot", default="gradnorm.png", help="PNG (default: gradnorm.png)")
-    p.set_defaults(func=cmd_gradnorm)

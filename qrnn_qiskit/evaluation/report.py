@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import QRNNError
 from ..fileio import atomic_write_bytes, atomic_write_json, read_json, save_figure
+from ..formatting import status
 from ..models import count_parameters
 from ..training import RunDir, load_run, make_task, read_metrics
 from ..training.rundir import BEST, CHECKPOINT, TEST_METRICS
@@ -257,6 +258,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise QRNNError(
                 f"{path} is a folder; name a file (--plot report.png, --markdown report.md)"
             )
+    if sys.stderr.isatty():  # loading every checkpoint (and testing it) takes a while
+        tested = "; a checkpoint not yet tested runs on its test split" if args.test else ""
+        status(f"building the report: {len(args.runs)} run(s){tested}…")
     rows = [summarize(run, with_test=args.test) for run in args.runs]
     table = markdown_table(rows)
     print(table)
@@ -265,26 +269,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     plot = plot_learning_curves(rows, args.plot)
     print(f"\nlearning curves: {plot}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``qrnn report`` to the CLI."""
-    report = subparsers.add_parser(
-        "report", help="results table (Markdown) and learning curves (PNG) for runs"
-    )
-    report.add_argument(
-        "runs", nargs="+", metavar="RUN_DIR", help="run directories written by qrnn train"
-    )
-    report.add_argument(
-        "--plot",
-        default="report.png",
-        help="PNG file for the learning curves (default: report.png)",
-    )
-    report.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
-    report.add_argument(
-        "--test",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="evaluate each final checkpoint on the test split (cached in the run directory)",
-    )
-    report.set_defaults(func=cmd_report)

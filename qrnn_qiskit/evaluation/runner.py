@@ -23,6 +23,7 @@ from ..backends.noisy import Executor, RemoteExecutor, make_simulator_executor
 from ..backends.targets import TargetSpec, parse_target
 from ..errors import QRNNError
 from ..fileio import atomic_write_json
+from ..formatting import status
 from ..training import RunDir, load_run, make_task
 from .config import EvalConfig, eval_name_suffix, sampler_options
 from .jobs import _run_rounds
@@ -231,6 +232,8 @@ def _evaluate(
         )
     protocol = make_protocol(config, model, x)
     executor = executor or build_executor(target, config)
+    if progress:  # say what the transpiler and the layout search are doing (stderr)
+        executor.status = status
     plan = {"eval": config.to_dict(), "train_step": train_step, "name": store.name}
     if isinstance(executor, RemoteExecutor):  # the config decides, recorded
         executor.sampler_options = sampler_options(config)
@@ -273,6 +276,11 @@ def _evaluate(
     if isa is None:
         isa = executor.prepare(protocol.templates, dynamic=protocol.dynamic)
     protocol.configure(isa, executor)  # e.g. mitigated replay: λ from the ISA templates, M3 cals
+    if progress and executor.seconds_target is not None:  # scheduling every template: seconds
+        status(
+            f"estimating the resources of {len(isa)} templates on {target.label} (QPU time, "
+            "success probabilities)…"
+        )
     report = resource_report(
         target.label,
         config.protocol,

@@ -83,24 +83,3 @@ def cmd_translate(args: argparse.Namespace) -> int:
             f"{save_attention_png(args.attention_png, source, target, result.attention)}"
         )
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``qrnn translate`` to the CLI."""
-    cmd = subparsers.add_parser(
-        "translate", help="translate a sentence with a trained translation run (mt-de-en)"
-    )
-    cmd.add_argument("run", metavar="RUN_DIR", help="run directory of a translation run")
-    cmd.add_argument(
-        "sentence", help="source sentence (at most as many tokens as the longest training source)"
-    )
-    cmd.add_argument(
-        "--beam", type=int, help="beam width (1: greedy; default: the run's --beam-size)"
-    )
-    cmd.add_argument(
-        "--pair", help="language pair SOURCE-TARGET the run must translate, e.g. de-en"
-    )
-    cmd.add_argument(
-        "--attention-png", metavar="PATH", help="save the attention weights as a heat map"
-    )
-    cmd.set_defaults(func=cmd_translate)

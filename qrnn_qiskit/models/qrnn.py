@@ -18,7 +18,6 @@ checks it); set ``core.fused = False`` to run step by step.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -26,49 +25,11 @@ from torch import nn
 from ..backends import Engine, StatevectorEngine
 from ..backends.statevector import ReversibleTape
 from ..circuits import QRNNSpec, readout_observables, step_circuit
-from ..options import ConfigError, option
 from . import forgetting
-from .controller import Controller, ControllerConfig, Unrolled, activate, activation_backward
+from .config import QRNNConfig
+from .controller import Controller, Unrolled, activate, activation_backward
 
 QRNNState = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class QRNNConfig:
-    """Everything that shapes a QRNN: the circuit spec, the controller and readout feedback."""
-
-    spec: QRNNSpec = option(default_factory=lambda: QRNNSpec(8))
-    controller: ControllerConfig = option(default_factory=ControllerConfig)
-    feedback: bool = option(True, "feed the previous readouts z_{t-1} to the controller")
-    forget_every: int = option(
-        0,
-        "a non-unitary forgetting step: reset one qubit (cycling through the register) after every "
-        "K-th step of each pass, simulated exactly as a mixed state (up to 2^(n-1) state vectors "
-        "per sequence; docs/training.md); 0: off",
-        metavar="K",
-    )
-
-    def __post_init__(self) -> None:
-        k = self.forget_every
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ConfigError("forget_every", f"must be an integer >= 0, got {k!r}")
-
-    def to_dict(self) -> dict:
-        return {
-            "spec": self.spec.to_dict(),
-            "controller": asdict(self.controller),
-            "feedback": self.feedback,
-            "forget_every": self.forget_every,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> QRNNConfig:
-        return cls(
-            QRNNSpec.from_dict(d["spec"]),
-            ControllerConfig(**d["controller"]),
-            bool(d["feedback"]),
-            int(d.get("forget_every", 0)),
-        )
 
 
 def default_engine(spec: QRNNSpec, dtype: torch.dtype = torch.complex64) -> StatevectorEngine:

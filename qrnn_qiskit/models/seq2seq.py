@@ -27,10 +27,10 @@ from torch.nn import functional as F
 
 from ..circuits import QRNNSpec
 from ..data.text import BOS, EOS, PAD
+from .config import ATTENTION_SCORES
 from .qrnn import QRNNCell, QRNNConfig
 from .sequence import CLASSICAL
 
-ATTENTION_SCORES: tuple[str, ...] = ("additive", "dot")
 SEQ2SEQ_MODELS: tuple[str, ...] = ("qrnn", "rnn", "lstm", "gru")
 _CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 

@@ -12,10 +12,10 @@ from torch import nn
 
 from ..backends import Engine
 from ..circuits import QRNNSpec
+from .config import MODELS
 from .orthogonal import OrthogonalCore
 from .qrnn import QRNNConfig, QRNNCore
 
-MODELS: tuple[str, ...] = ("qrnn", "rnn", "lstm", "gru", "orthogonal")
 CLASSICAL = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 

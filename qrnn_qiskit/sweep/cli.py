@@ -13,7 +13,6 @@ import argparse
 from pathlib import Path
 
 from ..errors import QRNNError
-from ..training.rundir import safe_name
 
 DEFAULT_ROOT = Path("runs/sweeps")
 
@@ -32,6 +31,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _report(args)
     if args.file is None:
         raise QRNNError("name a sweep file (qrnn sweep FILE) or a study (qrnn sweep --report NAME)")
+    from ..training.rundir import safe_name
     from .space import load
     from .worker import run_worker, summary
 
@@ -53,6 +53,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from ..training.rundir import safe_name
     from .report import counts, load_study, plots, table
 
     given = Path(args.report)

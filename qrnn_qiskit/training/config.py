@@ -5,23 +5,25 @@ Sections: ``task`` (the task and the options tasks own), ``model`` (kind and emb
 precision the QRNN's quantum half runs), ``baseline`` (classical sizes), ``optim`` and ``run``.
 Every leaf field is one ``qrnn train`` option (``options.py``); :meth:`TrainConfig.flat` builds a
 config from those flat names, which is also how ``config.json`` files written before the nested
-layout load.
+layout load. Importing this module imports no torch (the CLI builds its parser from it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..circuits import QRNNSpec
+from ..circuits.spec import QRNNSpec
 from ..errors import QRNNError
-from ..models import MODELS, ControllerConfig, QRNNConfig
+from ..models.config import MODELS, ControllerConfig, QRNNConfig
 from ..options import ConfigError, build, flatten, leaves, option, require, require_finite
-from .tasks import TASKS, TaskConfig
+from .tasks.config import TASK_NAMES, TaskConfig
 
-DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
+if TYPE_CHECKING:
+    import torch
+
+# the statevector precisions (names of torch dtypes: ``TrainConfig.torch_dtype``)
+DTYPES: tuple[str, ...] = ("complex64", "complex128")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
 BACKENDS: tuple[str, ...] = ("statevector", "aer")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
@@ -76,7 +78,7 @@ class EngineConfig:
         choices=BACKENDS,
         resumable=True,
     )
-    dtype: str = option("complex64", "statevector precision", choices=tuple(DTYPES))
+    dtype: str = option("complex64", "statevector precision", choices=DTYPES)
     force: bool = option(
         False, "run --backend aer plans estimated to take longer than an hour", resumable=True
     )
@@ -300,9 +302,10 @@ class TrainConfig:
     run: RunConfig = option(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
-        if self.task.name not in TASKS:
+        if self.task.name not in TASK_NAMES:
             raise ConfigError(
-                "name", f"must be one of {', '.join(TASKS)}; got unknown task {self.task.name!r}"
+                "name",
+                f"must be one of {', '.join(TASK_NAMES)}; got unknown task {self.task.name!r}",
             )
         require(
             self.engine.backend == "statevector" or self.model.kind == "qrnn",
@@ -348,7 +351,9 @@ class TrainConfig:
     # -- derived ----------------------------------------------------------------------------------
     @property
     def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.engine.dtype]
+        import torch
+
+        return getattr(torch, self.engine.dtype)
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

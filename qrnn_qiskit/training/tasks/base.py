@@ -1,6 +1,6 @@
-"""What every task is: the options tasks own (``TaskConfig``), the base class the trainer and
-reports talk to (``Task``, with real defaults for everything optional) and model building for a
-task.
+"""What every task is: the base class the trainer and reports talk to (``Task``, with real
+defaults for everything optional) and model building for a task; the options tasks own
+(``TaskConfig``) live in ``config.py``.
 
 A task supplies data, the model's input/output shape, a loss and metrics; the trainer knows nothing
 else about models or data. Tasks are built by the registry (``registry.py``) from a whole
@@ -10,7 +10,7 @@ else about models or data. Tasks are built by the registry (``registry.py``) fro
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,10 +18,8 @@ from torch import nn
 
 from ...errors import QRNNError
 from ...models import InputSpec, SequenceModel, build_model, count_parameters, match_hidden_size
+from ...models.config import QRNNConfig
 from ...models.controller import init_scale_for_length
-from ...models.qrnn import QRNNConfig
-from ...models.seq2seq import ATTENTION_SCORES
-from ...options import ConfigError, option, require, require_finite
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
@@ -38,98 +36,6 @@ def higher_is_better(metric: str) -> bool:
 def best_of(metric: str, a: float, b: float) -> float:
     """The better of two values of ``metric``."""
     return max(a, b) if higher_is_better(metric) else min(a, b)
-
-
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    """The task and the options tasks own (each option says which tasks read it)."""
-
-    name: str = option(
-        "copying",
-        "task to train: copying, smnist (pixels, T=784), smnist-rows (T=28), pmnist (permuted "
-        "pixels), imdb, ptb-word, ptb-char (Penn Treebank language modelling), mt-de-en "
-        "(German→English Bible verses)",
-        flag="task",
-    )
-    delay: int = option(20, "copying: number of blanks T between the symbols and the marker")
-    val_fraction: float = option(
-        0.1,
-        "smnist/smnist-rows/pmnist/imdb: fraction of the training split held out for validation",
-    )
-    permutation_seed: int = option(
-        0, "pmnist: seed of the one fixed pixel permutation (recorded in config.json)"
-    )
-    vocab_size: int = option(
-        10000,
-        "imdb, mt-de-en (per language): vocabulary size including special tokens (most frequent "
-        "training words)",
-    )
-    max_len: int = option(
-        200,
-        "imdb: keep the last MAX_LEN words of each review; mt-de-en: drop pairs with more tokens "
-        "on a side",
-    )
-    bptt: int = option(
-        35, "ptb-word/ptb-char: truncated-BPTT window (tokens per training step and row)"
-    )
-    carry: bool = option(
-        True,
-        "ptb-word/ptb-char: carry the recurrent state across windows (detached); --no-carry "
-        "restarts every training and evaluation window from the initial state",
-    )
-    reset_every: int = option(
-        0,
-        "ptb-word/ptb-char with the state carried: restart it from the initial state every K "
-        "windows, in training and evaluation (a forgetting step; 0: carry it through the epoch)",
-    )
-    attention: str = option(
-        "additive", "mt-de-en: attention score over the encoder's outputs", choices=ATTENTION_SCORES
-    )
-    beam_size: int = option(
-        5, "mt-de-en: beam width for test BLEU (qrnn report) and qrnn translate (1: greedy)"
-    )
-
-    def __post_init__(self) -> None:
-        require(_int(self.delay) and self.delay >= 1, "delay", f"must be >= 1, got {self.delay}")
-        require_finite(self.val_fraction, "val_fraction")
-        require(
-            0.0 < self.val_fraction < 1.0,
-            "val_fraction",
-            f"must be in (0, 1), got {self.val_fraction}",
-        )
-        require(
-            _int(self.permutation_seed) and self.permutation_seed >= 0,
-            "permutation_seed",
-            f"must be >= 0, got {self.permutation_seed}",
-        )
-        require(
-            _int(self.vocab_size) and self.vocab_size >= 3,
-            "vocab_size",
-            f"must be >= 3 (padding, unknown, one word), got {self.vocab_size}",
-        )
-        require(
-            _int(self.max_len) and self.max_len >= 1, "max_len", f"must be >= 1, got {self.max_len}"
-        )
-        require(_int(self.bptt) and self.bptt >= 1, "bptt", f"must be >= 1, got {self.bptt}")
-        require(
-            _int(self.reset_every) and self.reset_every >= 0,
-            "reset_every",
-            f"must be >= 0, got {self.reset_every}",
-        )
-        if self.attention not in ATTENTION_SCORES:
-            raise ConfigError(
-                "attention",
-                f"must be one of {', '.join(ATTENTION_SCORES)}; got {self.attention!r}",
-            )
-        require(
-            _int(self.beam_size) and self.beam_size >= 1,
-            "beam_size",
-            f"must be >= 1, got {self.beam_size}",
-        )
 
 
 class Task:

@@ -1,7 +1,8 @@
 """The one registry of tasks: name → factory of a :class:`~.base.Task` from a ``TrainConfig``.
 
-Nothing imports back from here except the config (to validate ``--task``) and the trainer; task
-modules import only ``base``.
+Nothing imports back from here except the trainer (the config validates ``--task`` against
+``config.TASK_NAMES``, which lists these names without importing the tasks); task modules import
+only ``base``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from ...errors import QRNNError
 from .base import Task
 from .classification import IMDBTask, MNISTTask
+from .config import TASK_NAMES
 from .copying import CopyingTask
 from .language import LanguageModelTask
 from .translation import TranslationTask
@@ -32,6 +34,8 @@ TASKS: dict[str, TaskFactory] = {
     "ptb-char": lambda config: LanguageModelTask(config, name="ptb-char", level="char"),
     "mt-de-en": lambda config: TranslationTask(config, source="de", target="en"),
 }
+if tuple(TASKS) != TASK_NAMES:  # the config validates --task against the light list
+    raise AssertionError(f"config.TASK_NAMES {TASK_NAMES} differs from the registry {tuple(TASKS)}")
 
 
 def make_task(config: TrainConfig) -> Task:
