@@ -53,7 +53,12 @@ def torchrun_commands() -> list[tuple[str, list[str]]]:
         text = doc.read_text(encoding="utf-8")
         variables: dict[str, list[str]] = {}
         for line in shell_lines(text):
-            words = shlex.split(line, comments=True)
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:  # prose in an untagged block (a file tree with an apostrophe)
+                if "torchrun" in line:
+                    raise
+                continue
             if len(words) == 1 and re.fullmatch(r"[A-Za-z_]\w*=.*", words[0]):
                 name, value = words[0].split("=", 1)
                 variables[name] = value.split()
