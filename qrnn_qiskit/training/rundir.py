@@ -34,10 +34,12 @@ from ..fileio import (
     append_jsonl,
     atomic_write_bytes,
     atomic_write_json,
+    atomic_write_many,
     read_json,
     read_jsonl,
     rewrite_jsonl,
     stale_temp_files,
+    truncate_to,
 )
 from .config import TrainConfig
 
@@ -150,8 +152,9 @@ class RunDir:
             )
 
     # ------------------------------------------------------------------------------ metrics.jsonl
-    def append_metrics(self, record: dict[str, Any]) -> None:
-        append_jsonl(self.path / METRICS, record)
+    def append_metrics(self, record: dict[str, Any]) -> int:
+        """Append ``record`` (fsync'ed); returns metrics.jsonl's size before it."""
+        return append_jsonl(self.path / METRICS, record)
 
     def read_metrics(self, *, quiet: bool = False) -> list[dict[str, Any]]:
         """The evaluation records (torn or garbled lines skipped and reported; the last record of a
@@ -176,6 +179,27 @@ class RunDir:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write_bytes(self.path / name, buffer.getvalue())
+
+    def commit(self, record: dict[str, Any], state: dict[str, Any], best: bool) -> None:
+        """One evaluation, all or nothing: its metrics record is appended (fsync'ed) first, then
+        checkpoint.pt (and best.pt when ``best``) are written as one commit. A failed write takes
+        the record back, so the metrics and the checkpoints advance together or not at all; a kill
+        between the two leaves one record past the checkpoint, which a resume drops."""
+        size = self.append_metrics(record)
+        try:
+            self.write_checkpoints(state, best)
+        except BaseException:
+            truncate_to(self.path / METRICS, size)
+            raise
+
+    def write_checkpoints(self, state: dict[str, Any], best: bool) -> None:
+        """checkpoint.pt, and best.pt when ``best``, as one commit (both new or both old)."""
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+        files = {self.path / BEST: data} if best else {}
+        files[self.path / CHECKPOINT] = data
+        atomic_write_many(files)
 
     def has_checkpoint(self, name: str = CHECKPOINT) -> bool:
         return (self.path / name).exists()

@@ -31,7 +31,7 @@ from . import logs
 from .config import OptimConfig, RunConfig, TrainConfig
 from .distributed import SINGLE, World
 from .optim import learning_rate, make_optimizer, set_learning_rate
-from .rundir import BEST, CHECKPOINT, RunDir
+from .rundir import CHECKPOINT, RunDir
 from .tasks import Task, best_of, make_task
 
 
@@ -269,7 +269,9 @@ class Trainer:
         rd = self.run_dir
         if not rd.has_checkpoint():
             logged = rd.read_metrics(quiet=True)
-            if logged:
+            # a kill between the first evaluation's record and its checkpoint leaves one record
+            # (RunDir.commit); the resume starts over and writes it again
+            if len(logged) > 1:
                 raise QRNNError(
                     f"cannot resume {rd.path}: {CHECKPOINT} is missing but metrics.jsonl records "
                     f"{len(logged)} evaluation(s) up to step {logged[-1]['step']}; restore the "
@@ -304,20 +306,15 @@ class Trainer:
         parameters)."""
         return self.world.from_writer(self.validate() if self.world.is_writer else None)
 
-    def _log(self, record: dict[str, Any], metrics: dict[str, float]) -> None:
-        if self.run_dir is not None and self.world.is_writer:
-            self.run_dir.append_metrics(record)
-            self._sink.write(record, metrics)
-
-    def _checkpoint(self, best: bool) -> None:
-        """checkpoint.pt (and best.pt when this evaluation is the best so far), each atomic."""
+    def _commit(self, record: dict[str, Any], metrics: dict[str, float], best: bool) -> None:
+        """The evaluation's metrics record and checkpoint.pt (and best.pt when this evaluation is
+        the best so far), together or not at all (:meth:`RunDir.commit`); then the --log sink."""
         if self.run_dir is not None:
-            state = self.state_dict()
+            state = self.state_dict()  # on every rank (each gathers its own part)
             if not self.world.is_writer:
                 return
-            if best:
-                self.run_dir.save_checkpoint(state, BEST)
-            self.run_dir.save_checkpoint(state)
+            self.run_dir.commit(record, state, best)
+            self._sink.write(record, metrics)
 
     def fit(self) -> RunResult:
         """Train until ``optim.steps`` or ``run.max_minutes``; evaluate, log and checkpoint on the
@@ -449,8 +446,7 @@ class Trainer:
                     stopped = stop.reason
         stopped = self.world.from_writer(stopped)  # rank 0's callbacks decide for every rank
         self.record = record
-        self._checkpoint(best=improved)  # first: the record travels in it; a kill before the log
-        self._log(record, metrics)  # line loses nothing (a resume logs the checkpoint's record)
+        self._commit(record, metrics, best=improved)
         return stopped
 
     def _log_restored_record(self) -> None:
