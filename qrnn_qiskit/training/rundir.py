@@ -53,6 +53,7 @@ EVALS = "evals"
 LOCK = ".lock"
 LOCKS = {"run": LOCK, "evals": f"{EVALS}/{LOCK}"}
 CHECKPOINT_KEYS = frozenset({"model", "optimizer", "step", "config"})
+NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
 
 
@@ -75,7 +76,20 @@ class RunDir:
         if str(path).strip() == "":
             raise QRNNError("the run directory must not be empty (pass --run-dir PATH)")
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
+        for part in self.path.parts:
+            size = len(os.fsencode(part))
+            if size > NAME_MAX:
+                raise QRNNError(
+                    f"{self.path}: the folder name {part[:24]!r}… is {size} bytes, longer than the "
+                    f"{NAME_MAX} a file system allows; choose a shorter run directory name"
+                )
+        try:
+            is_file = self.path.exists() and not self.path.is_dir()
+        except OSError as error:
+            raise QRNNError(
+                f"cannot use {self.path}: {error.strerror or error}; choose another run directory"
+            ) from None
+        if is_file:
             raise QRNNError(f"{self.path} is a file, not a run directory; choose another --run-dir")
         self._lock_handle: Any = None
 
@@ -112,7 +126,9 @@ class RunDir:
         try:
             return TrainConfig.from_dict(record["config"])
         except QRNNError as error:
-            raise QRNNError(f"{self.path / CONFIG}: {error}") from None
+            raise QRNNError(
+                f"{self.path / CONFIG}: {error}; restore it from a copy or start a new run"
+            ) from None
 
     def write_config(
         self,
@@ -181,10 +197,26 @@ class RunDir:
         atomic_write_bytes(self.path / name, buffer.getvalue())
 
     def commit(self, record: dict[str, Any], state: dict[str, Any], best: bool) -> None:
-        """One evaluation, all or nothing: its metrics record is appended (fsync'ed) first, then
-        checkpoint.pt (and best.pt when ``best``) are written as one commit. A failed write takes
-        the record back, so the metrics and the checkpoints advance together or not at all; a kill
-        between the two leaves one record past the checkpoint, which a resume drops."""
+        """One evaluation, all or nothing: its metrics record (appended, fsync'ed) and checkpoint.pt
+        (and best.pt when ``best``, written with it as one commit). Whichever is written second,
+        a failure takes the first back, so they advance together or not at all (a failed append
+        used to leave the checkpoints advanced and the record lost).
+
+        The order keeps a kill harmless too: the first evaluation writes its checkpoints first (a
+        kill then leaves a checkpoint without its record, which it carries: the resume logs it;
+        metrics without a checkpoint mean a lost checkpoint, which a resume refuses), later ones
+        append the record first (a kill leaves one record past the checkpoint: the resume drops
+        it)."""
+        if not self.has_checkpoint():
+            self.write_checkpoints(state, best)
+            try:
+                self.append_metrics(record)
+            except BaseException:
+                for name in (CHECKPOINT, BEST):  # neither existed before
+                    with contextlib.suppress(OSError):
+                        (self.path / name).unlink()
+                raise
+            return
         size = self.append_metrics(record)
         try:
             self.write_checkpoints(state, best)
@@ -200,6 +232,24 @@ class RunDir:
         files = {self.path / BEST: data} if best else {}
         files[self.path / CHECKPOINT] = data
         atomic_write_many(files)
+
+    def remove_unstarted(self, created: bool) -> None:
+        """Undo a new run that failed before its first checkpoint: remove its config.json, an empty
+        metrics.jsonl, the lock and leftover temporaries, and the folder itself when ``created``
+        and empty, so the same command can run again (it refused: "already exists"). A run with a
+        checkpoint or an evaluation record is left as it is."""
+        if self.has_checkpoint() or self.has_checkpoint(BEST):
+            return
+        metrics = self.path / METRICS
+        with contextlib.suppress(OSError):
+            if metrics.exists() and metrics.read_text().strip():
+                return
+        for stale in [self.path / CONFIG, metrics, self.path / LOCK, *stale_temp_files(self.path)]:
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        if created:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()  # only when empty
 
     def has_checkpoint(self, name: str = CHECKPOINT) -> bool:
         return (self.path / name).exists()

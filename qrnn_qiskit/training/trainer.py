@@ -210,6 +210,13 @@ class Trainer:
         apply_threads(config.run)
         torch.manual_seed(config.run.seed)
         task = make_task(config)
+        every = config.qrnn.forget_every
+        if every and task.horizon and every > task.horizon:
+            raise QRNNError(
+                f"--forget-every {every} is longer than {config.task.name}'s sequences "
+                f"({task.horizon} steps): the reset would never happen; pass --forget-every "
+                f"{task.horizon} or less, or drop it"
+            )
         model = task.build_model(config)
         return cls(
             model, task, config.optim, config.run, rd, config=config, resume=resume, argv=argv,
@@ -269,9 +276,7 @@ class Trainer:
         rd = self.run_dir
         if not rd.has_checkpoint():
             logged = rd.read_metrics(quiet=True)
-            # a kill between the first evaluation's record and its checkpoint leaves one record
-            # (RunDir.commit); the resume starts over and writes it again
-            if len(logged) > 1:
+            if logged:
                 raise QRNNError(
                     f"cannot resume {rd.path}: {CHECKPOINT} is missing but metrics.jsonl records "
                     f"{len(logged)} evaluation(s) up to step {logged[-1]['step']}; restore the "
@@ -284,6 +289,11 @@ class Trainer:
             rd.check_matches(self.config, _checkpoint_config(rd, state), "resume")
         self.load_state_dict(state)
         self._restored = signature
+        if self.step > self.optim.steps:
+            raise QRNNError(
+                f"cannot resume {rd.path}: it is at step {self.step}, past --steps "
+                f"{self.optim.steps}; pass --steps {self.step} or more (nothing was written)"
+            )
 
     # ---------------------------------------------------------------------------------- training
     def validate(self) -> dict[str, float]:
@@ -318,9 +328,37 @@ class Trainer:
 
     def fit(self) -> RunResult:
         """Train until ``optim.steps`` or ``run.max_minutes``; evaluate, log and checkpoint on the
-        way (holding the run directory's lock)."""
+        way (holding the run directory's lock). A new run that fails before its first checkpoint
+        leaves no folder behind (only the config.json it wrote would be there)."""
         if self.run_dir is None:
+            return self._fit_or_explain()
+        fresh = not self.resume and self.world.is_writer and not self.run_dir.is_run
+        created = not self.run_dir.path.exists()
+        try:
+            return self._fit_in_run_dir()
+        except (Exception, KeyboardInterrupt):
+            if fresh:
+                self.run_dir.remove_unstarted(created)
+            raise
+
+    def _fit_or_explain(self) -> RunResult:
+        """:meth:`_fit`, with running out of memory as a one-line error naming the sizes to
+        lower."""
+        try:
             return self._fit()
+        except (MemoryError, RuntimeError) as error:
+            text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            oom = isinstance(error, MemoryError) or isinstance(
+                error, getattr(torch, "OutOfMemoryError", MemoryError)
+            )
+            if not oom and not any(s in text for s in ("can't allocate", "out of memory")):
+                raise
+            raise QRNNError(
+                f"out of memory at step {self.step} ({text[:120]}); pass a smaller --batch-size "
+                f"(now {self.optim.batch_size}) or --eval-size (now {self.run.eval_size})"
+            ) from None
+
+    def _fit_in_run_dir(self) -> RunResult:
         self.world.barrier()  # every rank has checked the run directory before rank 0 writes it
         writer = self.world.is_writer
         with self.run_dir.lock() if writer else contextlib.nullcontext():
@@ -343,7 +381,7 @@ class Trainer:
                     self.run.log, self.run_dir.path, self.step if self.resume else None
                 )
             try:
-                return self._fit()
+                return self._fit_or_explain()
             finally:
                 self._sink.close()
                 self._sink = logs.LogSink()
