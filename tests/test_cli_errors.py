@@ -23,6 +23,7 @@ import torch
 
 from qrnn_qiskit import fileio
 from qrnn_qiskit.cli import main
+from qrnn_qiskit.errors import QRNNError
 
 TRAIN = ["--delay", "1", "--qubits", "2", "--layers", "1", "--width", "4", "--steps", "2",
          "--eval-every", "2", "--eval-size", "8", "--batch-size", "4", "--threads", "1",
@@ -410,6 +411,39 @@ CASES = [
         "manifest.json is unreadable); run: qrnn data fetch mnist --force",
         setup=corrupt_manifest(b"[1, 2]"),
     ),  # fmt: skip
+    # --- paths: missing, a folder instead of a file, a file instead of a folder (issue 21.8 audit)
+    Case(
+        "data --from a folder",
+        ["data", "fetch", "imdb", "--from", "{tmp}/pkg"],
+        "--from {tmp}/pkg: is a folder; name the downloaded archive file",
+        setup=a_folder("pkg"),
+    ),  # fmt: skip
+    Case(
+        "data --from missing",
+        ["data", "fetch", "imdb", "--from", "{tmp}/none.tgz"],
+        "--from {tmp}/none.tgz: no such file; name the downloaded archive file",
+    ),  # fmt: skip
+    Case(
+        "sweep file a folder",
+        ["sweep", "{tmp}/dir"],
+        "cannot read the sweep file {tmp}/dir: Is a directory",
+        setup=a_folder("dir"),
+    ),  # fmt: skip
+    Case(
+        "sweep --root a file",
+        ["sweep", "{tmp}/s.toml", "--root", "{tmp}/file"],
+        "{tmp}/file is a file, not a --root folder; choose another location",
+        setup=lambda run, tmp: (
+            (tmp / "file").write_text("precious\n"),
+            (tmp / "s.toml").write_text("[train]\nsteps = 2\n[space]\nlr = [1e-3]\n"),
+        ),
+    ),  # fmt: skip
+    Case(
+        "collect on a file",
+        ["collect", "{tmp}/file"],
+        "is a file, not a run directory; name a run directory instead",
+        setup=a_file("file"),
+    ),  # fmt: skip
     # --- the run directory's files truncated, garbled, missing (item 5)
     Case(
         "resume, config.json garbled",
@@ -672,3 +706,80 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing_to_refu
     assert (list(run.iterdir()) == []) if existing else not run.exists()
     assert main(argv) == 0
     assert (run / "checkpoint.pt").exists()
+
+
+# ------------------------------------------------------------------------------- every numeric flag
+def _numeric_options():
+    """(config class, leaf, scalar type) of every numeric option ``qrnn train`` and ``qrnn eval``
+    generate from their config dataclasses (options.add_arguments)."""
+    from qrnn_qiskit.evaluation.config import EvalConfig
+    from qrnn_qiskit.options import leaves, scalar_type
+    from qrnn_qiskit.training import TrainConfig
+
+    for cls in (TrainConfig, EvalConfig):
+        for leaf in leaves(cls):
+            kind = scalar_type(leaf)
+            if leaf.cli and kind in (int, float):
+                yield cls, leaf, kind
+
+
+# values that mean something (each documented in its option's help): 0 = off / none / default /
+# whole, -1 = auto
+MEANINGFUL = {
+    "dropout": (0,), "clip": (0,), "weight_decay": (0,), "gain_penalty": (0,),
+    "max_minutes": (0,), "readout_error": (0,), "warmup": (0,), "seed": (0,), "threads": (0,),
+    "kernel_threads": (0,), "permutation_seed": (0,), "reset_every": (0,), "depth": (0,),
+    "forget_every": (0,), "max_steps": (0,), "optimization_level": (0,), "corrections": (0, -1),
+}  # fmt: skip
+NUMERIC = [
+    pytest.param(cls, leaf, value, id=f"{cls.__name__}.{leaf.dest}={value}")
+    for cls, leaf, kind in _numeric_options()
+    for value in (
+        (float("nan"), float("inf"), float("-inf"), -1.0, 0.0) if kind is float else (-1, 0)
+    )
+    if value not in MEANINGFUL.get(leaf.dest, ())
+]
+
+
+@pytest.mark.parametrize(("cls", "leaf", "value"), NUMERIC)
+def test_every_generated_numeric_option_refuses_nan_inf_negative_and_meaningless_zero(
+    cls, leaf, value
+):
+    """Walks the options the parser is generated from: NaN, ±inf, negatives and a zero that means
+    nothing are one-line errors naming the flag (the CLI rewords the field as its flag)."""
+    from qrnn_qiskit.options import ConfigError, build, flag_error
+
+    with pytest.raises(QRNNError) as error:
+        build(cls, {leaf.dest: value})
+    message = str(
+        flag_error(cls, error.value) if isinstance(error.value, ConfigError) else error.value
+    )
+    assert "\n" not in message and (f"--{leaf.flag}" in message or leaf.dest in message), message
+
+
+def test_the_meaningful_values_are_still_accepted():
+    from qrnn_qiskit.options import build
+
+    for cls, leaf, _ in _numeric_options():
+        for value in MEANINGFUL.get(leaf.dest, ()):
+            build(cls, {leaf.dest: value})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_numeric_train_flags_on_the_command_line_write_nothing(value, tmp_path, capsys):
+    """The same walk through ``qrnn train`` itself for float flags (int flags refuse "nan" and
+    "inf" in argparse): exit 2, one line naming the flag, no run folder."""
+    from qrnn_qiskit.training import TrainConfig
+
+    for cls, leaf, kind in _numeric_options():
+        if (
+            cls is not TrainConfig
+            or kind is not float
+            or float(value) in MEANINGFUL.get(leaf.dest, ())
+        ):
+            continue
+        run = tmp_path / leaf.dest
+        assert main(["train", "--run-dir", str(run), *TRAIN, f"--{leaf.flag}", value]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and f"--{leaf.flag}" in err[0], err
+        assert not run.exists()

@@ -85,6 +85,9 @@ def study_of(root, name="tiny"):
         ("run_dir = ['a']", "run_dir is not a qrnn train option"),
         ("lr = []", "an empty list of choices"),
         ("task = ['copying', 'smnist-rows']", "task cannot be searched: scores of different"),
+        ("lr = { low = 1e-3, high = 1e-2, step = nan }", "step must be a finite number, got nan"),
+        ("lr = { low = 1e-3, high = inf }", r"\[space\] lr = inf: --lr must be a finite number"),
+        ("lr = [nan]", r"\[space\] lr = nan: --lr must be a finite number"),
     ],
 )
 def test_a_bad_search_space_is_a_one_line_error(tmp_path, space, message):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +221,8 @@ def _dimension(path: Path, name: str, leaf: Leaf, spec: Any) -> Dimension:
         raise _fail(path, where, f"impossible range: low {low} must be below high {high}")
     if log and low <= 0:
         raise _fail(path, where, f"a log range needs low > 0, got {low}")
+    if step is not None and not math.isfinite(step):  # TOML has nan and inf
+        raise _fail(path, where, f"step must be a finite number, got {step}")
     if step is not None and (step <= 0 or log):
         raise _fail(path, where, "step must be > 0 and cannot be combined with log")
     if step is not None and step > high - low:

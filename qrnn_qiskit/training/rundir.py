@@ -90,7 +90,9 @@ class RunDir:
                 f"cannot use {self.path}: {error.strerror or error}; choose another run directory"
             ) from None
         if is_file:
-            raise QRNNError(f"{self.path} is a file, not a run directory; choose another --run-dir")
+            raise QRNNError(
+                f"{self.path} is a file, not a run directory; name a run directory instead"
+            )
         self._lock_handle: Any = None
 
     def __repr__(self) -> str:
