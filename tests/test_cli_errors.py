@@ -206,6 +206,9 @@ def full_disk(monkeypatch, run: Path, tmp: Path) -> None:
     fail_writes(monkeypatch, tmp, errno.ENOSPC)
 
 
+TORCH_OOM = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes."
+
+
 def allocation_fails(error: BaseException) -> Callable:
     """The first training batch cannot be allocated (what a huge --batch-size does; raised here,
     as a real 100 TB allocation may succeed lazily where memory is overcommitted)."""
@@ -219,6 +222,16 @@ def allocation_fails(error: BaseException) -> Callable:
         monkeypatch.setattr(CopyingTask, "train_batch", train_batch)
 
     return fault
+
+
+def model_not_allocatable(monkeypatch, run: Path, tmp: Path) -> None:
+    """Building the model cannot allocate its weights (what --hidden 1e11 does, raised here)."""
+    from qrnn_qiskit.training.tasks.copying import CopyingTask
+
+    def build_model(self, config):
+        raise RuntimeError(f"[enforce fail at alloc_cpu.cpp:127] err == 0. {TORCH_OOM}")
+
+    monkeypatch.setattr(CopyingTask, "build_model", build_model)
 
 
 def little_memory(monkeypatch, run: Path, tmp: Path) -> None:
@@ -592,11 +605,19 @@ CASES = [
         train("--batch-size", "64"),
         "(DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes.); pass a "
         "smaller --batch-size (now 64)",
-        fault=allocation_fails(
-            RuntimeError(
-                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes."
-            )
-        ),
+        fault=allocation_fails(RuntimeError(TORCH_OOM)),
+    ),  # fmt: skip
+    Case(
+        "train, model not allocatable",
+        train("--model", "lstm", "--hidden", "100000000000"),
+        "the model does not fit in memory (DefaultCPUAllocator: can't allocate memory: you tried "
+        "to allocate 8 bytes.); use a smaller --width, --hidden, --embed-dim or --qubits",
+        fault=model_not_allocatable,
+    ),  # fmt: skip
+    Case(
+        "train, batch beyond any array",
+        train("--model", "lstm", "--batch-size", str(10**30)),
+        "out of memory at step 0 (Maximum allowed dimension exceeded); pass a smaller --batch-size",
     ),  # fmt: skip
     Case(
         "train, out of memory",

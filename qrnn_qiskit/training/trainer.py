@@ -217,7 +217,16 @@ class Trainer:
                 f"({task.horizon} steps): the reset would never happen; pass --forget-every "
                 f"{task.horizon} or less, or drop it"
             )
-        model = task.build_model(config)
+        try:
+            model = task.build_model(config)
+        except (MemoryError, RuntimeError, ValueError, OverflowError) as error:
+            text = _allocation_failure(error)
+            if text is None:
+                raise
+            raise QRNNError(
+                f"the model does not fit in memory ({text}); use a smaller --width, --hidden, "
+                "--embed-dim or --qubits"
+            ) from None
         return cls(
             model, task, config.optim, config.run, rd, config=config, resume=resume, argv=argv,
             callbacks=callbacks, world=world,
@@ -346,15 +355,12 @@ class Trainer:
         lower."""
         try:
             return self._fit()
-        except (MemoryError, RuntimeError) as error:
-            text = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            oom = isinstance(error, MemoryError) or isinstance(
-                error, getattr(torch, "OutOfMemoryError", MemoryError)
-            )
-            if not oom and not any(s in text for s in ("can't allocate", "out of memory")):
+        except (MemoryError, RuntimeError, ValueError, OverflowError) as error:
+            text = _allocation_failure(error)
+            if text is None:
                 raise
             raise QRNNError(
-                f"out of memory at step {self.step} ({text[:120]}); pass a smaller --batch-size "
+                f"out of memory at step {self.step} ({text}); pass a smaller --batch-size "
                 f"(now {self.optim.batch_size}) or --eval-size (now {self.run.eval_size})"
             ) from None
 
@@ -494,6 +500,23 @@ class Trainer:
         if isinstance(record, dict) and record.get("step") == self.step:
             if all(r.get("step") != self.step for r in self.run_dir.read_metrics(quiet=True)):
                 self.run_dir.append_metrics(record)
+
+
+def _allocation_failure(error: BaseException) -> str | None:
+    """The first line of ``error`` when it says that memory could not be allocated (NumPy's
+    MemoryError, torch's CPU allocator or CUDA out of memory, an array too large to index), else
+    None."""
+    if isinstance(error, QRNNError):
+        return None
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if "DefaultCPUAllocator: " in text:  # "[enforce fail at alloc_cpu.cpp:127] err == 0. ..."
+        text = text[text.index("DefaultCPUAllocator: ") :].split(" Error code")[0]
+    oom = isinstance(error, (MemoryError, OverflowError)) or isinstance(
+        error, getattr(torch, "OutOfMemoryError", MemoryError)
+    )
+    known = ("can't allocate", "out of memory", "Maximum allowed dimension exceeded",
+             "array is too big", "maximum possible size")  # fmt: skip
+    return text[:120] if oom or any(s in text for s in known) else None
 
 
 def _signature(path: Path) -> tuple | None:
