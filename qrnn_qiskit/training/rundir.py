@@ -235,11 +235,12 @@ class RunDir:
         files[self.path / CHECKPOINT] = data
         atomic_write_many(files)
 
-    def remove_unstarted(self, created: bool) -> None:
-        """Undo a new run that failed before its first checkpoint: remove its config.json, an empty
-        metrics.jsonl, the lock and leftover temporaries, and the folder itself when ``created``
-        and empty, so the same command can run again (it refused: "already exists"). A run with a
-        checkpoint or an evaluation record is left as it is."""
+    def remove_unstarted(self) -> None:
+        """Undo a new run that failed before its first checkpoint (called holding the lock): remove
+        its config.json, an empty metrics.jsonl, leftover temporaries and the lock file, so the
+        same command can run again (it refused: "already exists"; the caller removes the folder
+        it created, once empty). A run with a checkpoint or an evaluation record is left as it
+        is."""
         if self.has_checkpoint() or self.has_checkpoint(BEST):
             return
         metrics = self.path / METRICS
@@ -249,9 +250,6 @@ class RunDir:
         for stale in [self.path / CONFIG, metrics, self.path / LOCK, *stale_temp_files(self.path)]:
             with contextlib.suppress(OSError):
                 stale.unlink()
-        if created:
-            with contextlib.suppress(OSError):
-                self.path.rmdir()  # only when empty
 
     def has_checkpoint(self, name: str = CHECKPOINT) -> bool:
         return (self.path / name).exists()

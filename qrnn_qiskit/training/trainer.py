@@ -341,13 +341,13 @@ class Trainer:
         leaves no folder behind (only the config.json it wrote would be there)."""
         if self.run_dir is None:
             return self._fit_or_explain()
-        fresh = not self.resume and self.world.is_writer and not self.run_dir.is_run
         created = not self.run_dir.path.exists()
         try:
             return self._fit_in_run_dir()
         except (Exception, KeyboardInterrupt):
-            if fresh:
-                self.run_dir.remove_unstarted(created)
+            if created and self.world.is_writer:
+                with contextlib.suppress(OSError):
+                    self.run_dir.path.rmdir()  # only when remove_unstarted emptied it
             raise
 
     def _fit_or_explain(self) -> RunResult:
@@ -368,29 +368,39 @@ class Trainer:
         self.world.barrier()  # every rank has checked the run directory before rank 0 writes it
         writer = self.world.is_writer
         with self.run_dir.lock() if writer else contextlib.nullcontext():
-            if self.resume and writer:
-                if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
-                    self._restore()  # another process wrote it after this trainer was built
-                self.run_dir.truncate_metrics(self.step)
-                self._log_restored_record()
-            if self.config is not None and writer:
-                threads = {"torch": torch.get_num_threads(), "kernels": native.max_threads()}
-                self.run_dir.write_config(
-                    self.config, self.argv, resume=self.resume, threads=threads
-                )
-            self.world.barrier()  # rank 0 holds the lock: the checkpoint is final for every rank
-            if self.resume and not writer:
-                if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
-                    self._restore()
-            if writer:
-                self._sink = logs.open_sink(
-                    self.run.log, self.run_dir.path, self.step if self.resume else None
-                )
+            # a new run's config.json is written below: if the run fails before its first
+            # checkpoint, it leaves nothing behind (the same command would refuse: already exists)
+            fresh = writer and not self.resume and self.config is not None
+            fresh = fresh and not self.run_dir.is_run
             try:
-                return self._fit_or_explain()
-            finally:
-                self._sink.close()
-                self._sink = logs.LogSink()
+                return self._fit_locked(writer)
+            except (Exception, KeyboardInterrupt):
+                if fresh:
+                    self.run_dir.remove_unstarted()
+                raise
+
+    def _fit_locked(self, writer: bool) -> RunResult:
+        if self.resume and writer:
+            if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
+                self._restore()  # another process wrote it after this trainer was built
+            self.run_dir.truncate_metrics(self.step)
+            self._log_restored_record()
+        if self.config is not None and writer:
+            threads = {"torch": torch.get_num_threads(), "kernels": native.max_threads()}
+            self.run_dir.write_config(self.config, self.argv, resume=self.resume, threads=threads)
+        self.world.barrier()  # rank 0 holds the lock: the checkpoint is final for every rank
+        if self.resume and not writer:
+            if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
+                self._restore()
+        if writer:
+            self._sink = logs.open_sink(
+                self.run.log, self.run_dir.path, self.step if self.resume else None
+            )
+        try:
+            return self._fit_or_explain()
+        finally:
+            self._sink.close()
+            self._sink = logs.LogSink()
 
     def _fit(self) -> RunResult:
         optim, run = self.optim, self.run
