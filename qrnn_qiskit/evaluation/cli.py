@@ -127,6 +127,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_circuits, parse_input
 
     config = _eval_config(args)  # validates protocol, coupling and corrections
+    if config.protocol != "dynamic":
+        for flag in ("--coupling", "--corrections"):
+            if any(a == flag or a.startswith(f"{flag}=") for a in getattr(args, "argv", ())):
+                raise QRNNError(
+                    f"{flag} shapes the dynamic protocol's circuits; --protocol {config.protocol} "
+                    f"ignores it (add --protocol dynamic, or drop {flag})"
+                )
     x = parse_input(args.input, args.run)
     paths = export_circuits(
         args.run,

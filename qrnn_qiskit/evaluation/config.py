@@ -34,6 +34,8 @@ def _target_kind(target: str) -> tuple[str, bool]:
 def parse_mitigation(text: str, target: str, protocol: str) -> tuple[str, ...]:
     """The mitigation methods of ``--mitigate`` for this target and protocol (a one-line QRNNError
     for unknown or contradictory specs)."""
+    if isinstance(text, str) and not text.strip():  # "" ran unmitigated in a folder named -mit
+        raise QRNNError(f"--mitigate is empty; use {MITIGATE_CHOICES}")
     text = (text or "auto").strip().lower()
     _, calibrated = _target_kind(target)
     if text == "auto":

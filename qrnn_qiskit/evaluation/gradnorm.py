@@ -12,6 +12,8 @@ gradients that training sees. JSON (every curve) and one PNG (log scale, one pan
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import QRNNError
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_bytes, atomic_write_many
 from ..models import QRNNCore, SequenceModel
 from ..models.orthogonal import OrthogonalCore, mod_relu
 from ..models.sequence import ClassicalCore
@@ -194,7 +196,15 @@ LABELS = {
 
 
 def plot(curves: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """One panel per state quantity, ‖∂L/∂·_t‖ against t on a log scale, init dashed."""
+    """One panel per state quantity, ‖∂L/∂·_t‖ against t on a log scale, init dashed; written to
+    ``path`` in the format its suffix names."""
+    path = Path(path)
+    atomic_write_bytes(path, render(curves, path))
+    return path
+
+
+def render(curves: Sequence[dict[str, Any]], path: str | Path) -> bytes:
+    """:func:`plot`'s image, as the bytes of the file ``path`` names."""
     from matplotlib.figure import Figure
 
     quantities = [q for q in LABELS if any(q in c for c in curves)]
@@ -214,16 +224,35 @@ def plot(curves: Sequence[dict[str, Any]], path: str | Path) -> Path:
         axis.set_title(LABELS[quantity])
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=plot_format(path), dpi=120)
+    return buffer.getvalue()
+
+
+def plot_format(path: str | Path) -> str:
+    """The image format ``--plot`` names by its suffix (a one-line error for a folder, no suffix
+    or a suffix Matplotlib cannot write), checked before any work."""
+    from matplotlib.figure import Figure
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        figure.savefig(path, dpi=120)
-    except OSError as error:
-        raise QRNNError(f"cannot write {path}: {error.strerror or error}") from None
-    return path
+    if path.is_dir():
+        raise QRNNError(f"--plot {path} is a folder; name an image file, e.g. {path / 'g.png'}")
+    suffix = path.suffix.lower().lstrip(".")
+    formats = Figure().canvas.get_supported_filetypes()
+    if suffix not in formats:
+        raise QRNNError(
+            f"--plot {path}: {'.' + suffix if suffix else 'no suffix'} is not an image format; "
+            "name a .png, .pdf or .svg file"
+        )
+    return suffix
 
 
 def cmd_gradnorm(args: argparse.Namespace) -> int:
+    plot_format(args.plot)  # before any work: nothing is written for a bad --plot
+    if Path(args.json).is_dir():
+        raise QRNNError(
+            f"--json {args.json} is a folder; name a file, e.g. {Path(args.json) / 'g.json'}"
+        )
     curves = run_gradnorm(args.runs, samples=args.samples, checkpoint=args.checkpoint)
     for c in curves:
         parts = [f"{c['model']:>10} {c['when']:>7} (step {c['step']}) loss {c['loss']:.4f}"]
@@ -238,6 +267,8 @@ def cmd_gradnorm(args: argparse.Namespace) -> int:
                 f"mean |z| at T {loop['z_abs_last']:.3g}"
             )
         print(f"{Path(c['run']).name}: " + "; ".join(parts))
-    atomic_write_json(Path(args.json), {"curves": curves})
-    print(f"curves: {args.json}; plot: {plot(curves, args.plot)}")
+    # both files or neither (an unwritable --plot used to leave the JSON written)
+    data = (json.dumps({"curves": curves}, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write_many({Path(args.json): data, Path(args.plot): render(curves, args.plot)})
+    print(f"curves: {args.json}; plot: {args.plot}")
     return 0

@@ -56,6 +56,10 @@ class TrainNoise:
         }
 
 
+MAX_SHOTS = 10**9  # the Gaussian shot noise is ~1/sqrt(shots): more is no noise at all
+MAX_SEED = 2**31 - 1  # Aer's seeds
+
+
 def parse_train_noise(text: str | None) -> TrainNoise:
     """``[fake backend][:key=value,...]`` with keys shots, lambda, level, seed; ``none`` for off.
     One-line QRNNError for anything else."""
@@ -92,12 +96,15 @@ def parse_train_noise(text: str | None) -> TrainNoise:
     if not 0.0 < per_step <= 1.0:
         raise QRNNError(f"--train-noise lambda must be in (0, 1], got {per_step}")
     shots = values.get("shots", 0)
-    if shots < 0:
-        raise QRNNError(f"--train-noise shots must be >= 0, got {shots}")
+    if not 0 <= shots <= MAX_SHOTS:  # 1e20 passed here and overflowed at the first step
+        raise QRNNError(f"--train-noise shots must be in 0..{MAX_SHOTS:,}, got {shots}")
+    seed = values.get("seed", 0)
+    if not 0 <= seed <= MAX_SEED:
+        raise QRNNError(f"--train-noise seed must be in 0..{MAX_SEED:,}, got {seed}")
     level = values.get("level", 3)
     if level not in (0, 1, 2, 3):
         raise QRNNError(f"--train-noise level must be 0..3, got {level}")
-    noise = TrainNoise(backend, per_step, shots, level, values.get("seed", 0))
+    noise = TrainNoise(backend, per_step, shots, level, seed)
     if not noise.enabled:
         raise QRNNError(f"--train-noise {text!r} adds no noise; use none")
     return noise

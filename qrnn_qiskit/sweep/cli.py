@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import QRNNError
+from ..fileio import make_folder
 
 DEFAULT_ROOT = Path("runs/sweeps")
 
@@ -33,9 +34,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise QRNNError("name a sweep file (qrnn sweep FILE) or a study (qrnn sweep --report NAME)")
     from ..training.rundir import safe_name
     from .space import load
-    from .worker import run_worker, summary
+    from .worker import objective_metric, run_worker, summary
 
     sweep = load(args.file)
+    objective_metric(sweep)  # an unknown [study] metric: refused before any folder or trial
     if args.trials is not None:
         if sweep.sampler == "grid":
             raise QRNNError("--trials: a grid runs every one of its points (drop --trials)")
@@ -45,9 +47,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     name = safe_name(args.study or sweep.name, "--study")
     root, url = _where(name, args)
     if args.storage is None:
-        root.mkdir(parents=True, exist_ok=True)
+        make_folder(root, "--root folder")
     print(f"study {name}: {sweep.trials} trials ({sweep.sampler}) in {root}", flush=True)
-    state = run_worker(sweep, url, name, root)
+    from .storage import storage_errors
+
+    with storage_errors(url):
+        state = run_worker(sweep, url, name, root)
     print(summary(state, name))
     return 0
 
@@ -56,6 +61,9 @@ def _report(args: argparse.Namespace) -> int:
     from ..training.rundir import safe_name
     from .report import counts, load_study, plots, table
 
+    if args.top < 1:
+        raise QRNNError(f"--top must be >= 1 (the number of trials shown), got {args.top}")
+
     given = Path(args.report)
     if (given / "study.db").exists() and args.root is None:  # a sweep folder
         root, name = given, None
@@ -63,10 +71,13 @@ def _report(args: argparse.Namespace) -> int:
     else:
         name = safe_name(args.report, "--report")
         root, url = _where(name, args)
-    study = load_study(url, name)
-    print(f"study {study.study_name} ({study.direction.name.lower()} "
-          f"{study.user_attrs.get('qrnn_metric', 'value')}): {counts(study)}")  # fmt: skip
-    print(table(study, args.top))
+    from .storage import storage_errors
+
+    with storage_errors(url):
+        study = load_study(url, name)
+        print(f"study {study.study_name} ({study.direction.name.lower()} "
+              f"{study.user_attrs.get('qrnn_metric', 'value')}): {counts(study)}")  # fmt: skip
+        print(table(study, args.top))
     written, skipped = plots(study, Path(args.plots) if args.plots else root / "plots")
     for path in written:
         print(f"plot: {path}")

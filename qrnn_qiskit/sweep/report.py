@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QRNNError
+from ..fileio import make_folder, save_figure
 from .storage import require_optuna
 
 PLOTS = ("optimization_history", "param_importances", "intermediate_values")
@@ -97,7 +98,7 @@ def plots(study: Any, folder: Path) -> tuple[list[Path], list[str]]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as views
 
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "--plots folder")
     written, skipped = [], []
     for name in PLOTS:
         plot = getattr(views, f"plot_{name}")
@@ -115,8 +116,10 @@ def plots(study: Any, folder: Path) -> tuple[list[Path], list[str]]:
         figure.set_size_inches(8, 5)
         figure.tight_layout()
         path = folder / f"{name}.png"
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
+        try:
+            save_figure(figure, path, dpi=120)
+        finally:
+            plt.close(figure)
         written.append(path)
     return written, skipped
 

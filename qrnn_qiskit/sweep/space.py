@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from typing import Any
 
 from ..errors import QRNNError
 from ..options import ConfigError, Leaf, flag_error, leaf_index, scalar_type
-from ..training.config import TrainConfig
+from ..training.config import MAX_SEED, TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -220,6 +221,8 @@ def _dimension(path: Path, name: str, leaf: Leaf, spec: Any) -> Dimension:
         raise _fail(path, where, f"impossible range: low {low} must be below high {high}")
     if log and low <= 0:
         raise _fail(path, where, f"a log range needs low > 0, got {low}")
+    if step is not None and not math.isfinite(step):  # TOML has nan and inf
+        raise _fail(path, where, f"step must be a finite number, got {step}")
     if step is not None and (step <= 0 or log):
         raise _fail(path, where, "step must be > 0 and cannot be combined with log")
     if step is not None and step > high - low:
@@ -259,6 +262,21 @@ def _study_settings(path: Path, study: dict[str, Any]) -> dict[str, Any]:
     for key in ("pruner_startup_trials", "pruner_warmup_steps", "seed"):
         if key in out and out[key] < 0:
             raise _fail(path, f"[study] {key}: ", f"must be >= 0, got {out[key]}")
+    if out.get("seed", 0) > MAX_SEED:  # the samplers' NumPy seeds: every trial would die
+        raise _fail(
+            path, "[study] seed: ", f"must be an integer in 0..{MAX_SEED}, got {out['seed']}"
+        )
+    if "name" in out and not out["name"].strip():
+        raise _fail(path, "[study] name: ", "must not be empty (drop it to use the file's name)")
+    heartbeat = out.get("heartbeat_seconds", Sweep.heartbeat_seconds)
+    grace = out.get("grace_seconds", Sweep.grace_seconds)
+    if heartbeat >= grace:  # a live trial would look dead to another worker between two beats
+        raise _fail(
+            path,
+            "[study] heartbeat_seconds: ",
+            f"({heartbeat}) must be below grace_seconds ({grace}), or another worker fails this "
+            "worker's live trial; lower heartbeat_seconds or raise grace_seconds",
+        )
     return out
 
 
@@ -294,6 +312,9 @@ def parse(text: str, path: Path) -> Sweep:
             raise _unknown(path, "space", raw, known)
         if name in train:
             raise _fail(path, "[space] ", f"{raw} is also fixed in [train]; keep one")
+        if name == "task":  # one study ranks one metric of one task
+            raise _fail(path, "[space] ", "task cannot be searched: scores of different tasks do "
+                        "not compare; set task in [train] and run one study per task")  # fmt: skip
         space[name] = _dimension(path, name, options[name], spec)
     if not space:
         raise _fail(path, "", "[space] is empty: name at least one option to search")

@@ -139,6 +139,29 @@ def open_storage(url: str, *, heartbeat: int = 10, grace: int = 120, create: boo
 
 
 @contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """A database error while a worker or a report uses the study (a read-only ``study.db``, a
+    server gone away) as a one-line error naming the storage and the fix."""
+    optuna = require_optuna()
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError, sqlite3.Error) as error:
+        cause: BaseException = error
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+        path = sqlite_path(url)
+        fix = (
+            f"{path} must be a writable file in a writable folder (fix its permissions, or copy "
+            "the study elsewhere and pass --root or --storage)"
+            if path is not None
+            else "check the database server and its permissions"
+        )
+        raise QRNNError(f"the study storage {shown(url)} failed: {_first(cause)}; {fix}") from None
+
+
+@contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Silence Optuna's ExperimentalWarning (heartbeats and retries are marked experimental)."""
     optuna = require_optuna()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import QRNNError
+from ..fileio import make_folder
 from ..training import RunDir, StopTraining, Trainer, TrainerCallback
 from ..training.tasks import higher_is_better, make_task
 from .space import Sweep
@@ -51,8 +52,17 @@ def trial_dir(root: Path, number: int) -> Path:
 
 
 def objective_metric(sweep: Sweep) -> str:
-    """The sweep's metric: ``[study] metric`` or the task's validation metric."""
+    """The sweep's metric: ``[study] metric`` (one of the task's validation metrics, else a
+    one-line error before any trial) or the task's validation metric."""
+    from ..training.tasks.registry import VAL_METRICS
+
     if sweep.metric is not None:
+        known = VAL_METRICS[sweep.base.task.name]
+        if sweep.metric not in known:
+            raise QRNNError(
+                f"sweep {sweep.path}: [study] metric: {sweep.metric!r} is not a validation metric "
+                f"of task {sweep.base.task.name} (it has {', '.join(known)}); use one of them"
+            )
         return sweep.metric
     return make_task(sweep.base).report_metric
 
@@ -254,7 +264,7 @@ def run_worker(sweep: Sweep, url: str, name: str, root: Path, *, wait: bool = Tr
 
     from .storage import quiet
 
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root, "--root folder")
     study = open_study(sweep, url, name)
     metric = study.user_attrs["qrnn_metric"]
     objective = Objective(sweep, root, metric)

@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any
 from ..circuits.spec import QRNNSpec
 from ..errors import QRNNError
 from ..models.config import MODELS, ControllerConfig, QRNNConfig
-from ..options import ConfigError, build, flatten, leaves, option, require, require_finite
+from ..options import (
+    ConfigError,
+    build,
+    flatten,
+    leaf_index,
+    leaves,
+    option,
+    require,
+    require_finite,
+    scalar_type,
+)
 from .tasks.config import TASK_NAMES, TaskConfig
 
 if TYPE_CHECKING:
@@ -283,6 +293,30 @@ class RunConfig:
             raise ConfigError("log", f"must be one of {', '.join(LOGS)}; got {self.log!r}")
 
 
+def _check_types(cls: type, flat: dict[str, Any]) -> None:
+    """A stored value of the wrong JSON type (a list for --task, a string for --steps) is a
+    one-line error naming its option, not a TypeError deep in a check."""
+    index = leaf_index(cls)
+    for name, value in flat.items():
+        leaf = index.get(name)
+        kind = scalar_type(leaf) if leaf is not None else None
+        if kind is None or (value is None and leaf.default is None):
+            continue
+        if isinstance(value, (list, tuple)) and "tuple" in str(leaf.type):
+            continue  # a list option (--readouts)
+        ok = {
+            bool: isinstance(value, bool),
+            int: isinstance(value, int) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+            str: isinstance(value, str),
+        }[kind]
+        if not ok:
+            raise QRNNError(
+                f"option {leaf.flag} is {value!r}, not {'a' if kind is not int else 'an'} "
+                f"{kind.__name__}"
+            )
+
+
 def _default_qrnn() -> QRNNConfig:
     return QRNNConfig(QRNNSpec(8), ControllerConfig(), True)
 
@@ -319,6 +353,11 @@ class TrainConfig:
             "device",
             f"{self.engine.device} runs the statevector engine of --model qrnn; --model "
             f"{self.model.kind} --backend {self.engine.backend} trains on the CPU (drop --device)",
+        )
+        require(
+            not self.qrnn.forget_every or self.model.kind == "qrnn",
+            "forget_every",
+            f"resets a QRNN qubit; --model {self.model.kind} has none (drop --forget-every)",
         )
         if self.qrnn.forget_every and self.model.kind == "qrnn":
             require(
@@ -372,7 +411,9 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise QRNNError(f"a config must be a JSON object, got {type(d).__name__}")
         if "version" not in d:
-            return cls.flat(**({path.split(".")[-1]: v for path, v in BEFORE_OPTION.items()} | d))
+            flat = {path.split(".")[-1]: v for path, v in BEFORE_OPTION.items()} | d
+            _check_types(cls, flat)
+            return cls.flat(**flat)
         if d["version"] != CONFIG_VERSION:
             raise QRNNError(
                 f"config version {d['version']} is not readable by this qrnn-qiskit (it reads "
@@ -384,14 +425,17 @@ class TrainConfig:
             for name, section in sections.items():
                 values |= {f"{name}.{k}": v for k, v in section.items()}
             qrnn = QRNNConfig.from_dict(d["qrnn"])
-        except (KeyError, TypeError, AttributeError) as error:
-            raise QRNNError(f"malformed config ({error})") from None
+        except QRNNError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise QRNNError(f"malformed config ({type(error).__name__}: {error})") from None
         values = BEFORE_OPTION | values
         index = {".".join(leaf.path): leaf.dest for leaf in leaves(cls)}
         unknown = sorted(set(values) - set(index))
         if unknown:
             raise QRNNError(f"config has unknown fields: {', '.join(unknown)}")
         flat = {index[path]: value for path, value in values.items()}
+        _check_types(cls, flat)
         return build(cls, flat, base=TrainConfig(qrnn=qrnn))
 
     def differences(self, other: TrainConfig) -> list[str]:

@@ -34,10 +34,12 @@ from ..fileio import (
     append_jsonl,
     atomic_write_bytes,
     atomic_write_json,
+    atomic_write_many,
     read_json,
     read_jsonl,
     rewrite_jsonl,
     stale_temp_files,
+    truncate_to,
 )
 from .config import TrainConfig
 
@@ -51,6 +53,7 @@ EVALS = "evals"
 LOCK = ".lock"
 LOCKS = {"run": LOCK, "evals": f"{EVALS}/{LOCK}"}
 CHECKPOINT_KEYS = frozenset({"model", "optimizer", "step", "config"})
+NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
 
 
@@ -73,8 +76,23 @@ class RunDir:
         if str(path).strip() == "":
             raise QRNNError("the run directory must not be empty (pass --run-dir PATH)")
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise QRNNError(f"{self.path} is a file, not a run directory; choose another --run-dir")
+        for part in self.path.parts:
+            size = len(os.fsencode(part))
+            if size > NAME_MAX:
+                raise QRNNError(
+                    f"{self.path}: the folder name {part[:24]!r}… is {size} bytes, longer than the "
+                    f"{NAME_MAX} a file system allows; choose a shorter run directory name"
+                )
+        try:
+            is_file = self.path.exists() and not self.path.is_dir()
+        except OSError as error:
+            raise QRNNError(
+                f"cannot use {self.path}: {error.strerror or error}; choose another run directory"
+            ) from None
+        if is_file:
+            raise QRNNError(
+                f"{self.path} is a file, not a run directory; name a run directory instead"
+            )
         self._lock_handle: Any = None
 
     def __repr__(self) -> str:
@@ -110,7 +128,9 @@ class RunDir:
         try:
             return TrainConfig.from_dict(record["config"])
         except QRNNError as error:
-            raise QRNNError(f"{self.path / CONFIG}: {error}") from None
+            raise QRNNError(
+                f"{self.path / CONFIG}: {error}; restore it from a copy or start a new run"
+            ) from None
 
     def write_config(
         self,
@@ -150,8 +170,9 @@ class RunDir:
             )
 
     # ------------------------------------------------------------------------------ metrics.jsonl
-    def append_metrics(self, record: dict[str, Any]) -> None:
-        append_jsonl(self.path / METRICS, record)
+    def append_metrics(self, record: dict[str, Any]) -> int:
+        """Append ``record`` (fsync'ed); returns metrics.jsonl's size before it."""
+        return append_jsonl(self.path / METRICS, record)
 
     def read_metrics(self, *, quiet: bool = False) -> list[dict[str, Any]]:
         """The evaluation records (torn or garbled lines skipped and reported; the last record of a
@@ -176,6 +197,59 @@ class RunDir:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write_bytes(self.path / name, buffer.getvalue())
+
+    def commit(self, record: dict[str, Any], state: dict[str, Any], best: bool) -> None:
+        """One evaluation, all or nothing: its metrics record (appended, fsync'ed) and checkpoint.pt
+        (and best.pt when ``best``, written with it as one commit). Whichever is written second,
+        a failure takes the first back, so they advance together or not at all (a failed append
+        used to leave the checkpoints advanced and the record lost).
+
+        The order keeps a kill harmless too: the first evaluation writes its checkpoints first (a
+        kill then leaves a checkpoint without its record, which it carries: the resume logs it;
+        metrics without a checkpoint mean a lost checkpoint, which a resume refuses), later ones
+        append the record first (a kill leaves one record past the checkpoint: the resume drops
+        it)."""
+        if not self.has_checkpoint():
+            self.write_checkpoints(state, best)
+            try:
+                self.append_metrics(record)
+            except BaseException:
+                for name in (CHECKPOINT, BEST):  # neither existed before
+                    with contextlib.suppress(OSError):
+                        (self.path / name).unlink()
+                raise
+            return
+        size = self.append_metrics(record)
+        try:
+            self.write_checkpoints(state, best)
+        except BaseException:
+            truncate_to(self.path / METRICS, size)
+            raise
+
+    def write_checkpoints(self, state: dict[str, Any], best: bool) -> None:
+        """checkpoint.pt, and best.pt when ``best``, as one commit (both new or both old)."""
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+        files = {self.path / BEST: data} if best else {}
+        files[self.path / CHECKPOINT] = data
+        atomic_write_many(files)
+
+    def remove_unstarted(self) -> None:
+        """Undo a new run that failed before its first checkpoint (called holding the lock): remove
+        its config.json, an empty metrics.jsonl, leftover temporaries and the lock file, so the
+        same command can run again (it refused: "already exists"; the caller removes the folder
+        it created, once empty). A run with a checkpoint or an evaluation record is left as it
+        is."""
+        if self.has_checkpoint() or self.has_checkpoint(BEST):
+            return
+        metrics = self.path / METRICS
+        with contextlib.suppress(OSError):
+            if metrics.exists() and metrics.read_text().strip():
+                return
+        for stale in [self.path / CONFIG, metrics, self.path / LOCK, *stale_temp_files(self.path)]:
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
     def has_checkpoint(self, name: str = CHECKPOINT) -> bool:
         return (self.path / name).exists()

@@ -31,7 +31,7 @@ from . import logs
 from .config import OptimConfig, RunConfig, TrainConfig
 from .distributed import SINGLE, World
 from .optim import learning_rate, make_optimizer, set_learning_rate
-from .rundir import BEST, CHECKPOINT, RunDir
+from .rundir import CHECKPOINT, RunDir
 from .tasks import Task, best_of, make_task
 
 
@@ -210,7 +210,23 @@ class Trainer:
         apply_threads(config.run)
         torch.manual_seed(config.run.seed)
         task = make_task(config)
-        model = task.build_model(config)
+        every = config.qrnn.forget_every
+        if every and task.horizon and every > task.horizon:
+            raise QRNNError(
+                f"--forget-every {every} is longer than {config.task.name}'s sequences "
+                f"({task.horizon} steps): the reset would never happen; pass --forget-every "
+                f"{task.horizon} or less, or drop it"
+            )
+        try:
+            model = task.build_model(config)
+        except (MemoryError, RuntimeError, ValueError, OverflowError) as error:
+            text = _allocation_failure(error)
+            if text is None:
+                raise
+            raise QRNNError(
+                f"the model does not fit in memory ({text}); use a smaller --width, --hidden, "
+                "--embed-dim or --qubits"
+            ) from None
         return cls(
             model, task, config.optim, config.run, rd, config=config, resume=resume, argv=argv,
             callbacks=callbacks, world=world,
@@ -282,6 +298,11 @@ class Trainer:
             rd.check_matches(self.config, _checkpoint_config(rd, state), "resume")
         self.load_state_dict(state)
         self._restored = signature
+        if self.step > self.optim.steps:
+            raise QRNNError(
+                f"cannot resume {rd.path}: it is at step {self.step}, past --steps "
+                f"{self.optim.steps}; pass --steps {self.step} or more (nothing was written)"
+            )
 
     # ---------------------------------------------------------------------------------- training
     def validate(self) -> dict[str, float]:
@@ -304,52 +325,82 @@ class Trainer:
         parameters)."""
         return self.world.from_writer(self.validate() if self.world.is_writer else None)
 
-    def _log(self, record: dict[str, Any], metrics: dict[str, float]) -> None:
-        if self.run_dir is not None and self.world.is_writer:
-            self.run_dir.append_metrics(record)
-            self._sink.write(record, metrics)
-
-    def _checkpoint(self, best: bool) -> None:
-        """checkpoint.pt (and best.pt when this evaluation is the best so far), each atomic."""
+    def _commit(self, record: dict[str, Any], metrics: dict[str, float], best: bool) -> None:
+        """The evaluation's metrics record and checkpoint.pt (and best.pt when this evaluation is
+        the best so far), together or not at all (:meth:`RunDir.commit`); then the --log sink."""
         if self.run_dir is not None:
-            state = self.state_dict()
+            state = self.state_dict()  # on every rank (each gathers its own part)
             if not self.world.is_writer:
                 return
-            if best:
-                self.run_dir.save_checkpoint(state, BEST)
-            self.run_dir.save_checkpoint(state)
+            self.run_dir.commit(record, state, best)
+            self._sink.write(record, metrics)
 
     def fit(self) -> RunResult:
         """Train until ``optim.steps`` or ``run.max_minutes``; evaluate, log and checkpoint on the
-        way (holding the run directory's lock)."""
+        way (holding the run directory's lock). A new run that fails before its first checkpoint
+        leaves no folder behind (only the config.json it wrote would be there)."""
         if self.run_dir is None:
+            return self._fit_or_explain()
+        created = not self.run_dir.path.exists()
+        try:
+            return self._fit_in_run_dir()
+        except (Exception, KeyboardInterrupt):
+            if created and self.world.is_writer:
+                with contextlib.suppress(OSError):
+                    self.run_dir.path.rmdir()  # only when remove_unstarted emptied it
+            raise
+
+    def _fit_or_explain(self) -> RunResult:
+        """:meth:`_fit`, with running out of memory as a one-line error naming the sizes to
+        lower."""
+        try:
             return self._fit()
+        except (MemoryError, RuntimeError, ValueError, OverflowError) as error:
+            text = _allocation_failure(error)
+            if text is None:
+                raise
+            raise QRNNError(
+                f"out of memory at step {self.step} ({text}); pass a smaller --batch-size "
+                f"(now {self.optim.batch_size}) or --eval-size (now {self.run.eval_size})"
+            ) from None
+
+    def _fit_in_run_dir(self) -> RunResult:
         self.world.barrier()  # every rank has checked the run directory before rank 0 writes it
         writer = self.world.is_writer
         with self.run_dir.lock() if writer else contextlib.nullcontext():
-            if self.resume and writer:
-                if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
-                    self._restore()  # another process wrote it after this trainer was built
-                self.run_dir.truncate_metrics(self.step)
-                self._log_restored_record()
-            if self.config is not None and writer:
-                threads = {"torch": torch.get_num_threads(), "kernels": native.max_threads()}
-                self.run_dir.write_config(
-                    self.config, self.argv, resume=self.resume, threads=threads
-                )
-            self.world.barrier()  # rank 0 holds the lock: the checkpoint is final for every rank
-            if self.resume and not writer:
-                if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
-                    self._restore()
-            if writer:
-                self._sink = logs.open_sink(
-                    self.run.log, self.run_dir.path, self.step if self.resume else None
-                )
+            # a new run's config.json is written below: if the run fails before its first
+            # checkpoint, it leaves nothing behind (the same command would refuse: already exists)
+            fresh = writer and not self.resume and self.config is not None
+            fresh = fresh and not self.run_dir.is_run
             try:
-                return self._fit()
-            finally:
-                self._sink.close()
-                self._sink = logs.LogSink()
+                return self._fit_locked(writer)
+            except (Exception, KeyboardInterrupt):
+                if fresh:
+                    self.run_dir.remove_unstarted()
+                raise
+
+    def _fit_locked(self, writer: bool) -> RunResult:
+        if self.resume and writer:
+            if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
+                self._restore()  # another process wrote it after this trainer was built
+            self.run_dir.truncate_metrics(self.step)
+            self._log_restored_record()
+        if self.config is not None and writer:
+            threads = {"torch": torch.get_num_threads(), "kernels": native.max_threads()}
+            self.run_dir.write_config(self.config, self.argv, resume=self.resume, threads=threads)
+        self.world.barrier()  # rank 0 holds the lock: the checkpoint is final for every rank
+        if self.resume and not writer:
+            if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:
+                self._restore()
+        if writer:
+            self._sink = logs.open_sink(
+                self.run.log, self.run_dir.path, self.step if self.resume else None
+            )
+        try:
+            return self._fit_or_explain()
+        finally:
+            self._sink.close()
+            self._sink = logs.LogSink()
 
     def _fit(self) -> RunResult:
         optim, run = self.optim, self.run
@@ -449,8 +500,7 @@ class Trainer:
                     stopped = stop.reason
         stopped = self.world.from_writer(stopped)  # rank 0's callbacks decide for every rank
         self.record = record
-        self._checkpoint(best=improved)  # first: the record travels in it; a kill before the log
-        self._log(record, metrics)  # line loses nothing (a resume logs the checkpoint's record)
+        self._commit(record, metrics, best=improved)
         return stopped
 
     def _log_restored_record(self) -> None:
@@ -460,6 +510,23 @@ class Trainer:
         if isinstance(record, dict) and record.get("step") == self.step:
             if all(r.get("step") != self.step for r in self.run_dir.read_metrics(quiet=True)):
                 self.run_dir.append_metrics(record)
+
+
+def _allocation_failure(error: BaseException) -> str | None:
+    """The first line of ``error`` when it says that memory could not be allocated (NumPy's
+    MemoryError, torch's CPU allocator or CUDA out of memory, an array too large to index), else
+    None."""
+    if isinstance(error, QRNNError):
+        return None
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if "DefaultCPUAllocator: " in text:  # "[enforce fail at alloc_cpu.cpp:127] err == 0. ..."
+        text = text[text.index("DefaultCPUAllocator: ") :].split(" Error code")[0]
+    oom = isinstance(error, (MemoryError, OverflowError)) or isinstance(
+        error, getattr(torch, "OutOfMemoryError", MemoryError)
+    )
+    known = ("can't allocate", "out of memory", "Maximum allowed dimension exceeded",
+             "array is too big", "maximum possible size")  # fmt: skip
+    return text[:120] if oom or any(s in text for s in known) else None
 
 
 def _signature(path: Path) -> tuple | None:

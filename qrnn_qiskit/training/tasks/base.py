@@ -52,6 +52,7 @@ class Task:
     name: str = ""
     report_metric: str = "loss"  # the metric reports and best-model selection use
     report_also: tuple[str, ...] = ()  # metrics the report shows beside it (same evaluation)
+    val_metrics: tuple[str, ...] = ("loss",)  # the names evaluate() returns (sweeps check theirs)
     splits: tuple[str, ...] = ("val",)  # evaluation splits ("test" where the task has one)
     steps_per_epoch: int | None = None  # None: data is generated (no epochs)
     horizon: int | None = None  # typical sequence length (LSTM/GRU chrono initialisation)

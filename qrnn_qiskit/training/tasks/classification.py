@@ -48,6 +48,7 @@ class ClassificationTask(Task):
     name = "classification"
     n_classes = 2
     report_metric = "accuracy"
+    val_metrics = ("loss", "accuracy")
     splits = ("val", "test")
 
     def __init__(self, config: TrainConfig) -> None:

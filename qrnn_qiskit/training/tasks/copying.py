@@ -35,6 +35,7 @@ class CopyingTask(Task):
     name = "copying"
     report_metric = "accuracy"
     report_also = ("all_position_accuracy",)
+    val_metrics = ("loss", "accuracy", "all_position_accuracy")
 
     def __init__(self, config: TrainConfig) -> None:
         self.delay = config.task.delay

@@ -55,6 +55,7 @@ class LanguageModelTask(Task):
         require_statevector(config, name)
         self.name, self.level = name, level
         self.report_metric = "ppl" if level == "word" else "bpc"
+        self.val_metrics = ("loss", self.report_metric)
         corpus = ptb.load(level)
         self.symbols = corpus.symbols
         self.vocab = len(corpus.symbols)

@@ -37,6 +37,19 @@ TASKS: dict[str, TaskFactory] = {
 if tuple(TASKS) != TASK_NAMES:  # the config validates --task against the light list
     raise AssertionError(f"config.TASK_NAMES {TASK_NAMES} differs from the registry {tuple(TASKS)}")
 
+# the validation metrics of each task, known without building it (a sweep's [study] metric is
+# checked before any data is loaded)
+VAL_METRICS: dict[str, tuple[str, ...]] = {
+    "copying": CopyingTask.val_metrics,
+    "smnist": MNISTTask.val_metrics,
+    "smnist-rows": MNISTTask.val_metrics,
+    "pmnist": MNISTTask.val_metrics,
+    "imdb": IMDBTask.val_metrics,
+    "ptb-word": ("loss", "ppl"),
+    "ptb-char": ("loss", "bpc"),
+    "mt-de-en": TranslationTask.val_metrics,
+}
+
 
 def make_task(config: TrainConfig) -> Task:
     """The task ``config.task.name`` built from ``config``."""

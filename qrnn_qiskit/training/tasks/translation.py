@@ -40,6 +40,7 @@ class TranslationTask(Task):
     """German → English verse translation with an attention encoder–decoder (module docstring)."""
 
     report_metric = "bleu"
+    val_metrics = ("loss", "ppl", "accuracy", "bleu")
     splits = ("val", "test")
 
     def __init__(self, config: TrainConfig, *, source: str = "de", target: str = "en") -> None:
