@@ -1,0 +1,455 @@
+"""The measured QRNN (``--model mqrnn``): a model whose definition is its dynamic circuit
+(:mod:`qrnn_qiskit.circuits.measured`), trained exactly as a mixed state.
+
+Per step t: U(θ_t) on the data register, then a weak (ancilla, coupling α) or projective (+ reset)
+measurement of the measured qubits M into bits s_t ∈ {0,1}^m. The controller, an MLP of the input
+embedding alone, writes angle *sets* per step from which the bits of the previous step select θ in
+real time: ``linear`` θ = a(x_t) + Σ_r b_r(x_t)·s_{t−1,r}; ``table`` θ = c_{s_{t−1}}(x_t);
+``none`` θ = a(x_t). The head reads what shot averages estimate: E[(−1)^{s_{t,r}}] per measured
+qubit and step (m features), optionally with ⟨Z_q⟩ of the data register after the step
+(``final_z``: a terminal Z measurement; one circuit gives it for the last step only).
+
+Exact simulation (values and gradients of the expected loss over all outcome histories). θ_{t+1}
+depends on the last step's fed-forward bits only, so the register is carried as 2^k unnormalised
+density matrices ρ_s, one per fed-forward outcome s (k bits; tensor [B, 2^k, 2ⁿ, 2ⁿ]):
+
+    σ     = Σ_s U(θ(x_{t+1}, s)) ρ_s U(θ(x_{t+1}, s))†         (then the noise hook's channels)
+    ρ'_o  = K_o σ K_o†   for every outcome o ∈ {0,1}^m            (Kraus K_o = ⊗_r K^{(r)}_{o_r})
+    E[(−1)^{s_r}] = Σ_o (−1)^{o_r} Tr ρ'_o;   ρ_next,s = Σ_{o: fed bits of o = s} ρ'_o
+
+Outcome index o = Σ_r o_r·2^r (bit r = measured qubit M[r]); the fed-forward bits are r < k, so s =
+o mod 2^k. U(θ) per (sample, block) is the statevector engine (compiled from the Qiskit step
+circuit) applied to the identity basis; everything is plain torch autograd, α included (its Kraus
+operators are written analytically; ``tests/test_measured.py`` checks them against the ones derived
+from the Qiskit coupling circuit, and the whole simulation against a density-matrix walk of the
+built dynamic circuit).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..backends import StatevectorEngine
+from ..circuits import QRNNSpec, readout_observables, step_circuit
+from ..circuits.measured import (
+    FEEDFORWARDS,
+    MEASUREMENTS,
+    MeasurementSpec,
+    check_coupling,
+    measured_circuit,
+)
+from ..errors import QRNNError
+from ..options import ConfigError, option, require, require_finite
+from .controller import Controller, ControllerConfig
+
+
+def parse_qubits(text: str, n_qubits: int) -> tuple[int, ...]:
+    """``all`` or a comma-separated list of qubit indices (one-line QRNNError otherwise)."""
+    text = str(text).strip().lower()
+    if text in ("all", ""):
+        return tuple(range(n_qubits))
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise QRNNError(f"measured qubits must be 'all' or a list like 0,2; got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class MeasuredConfig:
+    """The measured QRNN's measurement and feedforward (``--model mqrnn``; circuit and controller
+    come from the QRNN options: --qubits, --layers, --entangler, --width, ...)."""
+
+    qubits: str = option(
+        "all",
+        "mqrnn: data qubits measured every step: all, or a comma-separated list (e.g. 0,2)",
+        flag="measure-qubits",
+    )
+    measurement: str = option(
+        "weak",
+        "mqrnn: weak (each measured qubit through its own ancilla: H, RZZ(α), Y-basis measure, "
+        "reset) or projective (measure the data qubit, then reset it)",
+        choices=MEASUREMENTS,
+    )
+    coupling: float = option(
+        math.pi / 4,
+        "mqrnn weak measurement: coupling angle α in (0, π/2] (π/2: projective); "
+        "E[(-1)^s] = sin α·⟨Z⟩",
+    )
+    train_coupling: bool = option(
+        True,
+        "mqrnn weak measurement: train α per measured qubit (α = π/2·sigmoid(u), bounded), "
+        "starting at --coupling; --no-train-coupling keeps it fixed",
+    )
+    feedforward: str = option(
+        "linear",
+        "mqrnn: how the previous step's bits select the angles in real time: linear "
+        "(θ = a(x) + Σ_r b_r(x)·s_r, one if_test per bit), table (θ = c_s(x), 2^k register-"
+        "conditioned blocks) or none",
+        choices=FEEDFORWARDS,
+    )
+    feedforward_bits: int = option(
+        0, "mqrnn: measured bits fed forward (the first K measured qubits; 0: all)", metavar="K"
+    )
+    final_z: bool = option(
+        False,
+        "mqrnn: the head also reads ⟨Z_q⟩ of every data qubit after the step (a terminal "
+        "projective readout)",
+    )
+
+    def __post_init__(self) -> None:
+        if self.measurement not in MEASUREMENTS:
+            raise ConfigError(
+                "measurement", f"must be one of {', '.join(MEASUREMENTS)}; got {self.measurement!r}"
+            )
+        if self.feedforward not in FEEDFORWARDS:
+            raise ConfigError(
+                "feedforward", f"must be one of {', '.join(FEEDFORWARDS)}; got {self.feedforward!r}"
+            )
+        require_finite(self.coupling, "coupling")
+        require(
+            0.0 < self.coupling <= math.pi / 2 + 1e-12,
+            "coupling",
+            f"must be an angle in (0, π/2] (π/2: projective), got {self.coupling}",
+        )
+        require(
+            not (self.train_coupling and self.measurement == "weak" and self.coupling >= 1.5707),
+            "coupling",
+            "π/2 (projective) cannot be trained through α = π/2·sigmoid(u): use "
+            "--no-train-coupling or a smaller --coupling",
+        )
+        k = self.feedforward_bits
+        require(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 0,
+            "feedforward_bits",
+            f"must be an integer >= 0 (0: all measured bits), got {k!r}",
+        )
+
+    def measurement_spec(self, n_qubits: int) -> MeasurementSpec:
+        return MeasurementSpec(
+            n_qubits,
+            parse_qubits(self.qubits, n_qubits),
+            self.measurement,
+            self.feedforward,
+            self.feedforward_bits or -1,
+        )
+
+
+# ------------------------------------------------------------------------------------ noise hook
+@dataclass(frozen=True)
+class Channel:
+    """A CPTP map on ``qubits`` of the data register given by Kraus operators (2^q × 2^q, Qiskit
+    order: bit j of a local index = ``qubits[j]``)."""
+
+    qubits: tuple[int, ...]
+    kraus: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        ops = tuple(np.asarray(k, dtype=complex) for k in self.kraus)
+        d = 1 << len(self.qubits)
+        if not ops or any(k.shape != (d, d) for k in ops):
+            raise QRNNError(f"a channel on {len(self.qubits)} qubits needs {d}×{d} Kraus operators")
+        total = sum(k.conj().T @ k for k in ops)
+        if not np.allclose(total, np.eye(d), atol=1e-8):
+            raise QRNNError("channel Kraus operators are not trace preserving (Σ K†K ≠ I)")
+        object.__setattr__(self, "qubits", tuple(self.qubits))
+        object.__setattr__(self, "kraus", ops)
+
+    def embedded(self, n_qubits: int) -> np.ndarray:
+        """The Kraus operators on the whole register [J, 2ⁿ, 2ⁿ]."""
+        if any(not 0 <= q < n_qubits for q in self.qubits) or len(set(self.qubits)) != len(
+            self.qubits
+        ):
+            raise QRNNError(f"channel qubits {list(self.qubits)} outside 0..{n_qubits - 1}")
+        dim = 1 << n_qubits
+        index = np.arange(dim)
+        local = sum(((index >> q) & 1) << j for j, q in enumerate(self.qubits))
+        mask = sum(1 << q for q in self.qubits)
+        rest = index & ~mask
+        same = rest[:, None] == rest[None, :]
+        return np.stack([np.where(same, k[local[:, None], local[None, :]], 0) for k in self.kraus])
+
+
+def depolarizing(p: float, qubit: int) -> Channel:
+    """ρ → (1 − p)ρ + p·I/2 on one qubit."""
+    paulis = [
+        np.eye(2),
+        np.array([[0, 1], [1, 0]]),
+        np.array([[0, -1j], [1j, 0]]),
+        np.diag([1, -1]),
+    ]
+    weights = [1 - 3 * p / 4] + [p / 4] * 3
+    return Channel((qubit,), tuple(math.sqrt(w) * s for w, s in zip(weights, paulis, strict=True)))
+
+
+def amplitude_damping(gamma: float, qubit: int) -> Channel:
+    """|1⟩ decays to |0⟩ with probability γ."""
+    k0 = np.array([[1, 0], [0, math.sqrt(1 - gamma)]])
+    k1 = np.array([[0, math.sqrt(gamma)], [0, 0]])
+    return Channel((qubit,), (k0, k1))
+
+
+@dataclass(frozen=True)
+class StepNoise:
+    """Noise inside the exact simulation, per step: ``after_unitary`` channels on σ (after U, before
+    the measurement), ``after_measure`` channels on every outcome block (the data register idling
+    through the measurement window), ``confusion`` [m, 2, 2] with confusion[r, observed, true]: the
+    classical readout error of bit r (the controller and the head see the observed bits)."""
+
+    after_unitary: Sequence[Channel] = ()
+    after_measure: Sequence[Channel] = ()
+    confusion: np.ndarray | None = field(default=None)
+
+    @property
+    def empty(self) -> bool:
+        return not self.after_unitary and not self.after_measure and self.confusion is None
+
+
+# ------------------------------------------------------------------------------- the simulation
+def weak_kraus_torch(alpha: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Kraus operators [m, 2 outcomes, 2, 2] of weak measurements with coupling angles ``alpha``
+    [m] (differentiable): K_s = diag(k_s(+1), k_s(−1)) with k_0(λ) = (e^{−iαλ/2} − i e^{iαλ/2})/2,
+    k_1(λ) = (e^{−iαλ/2} + i e^{iαλ/2})/2 (λ = +1 for |0⟩), from H, RZZ(α), S†, H on the ancilla."""
+    real = torch.float64 if dtype == torch.complex128 else torch.float32
+    lam = torch.tensor([1.0, -1.0], dtype=real, device=alpha.device)
+    half = alpha.to(real)[:, None] * lam / 2  # [m, 2]
+    minus = torch.complex(torch.cos(half), -torch.sin(half))  # e^{−iαλ/2}
+    plus = torch.complex(-torch.sin(half), torch.cos(half))  # i·e^{iαλ/2}
+    k = torch.stack([(minus - plus) / 2, (minus + plus) / 2], dim=1)  # [m, 2, 2 (λ)]
+    return torch.diag_embed(k).to(dtype)
+
+
+def projective_kraus_torch(m: int, dtype: torch.dtype, device=None) -> torch.Tensor:
+    """[m, 2, 2, 2]: K_s = |0⟩⟨s| (measure, then reset) for every measured qubit."""
+    k = torch.zeros(2, 2, 2, dtype=dtype, device=device)
+    k[0, 0, 0] = 1.0
+    k[1, 0, 1] = 1.0
+    return k.expand(m, 2, 2, 2)
+
+
+def apply_outcomes(rho: torch.Tensor, kraus: torch.Tensor, qubit: int, n: int) -> torch.Tensor:
+    """Split blocks [B, S, D, D] by a measurement of ``qubit`` with Kraus pair [2, 2, 2]:
+    [B, 2·S, D, D], the new outcome the most significant bit of the block index."""
+    b, s, d, _ = rho.shape
+    hi, lo = 1 << (n - 1 - qubit), 1 << qubit
+    view = rho.reshape(b, s, hi, 2, lo, hi, 2, lo)
+    out = torch.einsum("oac,bshcltdu,oed->boshalteu", kraus, view, kraus.conj())
+    return out.reshape(b, 2 * s, d, d)
+
+
+def apply_channel(rho: torch.Tensor, kraus: torch.Tensor) -> torch.Tensor:
+    """Σ_j K_j ρ K_j† for register-wide Kraus operators [J, D, D] on ρ [..., D, D]."""
+    shape = rho.shape
+    flat = rho.reshape(-1, shape[-2], shape[-1])
+    out = torch.einsum("jab,nbc,jdc->nad", kraus, flat, kraus.conj())
+    return out.reshape(shape)
+
+
+def apply_confusion(rho: torch.Tensor, confusion: torch.Tensor, m: int) -> torch.Tensor:
+    """Outcome blocks [B, 2^m, D, D] relabelled by readout errors: observed block o gets
+    Σ_true Π_r confusion[r, o_r, true_r]·ρ_true."""
+    b, _, d, _ = rho.shape
+    view = rho.reshape(b, *([2] * m), d, d)
+    for r in range(m):
+        pos = 1 + (m - 1 - r)  # bit r of the block index
+        view = torch.movedim(torch.tensordot(confusion[r], view, dims=([1], [pos])), 0, pos)
+    return view.reshape(b, 1 << m, d, d)
+
+
+def bit_table(bits: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """[2^bits, bits]: bit r of every outcome index."""
+    index = torch.arange(1 << bits)
+    return ((index[:, None] >> torch.arange(bits)) & 1).to(dtype)
+
+
+class MeasuredSimulator:
+    """The exact density-matrix simulation of the measured QRNN (see the module docstring) for
+    given angles; the core and the tests share it."""
+
+    def __init__(
+        self,
+        spec: QRNNSpec,
+        measurement: MeasurementSpec,
+        dtype: torch.dtype = torch.complex64,
+        noise: StepNoise | None = None,
+        final_z: bool = False,
+    ) -> None:
+        if spec.n_qubits > 6:
+            raise QRNNError(
+                f"the measured QRNN's exact simulation carries 2^k density matrices of 2^n × 2^n; "
+                f"it supports n <= 6 qubits, got {spec.n_qubits}"
+            )
+        self.spec, self.measurement, self.dtype = spec, measurement, dtype
+        self.real = torch.float64 if dtype == torch.complex128 else torch.float32
+        self.n, self.dim = spec.n_qubits, 1 << spec.n_qubits
+        self.engine = StatevectorEngine(
+            step_circuit(spec), readout_observables(spec), dtype=dtype, kernel="torch"
+        )
+        self.final_z = final_z
+        m = measurement.m
+        self.signs = 1.0 - 2.0 * bit_table(m, self.real)  # [2^m, m]
+        self.z_signs = 1.0 - 2.0 * bit_table(self.n, self.real)  # [D, n]
+        self.fed_bits = bit_table(measurement.bits, self.real)  # [2^k, k]
+        self.noise = noise or StepNoise()
+        self._after_unitary = [self._embed(c) for c in self.noise.after_unitary]
+        self._after_measure = [self._embed(c) for c in self.noise.after_measure]
+        self._confusion = None
+        if self.noise.confusion is not None:
+            c = np.asarray(self.noise.confusion, dtype=float)
+            if c.shape != (m, 2, 2) or not np.allclose(c.sum(axis=1), 1.0) or (c < 0).any():
+                raise QRNNError(
+                    f"readout confusion must be [m={m}, 2, 2] with columns summing to 1"
+                )
+            self._confusion = torch.tensor(c, dtype=self.dtype)
+
+    @property
+    def n_features(self) -> int:
+        return self.measurement.m + (self.n if self.final_z else 0)
+
+    def _embed(self, channel: Channel) -> torch.Tensor:
+        return torch.tensor(channel.embedded(self.n), dtype=self.dtype)
+
+    def initial(self, batch: int) -> torch.Tensor:
+        """|0…0⟩⟨0…0| as one block: [B, 1, D, D]."""
+        rho = torch.zeros(batch, 1, self.dim, self.dim, dtype=self.dtype)
+        rho[:, :, 0, 0] = 1.0
+        return rho
+
+    def block_angles(self, sets: torch.Tensor, blocks: int) -> torch.Tensor:
+        """Angles [B, S, P] of the ``blocks`` fed-forward outcomes from the host's angle sets
+        [B, A, P] (one block, s = 0, at the first step: nothing was measured yet)."""
+        ff = self.measurement.feedforward
+        if ff == "none" or blocks == 1:
+            return sets[:, :1]
+        if ff == "table":
+            return sets
+        return sets[:, :1] + torch.einsum("sk,bkp->bsp", self.fed_bits.to(sets.dtype), sets[:, 1:])
+
+    def unitaries(self, angles: torch.Tensor) -> torch.Tensor:
+        """U(θ) [B, S, D, D] for angles [B, S, P]: the engine applied to the identity basis."""
+        b, s, p = angles.shape
+        d = self.dim
+        basis = torch.eye(d, dtype=self.dtype).repeat(b * s, 1)
+        rows = angles.reshape(b * s, p).repeat_interleave(d, dim=0)
+        out = self.engine.step(basis, rows)  # row j of each block = U|j⟩
+        return out.reshape(b, s, d, d).transpose(-1, -2)
+
+    def kraus(self, alpha: torch.Tensor | None) -> torch.Tensor:
+        m = self.measurement.m
+        if self.measurement.kind == "projective":
+            return projective_kraus_torch(m, self.dtype)
+        if alpha is None or alpha.shape != (m,):
+            raise QRNNError(f"weak measurement needs {m} coupling angles")
+        return weak_kraus_torch(alpha, self.dtype)
+
+    def step(
+        self, rho: torch.Tensor, sets: torch.Tensor, kraus: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step from blocks [B, S, D, D] with angle sets [B, A, P] and Kraus [m, 2, 2, 2]:
+        (features [B, F] real, next blocks [B, 2^k, D, D])."""
+        u = self.unitaries(self.block_angles(sets, rho.shape[1]))
+        sigma = torch.einsum("bsij,bsjk,bslk->bil", u, rho, u.conj())
+        for ops in self._after_unitary:
+            sigma = apply_channel(sigma, ops)
+        out = sigma[:, None]
+        for r, q in enumerate(self.measurement.qubits):
+            out = apply_outcomes(out, kraus[r], q, self.n)
+        for ops in self._after_measure:
+            out = apply_channel(out, ops)
+        m = self.measurement.m
+        if self._confusion is not None:
+            out = apply_confusion(out, self._confusion, m)
+        diag = torch.diagonal(out, dim1=-2, dim2=-1).real  # [B, 2^m, D]
+        features = diag.sum(-1) @ self.signs
+        if self.final_z:
+            features = torch.cat([features, diag.sum(1) @ self.z_signs], dim=-1)
+        k = self.measurement.bits
+        b, _, d, _ = out.shape
+        carried = out.reshape(b, 1 << (m - k), 1 << k, d, d).sum(dim=1)
+        return features, carried
+
+    def run(
+        self, sets: torch.Tensor, alpha: torch.Tensor | None, rho: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Angle sets [B, T, A, P] from ``rho`` (default |0…0⟩): (features [B, T, F], blocks)."""
+        rho = self.initial(sets.shape[0]) if rho is None else rho
+        kraus = self.kraus(alpha)
+        features = []
+        for t in range(sets.shape[1]):
+            f, rho = self.step(rho, sets[:, t], kraus)
+            features.append(f)
+        return torch.stack(features, dim=1), rho
+
+
+class MeasuredCore(nn.Module):
+    """The measured QRNN as a recurrent core (the ``QRNNCore`` interface: features [B, T, F] →
+    outputs [B, T, R] and a state, here the density-matrix blocks [B, S, 2ⁿ, 2ⁿ])."""
+
+    def __init__(
+        self,
+        input_size: int,
+        spec: QRNNSpec,
+        controller: ControllerConfig,
+        config: MeasuredConfig,
+        dtype: torch.dtype = torch.complex64,
+        noise: StepNoise | None = None,
+    ) -> None:
+        super().__init__()
+        self.input_size, self.spec, self.config = input_size, spec, config
+        self.measurement = config.measurement_spec(spec.n_qubits)
+        self.sim = MeasuredSimulator(spec, self.measurement, dtype, noise, config.final_z)
+        self.sets = self.measurement.angle_sets
+        self.controller = Controller(input_size, self.sets * spec.n_params, controller)
+        m = self.measurement.m
+        self.coupling: nn.Parameter | None = None
+        if self.measurement.kind == "weak":
+            alpha0 = check_coupling(config.coupling)
+            if config.train_coupling:
+                u = math.log(alpha0 / (math.pi / 2 - alpha0))  # sigmoid⁻¹(α/(π/2))
+                self.coupling = nn.Parameter(torch.full((m,), u, dtype=torch.float64))
+            else:
+                self.register_buffer("fixed_alpha", torch.full((m,), alpha0, dtype=torch.float64))
+
+    @property
+    def output_size(self) -> int:
+        return self.sim.n_features
+
+    def alphas(self) -> torch.Tensor | None:
+        """The coupling angles [m] (None for projective measurement)."""
+        if self.measurement.kind != "weak":
+            return None
+        if self.coupling is not None:
+            return (math.pi / 2) * torch.sigmoid(self.coupling)
+        return self.fixed_alpha
+
+    def angle_sets(self, x: torch.Tensor) -> torch.Tensor:
+        """The host's angle sets [B, T, A, P] for features [B, T, F]."""
+        b, t, _ = x.shape
+        return self.controller(x).reshape(b, t, self.sets, self.spec.n_params)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"expected input [batch, time, {self.input_size}], got {tuple(x.shape)}"
+            )
+        sets = self.angle_sets(x).to(self.sim.real)
+        features, rho = self.sim.run(sets, self.alphas(), state)
+        return features.to(x.dtype), rho
+
+    def circuit(self, x: torch.Tensor, name: str = "mqrnn"):
+        """The dynamic circuit of one sequence of features [T, F] (angles bound on the host)."""
+        with torch.no_grad():
+            sets = self.angle_sets(x[None].to(self.controller.out.weight.dtype))[0]
+            alphas = self.alphas()
+        return measured_circuit(
+            self.spec,
+            self.measurement,
+            sets.double().numpy(),
+            None if alphas is None else alphas.tolist(),
+            name=name,
+        )
