@@ -287,3 +287,43 @@ def test_ideal_aer_shot_averages_within_5_sigma():
     estimate = bit_expectations(counts, 3, core.measurement.m)
     sigma = np.sqrt(np.maximum(1 - exact**2, 1.0 / shots) / shots)
     assert (np.abs(estimate - exact) <= 5 * sigma).all(), (estimate, exact, sigma)
+
+
+def test_mask_path_equals_the_general_kraus_path():
+    core = _model(3, layers=1, seed=9, feedforward="linear", qubits="0,2", final_z=True)
+    confusion = np.array([[[0.95, 0.2], [0.05, 0.8]], [[0.9, 0.0], [0.1, 1.0]]])
+    noise = StepNoise(after_measure=[amplitude_damping(0.2, 1)], confusion=confusion)
+    sim = MeasuredSimulator(core.spec, core.measurement, C128, noise, final_z=True)
+    torch.manual_seed(2)
+    sets = core.angle_sets(torch.randn(2, 3, 3, dtype=torch.float64)).detach()
+    fast = sim.run(sets, core.alphas().detach())
+    general = sim.run(sets, core.alphas().detach(), masks=False)
+    for a, b in zip(fast, general, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ the trainer
+def test_qrnn_train_model_mqrnn_runs_and_resumes(tmp_path, capsys):
+    import json
+
+    from qrnn_qiskit.cli import main
+    from qrnn_qiskit.training import read_metrics
+
+    run = tmp_path / "r"
+    argv = ["train", "--task", "copying", "--delay", "2", "--model", "mqrnn", "--qubits", "2",
+            "--layers", "1", "--width", "8", "--batch-size", "4", "--eval-size", "8",
+            "--eval-every", "3", "--no-progress", "--run-dir", str(run)]  # fmt: skip
+    assert main([*argv, "--steps", "3"]) == 0
+    assert main([*argv, "--steps", "5", "--resume"]) == 0
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["model"]["kind"] == "mqrnn" and config["measured"]["feedforward"] == "linear"
+    steps = [record["step"] for record in read_metrics(run) if "accuracy" in record]
+    assert steps == [3, 5]
+    # what it cannot do yet, refused in one line
+    capsys.readouterr()
+    for extra in (["--backend", "aer"], ["--coupling", "2"], ["--measure-qubits", "0,5"]):
+        assert main([*argv, "--steps", "1", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err and "\n" not in err, err
+    assert main(["train", "--task", "mt-de-en", "--model", "mqrnn", "--qubits", "2"]) == 2
+    assert "mqrnn" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """QRNN and classical sequence models."""
 
 from .controller import ACTIVATIONS, ANGLE_MAPS, Controller, ControllerConfig
+from .measured import MeasuredConfig, MeasuredCore
 from .qrnn import QRNNCell, QRNNConfig, QRNNCore, default_engine
 from .sequence import (
     MODELS,
@@ -21,6 +22,8 @@ __all__ = [
     "Controller",
     "ControllerConfig",
     "InputSpec",
+    "MeasuredConfig",
+    "MeasuredCore",
     "QRNNCell",
     "QRNNConfig",
     "QRNNCore",

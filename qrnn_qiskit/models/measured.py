@@ -287,10 +287,9 @@ class MeasuredSimulator:
         self.spec, self.measurement, self.dtype = spec, measurement, dtype
         self.real = torch.float64 if dtype == torch.complex128 else torch.float32
         self.n, self.dim = spec.n_qubits, 1 << spec.n_qubits
-        self.engine = StatevectorEngine(
-            step_circuit(spec), readout_observables(spec), dtype=dtype, kernel="torch"
-        )
+        self.engine = StatevectorEngine(step_circuit(spec), readout_observables(spec), dtype=dtype)
         self.final_z = final_z
+        self._basis: torch.Tensor | None = None
         m = measurement.m
         self.signs = 1.0 - 2.0 * bit_table(m, self.real)  # [2^m, m]
         self.z_signs = 1.0 - 2.0 * bit_table(self.n, self.real)  # [D, n]
@@ -331,13 +330,14 @@ class MeasuredSimulator:
         return sets[:, :1] + torch.einsum("sk,bkp->bsp", self.fed_bits.to(sets.dtype), sets[:, 1:])
 
     def unitaries(self, angles: torch.Tensor) -> torch.Tensor:
-        """U(θ) [B, S, D, D] for angles [B, S, P]: the engine applied to the identity basis."""
+        """Uᵀ(θ) [B, S, D, D] for angles [B, S, P]: the engine applied to the identity basis
+        (row j of each block is U|j⟩, i.e. the transpose of U)."""
         b, s, p = angles.shape
         d = self.dim
-        basis = torch.eye(d, dtype=self.dtype).repeat(b * s, 1)
+        if self._basis is None or self._basis.shape[0] != b * s * d:
+            self._basis = torch.eye(d, dtype=self.dtype).repeat(b * s, 1)
         rows = angles.reshape(b * s, p).repeat_interleave(d, dim=0)
-        out = self.engine.step(basis, rows)  # row j of each block = U|j⟩
-        return out.reshape(b, s, d, d).transpose(-1, -2)
+        return self.engine.step(self._basis, rows).reshape(b, s, d, d)
 
     def kraus(self, alpha: torch.Tensor | None) -> torch.Tensor:
         m = self.measurement.m
@@ -347,41 +347,86 @@ class MeasuredSimulator:
             raise QRNNError(f"weak measurement needs {m} coupling angles")
         return weak_kraus_torch(alpha, self.dtype)
 
-    def step(
-        self, rho: torch.Tensor, sets: torch.Tensor, kraus: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step from blocks [B, S, D, D] with angle sets [B, A, P] and Kraus [m, 2, 2, 2]:
-        (features [B, F] real, next blocks [B, 2^k, D, D])."""
-        u = self.unitaries(self.block_angles(sets, rho.shape[1]))
-        sigma = torch.einsum("bsij,bsjk,bslk->bil", u, rho, u.conj())
+    def outcome_masks(self, kraus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For diagonal Kraus operators (weak measurement) the outcome split is elementwise:
+        ρ_o = σ ⊙ M_o with M_o[i, j] = v_o[i]·conj(v_o[j]), v_o[i] = Π_r K^{(r)}_{o_r}[i_q, i_q]
+        (i_q: bit q = M[r] of i). Returns (M_obs [2^m, D, D] of the observed outcomes, readout
+        confusion applied; M_carry [2^k, D, D] summed over the bits not fed forward)."""
+        m, k = self.measurement.m, self.measurement.bits
+        diag = torch.diagonal(kraus, dim1=-2, dim2=-1)  # [m, 2 outcomes, 2 bit values]
+        outcomes = bit_table(m, torch.float64).long()  # [2^m, m]
+        basis = bit_table(self.n, torch.float64).long()  # [D, n]
+        v = torch.ones(1 << m, self.dim, dtype=self.dtype)
+        for r, q in enumerate(self.measurement.qubits):
+            v = v * diag[r][outcomes[:, r]][:, basis[:, q]]
+        masks = v[:, :, None] * v.conj()[:, None, :]
+        if self._confusion is not None:  # observed o: Σ_true Π_r C_r[o_r, true_r]·M_true
+            mix = torch.ones(1 << m, 1 << m, dtype=self.dtype)
+            for r in range(m):
+                mix = mix * self._confusion[r][outcomes[:, r][:, None], outcomes[:, r][None, :]]
+            masks = torch.einsum("ot,tij->oij", mix, masks)
+        carry = masks.reshape(1 << (m - k), 1 << k, self.dim, self.dim).sum(dim=0)
+        return masks, carry
+
+    def evolve(self, rho: torch.Tensor, sets: torch.Tensor) -> torch.Tensor:
+        """σ = Σ_s U(θ_s) ρ_s U(θ_s)† [B, D, D] (then the after-unitary channels)."""
+        w = self.unitaries(self.block_angles(sets, rho.shape[1]))  # Uᵀ
+        # U ρ U† = Wᵀ ρ W̄, summed over the blocks
+        sigma = torch.matmul(w.transpose(-1, -2), torch.matmul(rho, w.conj())).sum(dim=1)
         for ops in self._after_unitary:
             sigma = apply_channel(sigma, ops)
-        out = sigma[:, None]
-        for r, q in enumerate(self.measurement.qubits):
-            out = apply_outcomes(out, kraus[r], q, self.n)
+        return sigma
+
+    def step(
+        self, rho: torch.Tensor, sets: torch.Tensor, measure: tuple
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step from blocks [B, S, D, D] with angle sets [B, A, P] and ``measure`` (from
+        :meth:`measurement_map`): (features [B, F] real, next blocks [B, 2^k, D, D])."""
+        sigma = self.evolve(rho, sets)
+        m, k = self.measurement.m, self.measurement.bits
+        if measure[0] == "masks":
+            masks, carry = measure[1], measure[2]
+            diag = torch.diagonal(sigma, dim1=-2, dim2=-1).real  # [B, D]
+            probs = diag @ torch.diagonal(masks, dim1=-2, dim2=-1).real.t()  # [B, 2^m]
+            carried = sigma[:, None] * carry
+        else:
+            out = sigma[:, None]
+            for r, q in enumerate(self.measurement.qubits):
+                out = apply_outcomes(out, measure[1][r], q, self.n)
+            if self._confusion is not None:
+                out = apply_confusion(out, self._confusion, m)
+            probs = torch.diagonal(out, dim1=-2, dim2=-1).real.sum(-1)
+            b, _, d, _ = out.shape
+            carried = out.reshape(b, 1 << (m - k), 1 << k, d, d).sum(dim=1)
         for ops in self._after_measure:
-            out = apply_channel(out, ops)
-        m = self.measurement.m
-        if self._confusion is not None:
-            out = apply_confusion(out, self._confusion, m)
-        diag = torch.diagonal(out, dim1=-2, dim2=-1).real  # [B, 2^m, D]
-        features = diag.sum(-1) @ self.signs
+            carried = apply_channel(carried, ops)
+        features = probs @ self.signs
         if self.final_z:
-            features = torch.cat([features, diag.sum(1) @ self.z_signs], dim=-1)
-        k = self.measurement.bits
-        b, _, d, _ = out.shape
-        carried = out.reshape(b, 1 << (m - k), 1 << k, d, d).sum(dim=1)
+            z = torch.diagonal(carried.sum(1), dim1=-2, dim2=-1).real @ self.z_signs
+            features = torch.cat([features, z], dim=-1)
         return features, carried
 
+    def measurement_map(self, alpha: torch.Tensor | None, masks: bool = True) -> tuple:
+        """What :meth:`step` measures with: ("masks", M_obs, M_carry) for weak measurement
+        (diagonal Kraus; ``masks=False`` forces the general path), else ("kraus", [m, 2, 2, 2])."""
+        kraus = self.kraus(alpha)
+        if masks and self.measurement.kind == "weak":
+            return ("masks", *self.outcome_masks(kraus))
+        return ("kraus", kraus)
+
     def run(
-        self, sets: torch.Tensor, alpha: torch.Tensor | None, rho: torch.Tensor | None = None
+        self,
+        sets: torch.Tensor,
+        alpha: torch.Tensor | None,
+        rho: torch.Tensor | None = None,
+        masks: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Angle sets [B, T, A, P] from ``rho`` (default |0…0⟩): (features [B, T, F], blocks)."""
         rho = self.initial(sets.shape[0]) if rho is None else rho
-        kraus = self.kraus(alpha)
+        measure = self.measurement_map(alpha, masks)
         features = []
         for t in range(sets.shape[1]):
-            f, rho = self.step(rho, sets[:, t], kraus)
+            f, rho = self.step(rho, sets[:, t], measure)
             features.append(f)
         return torch.stack(features, dim=1), rho
 

@@ -231,6 +231,11 @@ def build_for_task(
     """The model ``config.model.kind`` for a task; classical baselines are sized by --hidden,
     --match-params or, by default, to the parameter count of the QRNN the same flags describe."""
     kind = config.model.kind
+    if kind == "mqrnn":
+        return build_model(
+            "mqrnn", inputs, n_outputs, head, qrnn=qrnn_config(config, task),
+            dtype=config.torch_dtype, measured=config.measured,
+        )  # fmt: skip
     if kind == "qrnn":
         return build_model(
             "qrnn", inputs, n_outputs, head, qrnn=qrnn_config(config, task),
