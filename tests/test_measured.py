@@ -327,3 +327,20 @@ def test_qrnn_train_model_mqrnn_runs_and_resumes(tmp_path, capsys):
         assert err and "\n" not in err, err
     assert main(["train", "--task", "mt-de-en", "--model", "mqrnn", "--qubits", "2"]) == 2
     assert "mqrnn" in capsys.readouterr().err
+
+
+def test_mqrnn_sequence_model_classifies_from_the_last_step():
+    from qrnn_qiskit.models import InputSpec, QRNNConfig, build_model
+
+    qrnn = QRNNConfig(QRNNSpec(3, layers=1, entangler="cz_chain"), ControllerConfig(width=4))
+    measured = MeasuredConfig(feedforward="table", qubits="0,1", final_z=True)
+    model = build_model("mqrnn", InputSpec(features=2, embed_dim=4), 5, "last", qrnn=qrnn,
+                        measured=measured)  # fmt: skip
+    assert model.hidden_size == 2 + 3
+    out = model(torch.randn(3, 4, 2), lengths=torch.tensor([4, 2, 1]))
+    assert out.shape == (3, 5)
+    out.sum().backward()
+    assert (
+        model.core.coupling.grad is not None
+        and model.core.controller.out.weight.grad.abs().sum() > 0
+    )
