@@ -16,6 +16,7 @@ from qrnn_qiskit.circuits import QRNNSpec
 from qrnn_qiskit.circuits.measured import (
     MeasurementSpec,
     bit_expectations,
+    measured_circuit,
     validate_measured,
     weak_kraus,
 )
@@ -183,8 +184,12 @@ def test_exact_simulation_rzz_entangler_all_measured():
 
 
 # --------------------------------------------------------------------------------- gradients
-def test_gradients_match_finite_differences():
-    core = _model(2, layers=1, seed=3, feedforward="linear", final_z=True)
+@pytest.mark.parametrize(
+    "options",
+    [dict(feedforward="linear", final_z=True), dict(feedforward="table", measurement="projective")],
+)
+def test_gradients_match_finite_differences(options):
+    core = _model(2, layers=1, seed=3, **options)
     torch.manual_seed(4)
     x = torch.randn(2, 3, 3, dtype=torch.float64)
     weights = torch.randn(2, 3, core.output_size, dtype=torch.float64)
@@ -192,7 +197,8 @@ def test_gradients_match_finite_differences():
     def loss():
         return (core(x)[0] * weights).sum()
 
-    params = [core.controller.out.bias, core.coupling]
+    params = [core.controller.out.bias, core.controller.hidden[0].bias]
+    params += [core.coupling] if core.coupling is not None else []
     value = loss()
     grads = torch.autograd.grad(value, params)
     eps = 1e-6
@@ -249,6 +255,18 @@ def test_bad_coupling_is_a_one_line_error(alpha):
     assert "\n" not in str(info.value) and "coupling" in str(info.value)
 
 
+def test_the_circuit_builder_refuses_bad_couplings_and_qubits():
+    spec = QRNNSpec(2, layers=1)
+    weak = MeasurementSpec(2, (0, 1), "weak", "linear")
+    angles = np.zeros((2, weak.angle_sets, spec.n_params))
+    for alphas in ([0.0, 0.5], [0.5, 2.0]):
+        with pytest.raises(QRNNError, match="coupling angle") as info:
+            measured_circuit(spec, weak, angles, alphas)
+        assert "\n" not in str(info.value)
+    with pytest.raises(QRNNError, match="must lie in the register"):
+        MeasurementSpec(2, (0, 2))
+
+
 @pytest.mark.parametrize("qubits", ["0,4", "-1", "1,1", "x"])
 def test_measured_qubits_outside_the_register_are_refused(qubits):
     with pytest.raises(QRNNError) as info:
@@ -273,10 +291,14 @@ def test_circuit_validator_refuses_what_ibm_cannot_run():
 
 
 # -------------------------------------------------------------------------------- ideal Aer
-def test_ideal_aer_shot_averages_within_5_sigma():
+@pytest.mark.parametrize(
+    "options",
+    [dict(feedforward="linear"), dict(feedforward="table", measurement="projective", qubits="1")],
+)
+def test_ideal_aer_shot_averages_within_5_sigma(options):
     from qiskit_aer import AerSimulator
 
-    core = _model(2, layers=1, seed=7, feedforward="linear")
+    core = _model(2, layers=1, seed=7, **options)
     torch.manual_seed(8)
     x = torch.randn(1, 3, 3, dtype=torch.float64)
     with torch.no_grad():
