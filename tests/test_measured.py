@@ -349,6 +349,10 @@ def test_qrnn_train_model_mqrnn_runs_and_resumes(tmp_path, capsys):
         assert err and "\n" not in err, err
     assert main(["train", "--task", "mt-de-en", "--model", "mqrnn", "--qubits", "2"]) == 2
     assert "mqrnn" in capsys.readouterr().err
+    # an autograd pass that cannot fit in memory is refused before anything is allocated
+    big = ["--qubits", "6", "--delay", "100000", "--steps", "1", "--run-dir", str(tmp_path / "b")]
+    assert main(["train", "--model", "mqrnn", *big]) == 2
+    assert "density matrices" in capsys.readouterr().err
 
 
 def test_mqrnn_sequence_model_classifies_from_the_last_step():
