@@ -370,3 +370,16 @@ def test_mqrnn_sequence_model_classifies_from_the_last_step():
         model.core.coupling.grad is not None
         and model.core.controller.out.weight.grad.abs().sum() > 0
     )
+
+
+def test_the_circuit_transpiles_to_an_if_else_only_heron_target():
+    from qiskit import transpile
+    from qiskit_ibm_runtime.fake_provider import FakeKingston
+    from qiskit_ibm_runtime.utils.utils import is_isa_circuit
+
+    core = _model(2, layers=1, seed=1, feedforward="linear")
+    circuit = core.circuit(torch.randn(3, 3, dtype=torch.float64))
+    backend = FakeKingston()  # lists if_else only, no switch or loops
+    isa = transpile(circuit, backend, optimization_level=1, seed_transpiler=0)
+    assert is_isa_circuit(isa, backend.target) == ""
+    validate_measured(isa)  # still single-bit if/else, nothing measured inside a branch
