@@ -23,19 +23,20 @@ def _config_from_args(args: argparse.Namespace):
         if args.resume:
             config = _keep_changed_defaults(config, args)
         if args.match_params:
-            if config.model.kind == "qrnn":
+            if config.model.kind in ("qrnn", "mqrnn"):
                 raise QRNNError(
-                    "--match-params sizes classical baselines; it does not apply to --model qrnn"
+                    "--match-params sizes classical baselines; it does not apply to --model "
+                    f"{config.model.kind}"
                 )
             from .models import count_parameters
             from .training import load_run
 
             _, reference, _ = load_run(args.match_params)
             config = config.replace(match_params=count_parameters(reference))
-        if config.model.kind == "qrnn" and config.baseline.hidden is not None:
+        if config.model.kind in ("qrnn", "mqrnn") and config.baseline.hidden is not None:
             raise QRNNError(
-                "--hidden sizes classical baselines; it does not apply to --model qrnn (size a "
-                "QRNN with --qubits, --layers and --width)"
+                f"--hidden sizes classical baselines; it does not apply to --model "
+                f"{config.model.kind} (size a QRNN with --qubits, --layers and --width)"
             )
         if args.epochs is not None:
             from .training import steps_for_epochs

@@ -751,6 +751,7 @@ MEANINGFUL = {
     "max_minutes": (0,), "readout_error": (0,), "warmup": (0,), "seed": (0,), "threads": (0,),
     "kernel_threads": (0,), "permutation_seed": (0,), "reset_every": (0,), "depth": (0,),
     "forget_every": (0,), "max_steps": (0,), "optimization_level": (0,), "corrections": (0, -1),
+    "feedforward_bits": (0,),
 }  # fmt: skip
 NUMERIC = [
     pytest.param(cls, leaf, value, id=f"{cls.__name__}.{leaf.dest}={value}")

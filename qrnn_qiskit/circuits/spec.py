@@ -26,6 +26,9 @@ RZZ_ENTANGLERS: tuple[str, ...] = ("rzz_chain", "rzz_ring")
 ALL_ENTANGLERS: tuple[str, ...] = ENTANGLERS + RZZ_ENTANGLERS
 LINE_ENTANGLERS: tuple[str, ...] = ("cx_ladder", "cz_chain", "rzz_chain")
 READOUT_SETS: tuple[str, ...] = ("xyz", "z", "zz")
+# the measured QRNN (circuits/measured.py): how qubits are measured, how bits select angles
+MEASUREMENTS: tuple[str, ...] = ("weak", "projective")
+FEEDFORWARDS: tuple[str, ...] = ("linear", "table", "none")
 MAX_QUBITS = 24
 
 _PAULI_LABEL = re.compile(r"^[IXYZ]+$")

@@ -42,7 +42,7 @@ from ..circuits.replay import (
 )
 from ..circuits.spec import readout_labels
 from ..errors import QRNNError
-from ..models import QRNNCell, SequenceModel
+from ..models import MeasuredCore, QRNNCell, SequenceModel
 
 
 def head_outputs(model: SequenceModel, readouts: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -61,6 +61,11 @@ class HardwareProtocol:
 
     def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
         core = model.core
+        if isinstance(core, MeasuredCore):
+            raise QRNNError(
+                "a measured QRNN (--model mqrnn) is evaluated as its own dynamic circuit, which "
+                "qrnn eval does not run yet (MeasuredCore.circuit builds it; issue 22)"
+            )
         if not isinstance(core, QRNNCell):
             raise QRNNError(
                 "only QRNN runs have circuits to evaluate on hardware (this run is a classical "

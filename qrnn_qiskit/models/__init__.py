@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import ACTIVATIONS, ANGLE_MAPS, MODELS, ControllerConfig, QRNNConfig
+from .config import ACTIVATIONS, ANGLE_MAPS, MODELS, ControllerConfig, MeasuredConfig, QRNNConfig
 
 if TYPE_CHECKING:
     from .controller import Controller
+    from .measured import MeasuredCore
     from .qrnn import QRNNCell, QRNNCore, default_engine
     from .sequence import (
         ClassicalCore,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     )
 
 _CONTROLLER = ("Controller",)
+_MEASURED = ("MeasuredCore",)
 _QRNN = ("QRNNCell", "QRNNCore", "default_engine")
 _SEQUENCE = (
     "ClassicalCore",
@@ -39,6 +41,8 @@ def __getattr__(name: str) -> Any:
     """The torch half of the package, imported when first asked for."""
     if name in _CONTROLLER:
         from . import controller as module
+    elif name in _MEASURED:
+        from . import measured as module
     elif name in _QRNN:
         from . import qrnn as module
     elif name in _SEQUENCE:
@@ -58,6 +62,8 @@ __all__ = [
     "Controller",
     "ControllerConfig",
     "InputSpec",
+    "MeasuredConfig",
+    "MeasuredCore",
     "QRNNCell",
     "QRNNConfig",
     "QRNNCore",

@@ -4,12 +4,18 @@ before importing anything heavy. ``controller.py``, ``qrnn.py``, ``sequence.py``
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from ..circuits.spec import QRNNSpec
+from ..circuits.spec import FEEDFORWARDS, MEASUREMENTS, QRNNSpec
+from ..errors import QRNNError
 from ..options import ConfigError, option, require, require_finite
 
-MODELS: tuple[str, ...] = ("qrnn", "rnn", "lstm", "gru", "orthogonal")
+if TYPE_CHECKING:
+    from ..circuits.measured import MeasurementSpec
+
+MODELS: tuple[str, ...] = ("qrnn", "mqrnn", "rnn", "lstm", "gru", "orthogonal")
 ATTENTION_SCORES: tuple[str, ...] = ("additive", "dot")
 ACTIVATIONS: tuple[str, ...] = ("linear", "relu", "gelu", "glu", "leaky_relu", "tanh")
 ANGLE_MAPS: tuple[str, ...] = ("identity", "tanh")
@@ -98,4 +104,97 @@ class QRNNConfig:
             ControllerConfig(**d["controller"]),
             bool(d["feedback"]),
             int(d.get("forget_every", 0)),
+        )
+
+
+def parse_qubits(text: str, n_qubits: int) -> tuple[int, ...]:
+    """``all`` or a comma-separated list of qubit indices (one-line QRNNError otherwise)."""
+    text = str(text).strip().lower()
+    if text in ("all", ""):
+        return tuple(range(n_qubits))
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise QRNNError(f"measured qubits must be 'all' or a list like 0,2; got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class MeasuredConfig:
+    """The measured QRNN's measurement and feedforward (``--model mqrnn``; circuit and controller
+    come from the QRNN options: --qubits, --layers, --entangler, --width, ...)."""
+
+    qubits: str = option(
+        "all",
+        "mqrnn: data qubits measured every step: all, or a comma-separated list (e.g. 0,2)",
+        flag="measure-qubits",
+    )
+    measurement: str = option(
+        "weak",
+        "mqrnn: weak (each measured qubit through its own ancilla: H, RZZ(α), Y-basis measure, "
+        "reset) or projective (measure the data qubit, then reset it)",
+        choices=MEASUREMENTS,
+    )
+    coupling: float = option(
+        math.pi / 4,
+        "mqrnn weak measurement: coupling angle α in (0, π/2] (π/2: projective); "
+        "E[(-1)^s] = sin α·⟨Z⟩",
+    )
+    train_coupling: bool = option(
+        True,
+        "mqrnn weak measurement: train α per measured qubit (α = π/2·sigmoid(u), bounded), "
+        "starting at --coupling; --no-train-coupling keeps it fixed",
+    )
+    feedforward: str = option(
+        "linear",
+        "mqrnn: how the previous step's bits select the angles in real time: linear "
+        "(θ = a(x) + Σ_r b_r(x)·s_r, one if_test per bit), table (θ = c_s(x), 2^k register-"
+        "conditioned blocks) or none",
+        choices=FEEDFORWARDS,
+    )
+    feedforward_bits: int = option(
+        0, "mqrnn: measured bits fed forward (the first K measured qubits; 0: all)", metavar="K"
+    )
+    final_z: bool = option(
+        False,
+        "mqrnn: the head also reads ⟨Z_q⟩ of every data qubit after the step (a terminal "
+        "projective readout)",
+    )
+
+    def __post_init__(self) -> None:
+        if self.measurement not in MEASUREMENTS:
+            raise ConfigError(
+                "measurement", f"must be one of {', '.join(MEASUREMENTS)}; got {self.measurement!r}"
+            )
+        if self.feedforward not in FEEDFORWARDS:
+            raise ConfigError(
+                "feedforward", f"must be one of {', '.join(FEEDFORWARDS)}; got {self.feedforward!r}"
+            )
+        require_finite(self.coupling, "coupling")
+        require(
+            0.0 < self.coupling <= math.pi / 2 + 1e-12,
+            "coupling",
+            f"must be an angle in (0, π/2] (π/2: projective), got {self.coupling}",
+        )
+        require(
+            not (self.train_coupling and self.measurement == "weak" and self.coupling >= 1.5707),
+            "coupling",
+            "π/2 (projective) cannot be trained through α = π/2·sigmoid(u): use "
+            "--no-train-coupling or a smaller --coupling",
+        )
+        k = self.feedforward_bits
+        require(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 0,
+            "feedforward_bits",
+            f"must be an integer >= 0 (0: all measured bits), got {k!r}",
+        )
+
+    def measurement_spec(self, n_qubits: int) -> MeasurementSpec:
+        from ..circuits.measured import MeasurementSpec
+
+        return MeasurementSpec(
+            n_qubits,
+            parse_qubits(self.qubits, n_qubits),
+            self.measurement,
+            self.feedforward,
+            self.feedforward_bits or -1,
         )

@@ -13,6 +13,7 @@ from torch import nn
 from ..backends import Engine
 from ..circuits import QRNNSpec
 from .config import MODELS
+from .measured import MeasuredConfig, MeasuredCore
 from .orthogonal import OrthogonalCore
 from .qrnn import QRNNConfig, QRNNCore
 
@@ -194,15 +195,23 @@ def build_model(
     dtype: torch.dtype = torch.complex64,
     engine: Engine | None = None,
     chrono_horizon: int | None = None,
+    measured: MeasuredConfig | None = None,
 ) -> SequenceModel:
-    """Build a ``SequenceModel`` of the given kind (``qrnn``, ``rnn``, ``lstm``, ``gru``,
-    ``orthogonal``). A QRNN runs on ``engine`` (default: the statevector engine in ``dtype``); an
-    LSTM/GRU gets chrono initialisation for ``chrono_horizon`` steps when it is given."""
+    """Build a ``SequenceModel`` of the given kind (``qrnn``, ``mqrnn``, ``rnn``, ``lstm``, ``gru``,
+    ``orthogonal``). A QRNN runs on ``engine`` (default: the statevector engine in ``dtype``); a
+    measured QRNN takes its circuit and controller from ``qrnn`` and its measurement from
+    ``measured`` (exact density-matrix simulation in ``dtype``); an LSTM/GRU gets chrono
+    initialisation for ``chrono_horizon`` steps when it is given."""
     if kind not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {kind!r}")
     if kind == "qrnn":
         config = qrnn or QRNNConfig(QRNNSpec(8))
         core: nn.Module = QRNNCore(inputs.embed_dim, config, engine=engine, dtype=dtype)
+    elif kind == "mqrnn":
+        config = qrnn or QRNNConfig(QRNNSpec(4))
+        core = MeasuredCore(
+            inputs.embed_dim, config.spec, config.controller, measured or MeasuredConfig(), dtype
+        )
     else:
         if hidden_size < 1:
             raise ValueError(f"hidden size must be >= 1, got {hidden_size}")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..circuits.spec import QRNNSpec
 from ..errors import QRNNError
-from ..models.config import MODELS, ControllerConfig, QRNNConfig
+from ..models.config import MODELS, ControllerConfig, MeasuredConfig, QRNNConfig
 from ..options import (
     ConfigError,
     build,
@@ -61,7 +61,9 @@ class ModelConfig:
 
     kind: str = option(
         "qrnn",
-        "qrnn or a classical baseline: rnn, lstm, gru, orthogonal (expRNN-style; not for mt-de-en)",
+        "qrnn, mqrnn (the measured QRNN: mid-circuit measurements with real-time feedforward, "
+        "trained exactly as a mixed state; n <= 6) or a classical baseline: rnn, lstm, gru, "
+        "orthogonal (expRNN-style; not for mt-de-en)",
         flag="model",
         choices=MODELS,
     )
@@ -330,6 +332,7 @@ class TrainConfig:
     task: TaskConfig = option(default_factory=TaskConfig)
     model: ModelConfig = option(default_factory=ModelConfig)
     qrnn: QRNNConfig = option(default_factory=_default_qrnn)
+    measured: MeasuredConfig = option(default_factory=MeasuredConfig)
     engine: EngineConfig = option(default_factory=EngineConfig)
     baseline: BaselineConfig = option(default_factory=BaselineConfig)
     optim: OptimConfig = option(default_factory=OptimConfig)
@@ -341,6 +344,8 @@ class TrainConfig:
                 "name",
                 f"must be one of {', '.join(TASK_NAMES)}; got unknown task {self.task.name!r}",
             )
+        if self.model.kind == "mqrnn":
+            self._check_measured()
         require(
             self.engine.backend == "statevector" or self.model.kind == "qrnn",
             "backend",
@@ -372,6 +377,48 @@ class TrainConfig:
                 "is for the QRNN sequence models, not the mt-de-en encoder-decoder",
             )
 
+    def _check_measured(self) -> None:
+        """What ``--model mqrnn`` cannot do yet, refused in one line each."""
+        require(
+            self.engine.backend == "statevector",
+            "backend",
+            "must be statevector for --model mqrnn (it trains on its exact density-matrix "
+            "simulation; drop --backend)",
+        )
+        require(
+            self.engine.device == "cpu",
+            "device",
+            "must be cpu for --model mqrnn (drop --device)",
+        )
+        require(
+            self.engine.train_noise.strip().lower() in ("none", "off", ""),
+            "train_noise",
+            "does not apply to --model mqrnn (its noise enters the simulation as channels)",
+        )
+        require(
+            not self.qrnn.forget_every,
+            "forget_every",
+            "does not apply to --model mqrnn (its measurements already forget)",
+        )
+        require(
+            self.task.name != "mt-de-en",
+            "name",
+            "mt-de-en needs an encoder-decoder; --model mqrnn runs copying, classification and "
+            "language-model tasks",
+        )
+        n = self.qrnn.spec.n_qubits
+        require(
+            n <= 6,
+            "n_qubits",
+            f"must be <= 6 for --model mqrnn (2^k exact density matrices of 2^n × 2^n), got {n}",
+        )
+        try:
+            self.measured.measurement_spec(n)
+        except QRNNError as error:
+            if isinstance(error, ConfigError):
+                raise
+            raise ConfigError("measure_qubits", f"is invalid: {error}") from None
+
     # -- construction from option names ---------------------------------------------------------
     @classmethod
     def flat(cls, **values: Any) -> TrainConfig:
@@ -398,7 +445,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The nested JSON form (config.json, checkpoints)."""
         out: dict[str, Any] = {"version": CONFIG_VERSION}
-        for section in ("task", "model", "engine", "baseline", "optim", "run"):
+        for section in ("task", "model", "measured", "engine", "baseline", "optim", "run"):
             value = getattr(self, section)
             out[section] = {f: getattr(value, f) for f in value.__dataclass_fields__}
         out["qrnn"] = self.qrnn.to_dict()

@@ -138,6 +138,12 @@ def build_for_task(
     """The model ``config.model.kind`` for a task; classical baselines are sized by --hidden,
     --match-params or, by default, to the parameter count of the QRNN the same flags describe."""
     kind = config.model.kind
+    if kind == "mqrnn":
+        _check_measured_memory(config, task)
+        return build_model(
+            "mqrnn", inputs, n_outputs, head, qrnn=qrnn_config(config, task),
+            dtype=config.torch_dtype, measured=config.measured,
+        )  # fmt: skip
     if kind == "qrnn":
         return build_model(
             "qrnn", inputs, n_outputs, head, qrnn=qrnn_config(config, task),
@@ -188,6 +194,30 @@ def chrono_horizon(config: TrainConfig, task: Task | None) -> int | None:
 
 
 STATEVECTOR_COPIES = 3
+# the measured QRNN's autograd pass keeps about 5 tensors of its density-matrix blocks per step
+# (measured: 4.3-4.9 MB per step for n = 4, 16 blocks, batch 32 in complex64)
+MEASURED_TENSORS_PER_STEP = 5
+
+
+def _check_measured_memory(config: TrainConfig, task: Task | None) -> None:
+    """Refuse ``--model mqrnn`` runs whose autograd pass over the task's sequences (2^k blocks of
+    2^n × 2^n per sample and step, kept for backward) does not fit in the available memory."""
+    from ...backends.memory import available_memory_bytes, format_bytes
+
+    n = config.qrnn.spec.n_qubits
+    bits = config.measured.measurement_spec(n).bits
+    steps = task.horizon if task is not None and task.horizon else 1
+    itemsize = 8 if config.torch_dtype == torch.complex64 else 16
+    batch = config.optim.batch_size
+    need = MEASURED_TENSORS_PER_STEP * steps * batch * (1 << (2 * n + bits)) * itemsize
+    have = available_memory_bytes()
+    if need > have:
+        raise QRNNError(
+            f"--model mqrnn keeps 2^{bits} density matrices of 2^{n} × 2^{n} per sample and step "
+            f"for backward: {steps} steps × batch {batch} need about {format_bytes(need)}, "
+            f"{format_bytes(have)} is available; use fewer qubits, fed-forward bits, a smaller "
+            "batch or shorter sequences"
+        )
 
 
 def _noise_aware(config: TrainConfig, engine, task: Task | None):
