@@ -48,6 +48,20 @@ def snapshot(*roots: Path) -> dict[str, bytes]:
     return out
 
 
+@pytest.fixture(scope="module")
+def measured_run(tmp_path_factory) -> Path:
+    """A tiny trained measured QRNN (--model mqrnn): {mrun} in the table."""
+    run = tmp_path_factory.mktemp("cli") / "mrun"
+    assert main(["train", "--run-dir", str(run), *TRAIN, "--model", "mqrnn"]) == 0
+    return run
+
+
+def tiny_budget(monkeypatch, run: Path, tmp: Path) -> None:
+    from qrnn_qiskit.circuits import measured
+
+    monkeypatch.setattr(measured, "JOB_BROADCAST_BUDGET", 3)
+
+
 # ------------------------------------------------------------------------------- damage helpers
 def write(name: str, data: bytes) -> Callable[[Path, Path], None]:
     def setup(run: Path, tmp: Path) -> None:
@@ -265,7 +279,46 @@ def evaluate(*extra: str) -> list[str]:
 REPORT = ["report", "{run}", "--plot", "{tmp}/curves.png", "--no-test"]
 EXPORT = ["export", "{run}", "--out", "{tmp}/out"]
 
+MEVAL = ["eval", "{mrun}", "--samples", "1", "--max-steps", "2", "--no-progress"]
+
 CASES = [
+    # --- a measured run (--model mqrnn) is evaluated as its own dynamic circuit (issue 22 item 5)
+    Case(
+        "mqrnn replay",
+        [*MEVAL, "--target", "aer", "--protocol", "replay"],
+        "a measured run has no replay: its model is its dynamic circuit",
+    ),
+    Case(
+        "mqrnn fake_miami",
+        [*MEVAL, "--target", "aer-noisy:fake_miami"],
+        "does not support if_else, reset",
+    ),
+    Case(
+        "mqrnn --twirling on",
+        [*MEVAL, "--target", "ibm:fake_manila", "--twirling", "on"],
+        "refuses dynamical decoupling and twirling on dynamic circuits",
+    ),
+    Case(
+        "mqrnn --dd",
+        [*MEVAL, "--target", "ibm:fake_manila", "--dd", "XX"],
+        "refuses dynamical decoupling and twirling on dynamic circuits",
+    ),
+    Case(
+        "mqrnn --coupling",
+        [*MEVAL, "--target", "aer", "--coupling", "weak"],
+        "--coupling shapes the coherent model's dynamic protocol",
+    ),
+    Case(
+        "mqrnn --corrections",
+        [*MEVAL, "--target", "aer", "--corrections", "0"],
+        "--corrections shapes the coherent model's dynamic protocol",
+    ),
+    Case(
+        "mqrnn over the job budget",
+        [*MEVAL, "--target", "ibm:fake_manila", "--yes"],
+        "more than the 3 an IBM job allows",
+        fault=tiny_budget,
+    ),
     # --- flags at their edges (issue #12 item 8 and this audit)
     Case("lr inf", train("--lr", "inf"), "--lr must be a finite number"),
     Case("init-scale inf", train("--init-scale", "inf"), "--init-scale must be a finite number"),
@@ -630,10 +683,11 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_a_bad_input_or_fault_is_one_line_exit_2_and_nothing_changes(
-    case, trained, tmp_path, capsys, monkeypatch
+    case, trained, tmp_path, capsys, monkeypatch, request
 ):
     run, tmp = tmp_path / "run", tmp_path / "tmp"
-    shutil.copytree(trained, run)
+    measured = "{mrun}" in case.argv
+    shutil.copytree(request.getfixturevalue("measured_run") if measured else trained, run)
     tmp.mkdir()
     monkeypatch.setenv("QRNN_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("QISKIT_IBM_CHANNEL", "local")
@@ -642,7 +696,10 @@ def test_a_bad_input_or_fault_is_one_line_exit_2_and_nothing_changes(
     before = snapshot(run, tmp)
     if case.fault:
         case.fault(monkeypatch, run, tmp)
-    argv = [a.replace("{run}", str(run)).replace("{tmp}", str(tmp)) for a in case.argv]
+    argv = [
+        a.replace("{run}", str(run)).replace("{mrun}", str(run)).replace("{tmp}", str(tmp))
+        for a in case.argv
+    ]
     code = main(argv)
     monkeypatch.undo()
     err = [

@@ -166,6 +166,10 @@ class IBMExecutor(RemoteExecutor):
             f"{self.optimization_level})…"
         )
         isa = list(manager.run(list(circuits)))
+        self.measure_instruction = "measure"
+        if dynamic and uses_measure_2(target, self.local):
+            isa = to_mid_circuit_measure(isa, target)
+            self.measure_instruction = "measure_2"
         self.physical_qubits = sorted({q for c in isa for q in active_qubits(c)})
         return isa
 
@@ -310,18 +314,32 @@ class IBMExecutor(RemoteExecutor):
             self._mode = None
 
 
+def uses_measure_2(target: Any, local: bool) -> bool:
+    """Whether dynamic circuits get ``measure_2`` (MidCircuitMeasure) for their mid-circuit
+    measurements: where the IBM target lists it, except in local mode (Aer does not know it)."""
+    return "measure_2" in target.operation_names and not local
+
+
+def to_mid_circuit_measure(isa: Sequence[QuantumCircuit], target: Any) -> list[QuantumCircuit]:
+    """ISA circuits with their non-terminal measurements converted to ``measure_2``
+    (qiskit-ibm-runtime's ``ConvertToMidCircuitMeasure``)."""
+    from qiskit.transpiler import PassManager
+    from qiskit_ibm_runtime.transpiler.passes import ConvertToMidCircuitMeasure
+
+    return list(PassManager([ConvertToMidCircuitMeasure(target)]).run(list(isa)))
+
+
 def counts_from_result(result: Any, job_id: str) -> list[list[Counts]]:
-    """Counts per PUB and parameter row of a Sampler result (one classical register per
-    circuit)."""
+    """Counts per PUB and parameter row of a Sampler result. A circuit with several classical
+    registers (the measured QRNN: one per step) has them joined in clbit order (the first
+    register's bits rightmost, as Aer writes them without the spaces)."""
     out = []
     for pub_result in result:
         data = pub_result.data
         names = list(data.keys())
-        if len(names) != 1:
-            raise QRNNError(
-                f"job {job_id}: expected one classical register per circuit, got {names}"
-            )
-        bits = data[names[0]]
+        if not names:
+            raise QRNNError(f"job {job_id}: a circuit returned no classical register")
+        bits = data[names[0]] if len(names) == 1 else pub_result.join_data()
         rows = bits.shape[0] if bits.shape else 1
         out.append([dict(bits.get_counts(loc=i if bits.shape else None)) for i in range(rows)])
     return out

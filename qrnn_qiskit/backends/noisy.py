@@ -78,6 +78,10 @@ class Executor:
     # {"applied": bool, ...}: thermal relaxation charged to idle time (backends.relaxation); None
     # where it does not apply (ideal and depolarizing simulators, hardware)
     idle_relaxation: dict | None = None
+    # the mid-circuit measurement instruction of the last prepared dynamic circuits: "measure", or
+    # IBM's faster "measure_2" (MidCircuitMeasure) where an IBM target lists it (Aer, and so local
+    # mode, cannot simulate it)
+    measure_instruction: str = "measure"
     # told before each long phase of ``prepare`` what it does (one line; the runner passes
     # ``formatting.status`` while --progress is on); None: silent
     status: Callable[[str], None] | None = None

@@ -205,10 +205,9 @@ def check_dynamic_support(target: Target, name: str) -> None:
     missing = [op for op in ("if_else", "reset", "measure") if op not in target.operation_names]
     if missing:
         raise QRNNError(
-            f"backend {name} does not support {', '.join(missing)}; --protocol dynamic needs "
-            "mid-circuit "
-            "measurement, reset and if_else (use --protocol replay, or e.g. fake_fez / "
-            "fake_kingston)"
+            f"backend {name} does not support {', '.join(missing)}; dynamic circuits (--protocol "
+            "dynamic, and every measured run) need mid-circuit measurement, reset and if_else "
+            "(use e.g. fake_boston / fake_kingston, or --protocol replay for a coherent run)"
         )
 
 

@@ -46,6 +46,10 @@ from .spec import FEEDFORWARDS, MEASUREMENTS, QRNNSpec, step_circuit
 
 MAX_TABLE_BITS = 8  # 2^k angle sets per step: the circuit and the controller grow with it
 MAX_REGISTER_BITS = 32  # IBM runtime compares registers of at most 32 bits
+# One-bit broadcasts (a measured bit sent to the controllers for an if_test) one IBM job may hold:
+# "≈ 2,400 one-bit broadcasts (≈ 300 of 60 bits) per job" (shared/QISKIT_NOTES.md, hardware facts
+# checked 2026-12-07, from IBM's dynamic-circuit guides). ``measured_jobs`` packs circuits by it.
+JOB_BROADCAST_BUDGET = 2_400
 
 
 @dataclass(frozen=True)
@@ -298,3 +302,50 @@ def bit_expectations(memory: Sequence[str] | Mapping[str, int], steps: int, m: i
         acc += count * (1.0 - 2.0 * bits)
         total += count
     return (acc / total).reshape(steps, m)
+
+
+def broadcasts(circuit: QuantumCircuit) -> int:
+    """One-bit broadcasts of ``circuit``'s conditions: 1 per if_test on a bit, k per if_test on a
+    register of k bits (linear feedforward: one per fed-forward bit and rotation group per step;
+    table: 2^k register conditions of k bits per group and step)."""
+    total = 0
+    for instruction in circuit.data:
+        op = instruction.operation
+        if isinstance(op, IfElseOp):
+            target, _ = op.condition
+            total += target.size if isinstance(target, ClassicalRegister) else 1
+    return total
+
+
+def measured_jobs(
+    counts: Sequence[int],
+    budget: int,
+    describe: str = "",
+) -> list[list[int]]:
+    """Circuit indices packed in order into jobs of at most ``budget`` broadcasts each (``counts``:
+    broadcasts per circuit). A circuit over the budget on its own is a one-line QRNNError that says
+    what to reduce (``describe``: T and the feedforward form)."""
+    jobs: list[list[int]] = []
+    used = 0
+    for i, c in enumerate(counts):
+        if c > budget:
+            raise QRNNError(
+                f"one circuit ({describe}) needs {c:,} one-bit broadcasts, more than the "
+                f"{budget:,} an IBM job allows; reduce the steps (--max-steps), the fed-forward "
+                "bits (--feedforward-bits) or the layers, or use --feedforward linear/none"
+            )
+        if not jobs or used + c > budget:
+            jobs.append([])
+            used = 0
+        jobs[-1].append(i)
+        used += c
+    return jobs
+
+
+def shot_bits(key: str, width: int) -> np.ndarray:
+    """The bits of one counts key (Aer's space-separated registers or a joined Sampler string) by
+    clbit index."""
+    bits = np.array([int(ch) for ch in key.replace(" ", "")[::-1]], dtype=float)
+    if bits.shape[0] != width:
+        raise QRNNError(f"a shot has {bits.shape[0]} bits, expected {width}")
+    return bits

@@ -78,9 +78,33 @@ def _restart(args: argparse.Namespace, config) -> None:
         print(f"the earlier attempt is kept in {where}")
 
 
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    return any(a == flag or a.startswith(f"{flag}=") for a in getattr(args, "argv", ()))
+
+
+def _measured_defaults(args: argparse.Namespace) -> None:
+    """A measured run (``--model mqrnn``) is evaluated as its own dynamic circuit: --protocol
+    defaults to dynamic for it; the coherent dynamic protocol's --coupling/--corrections do not
+    apply (one-line errors)."""
+    from .runner import is_measured_run
+
+    if not is_measured_run(args.run):
+        return
+    if not _given(args, "--protocol"):
+        args.protocol = "dynamic"
+    for flag in ("--coupling", "--corrections"):
+        if _given(args, flag):
+            raise QRNNError(
+                f"{flag} shapes the coherent model's dynamic protocol; a measured run's circuit "
+                "is fixed by its training (its measurement and coupling are in config.json): "
+                f"drop {flag}"
+            )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .runner import run_evaluation
 
+    _measured_defaults(args)
     config = _eval_config(args)
     if args.restart:
         _restart(args, config)

@@ -139,9 +139,12 @@ def step_errors(result: dict) -> tuple[list[float], list[float]]:
 
 
 def protocol_label(result: dict) -> str:
-    """The protocol, with coupling and corrections for dynamic evaluations."""
+    """The protocol, with coupling and corrections for dynamic evaluations of a coherent run (a
+    measured run's own circuit: "dynamic (measured circuit)")."""
     if result["protocol"] != "dynamic":
         return result["protocol"]
+    if (result.get("protocol_details") or {}).get("model") == "mqrnn":
+        return "dynamic (measured circuit)"
     config = result.get("config") or {}
     corrections = config.get("corrections", -1)
     return (

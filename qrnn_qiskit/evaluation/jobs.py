@@ -94,6 +94,21 @@ def _run_rounds(
         file=sys.stderr,
     )
     try:
+        if isinstance(executor, RemoteExecutor) and not protocol.dependent_rounds:
+            # independent rounds (jobs of one Batch): every job is submitted and recorded before
+            # any is awaited
+            submitted = False
+            for r in range(protocol.n_rounds):
+                if r in jobs or store.load_round(r) is not None:
+                    continue
+                isa_pubs = [(isa[i], values) for i, values in protocol.round_pubs(r)]
+                record = _submit(executor, isa_pubs, config, store, r, config.seed * 100_003 + r)
+                jobs[r] = record
+                submitted = True
+                how = "found by tag" if record.get("recovered_by_tag") else "submitted"
+                log(f"{how} round {r + 1}/{protocol.n_rounds}: job {record['job_id']}")
+            if submit_only and submitted:
+                return False
         for r in range(protocol.n_rounds):
             pubs = protocol.round_pubs(r)
             counts = store.load_round(r)

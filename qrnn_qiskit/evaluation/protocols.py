@@ -52,42 +52,26 @@ def head_outputs(model: SequenceModel, readouts: torch.Tensor, x: torch.Tensor) 
 
 
 class HardwareProtocol:
-    """Rounds of PUBs over circuit templates; subclasses fill ``templates`` and implement the
-    rounds."""
+    """Rounds of PUBs over circuit templates; subclasses fill ``templates`` and ``exact`` and
+    implement the rounds.
+
+    The generic part of every protocol (coherent QRNN: :class:`CoherentProtocol`; the measured QRNN:
+    ``evaluation.measured.MeasuredProtocol``): the model, the inputs ``x`` [K, T], ``samples`` K,
+    ``steps`` T, ``templates`` and ``exact`` (the trained model's own readouts [K, T, R], compared
+    with the estimated ones in result.json)."""
 
     name = ""
+    # what result.json says the readouts mean
+    semantics = ""
     dynamic = False  # circuits with mid-circuit measurements and feedforward
     dependent_rounds = False  # round r+1's circuits depend on round r's counts (a runtime Session)
 
     def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
-        core = model.core
-        if isinstance(core, MeasuredCore):
-            raise QRNNError(
-                "a measured QRNN (--model mqrnn) is evaluated as its own dynamic circuit, which "
-                "qrnn eval does not run yet (MeasuredCore.circuit builds it; issue 22)"
-            )
-        if not isinstance(core, QRNNCell):
-            raise QRNNError(
-                "only QRNN runs have circuits to evaluate on hardware (this run is a classical "
-                "model)"
-            )
-        if core.config.forget_every:
-            raise QRNNError(
-                "this run resets a qubit every "
-                f"{core.config.forget_every} steps (--forget-every); the hardware circuits of "
-                "the forgetting step are not built yet: evaluate it noiselessly with qrnn report"
-            )
         self.model = model
         self.x = x
-        self.core = core
-        self.spec = core.config.spec
-        self.settings, self.assignment = measurement_settings(self.spec)
-        self.labels = readout_labels(self.spec)
-        with torch.no_grad():
-            self.features = model.embed(x)  # [K, T, E]
-            self.exact, _ = core(self.features)  # noiseless readouts [K, T, R]
         self.samples, self.steps = x.shape[0], x.shape[1]
         self.templates: list = []
+        self.exact: torch.Tensor = torch.zeros(0)
 
     @property
     def n_rounds(self) -> int:
@@ -115,11 +99,48 @@ class HardwareProtocol:
         """What the protocol adds to result.json under "mitigation" (None: nothing)."""
         return None
 
+    def details(self) -> dict | None:
+        """What the protocol adds to result.json under "protocol_details" (None: nothing)."""
+        return None
 
-class ReplayProtocol(HardwareProtocol):
+
+class CoherentProtocol(HardwareProtocol):
+    """The part replay and dynamic share for a coherent QRNN (a ``QRNNCell`` core): its spec, the
+    measurement settings and readout labels, and the exact readouts ``core(features)``."""
+
+    def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
+        core = model.core
+        if isinstance(core, MeasuredCore):
+            raise QRNNError(
+                "a measured run has no replay: its model is its dynamic circuit; use --protocol "
+                "dynamic (default for it)"
+            )
+        if not isinstance(core, QRNNCell):
+            raise QRNNError(
+                "only QRNN runs have circuits to evaluate on hardware (this run is a classical "
+                "model)"
+            )
+        if core.config.forget_every:
+            raise QRNNError(
+                "this run resets a qubit every "
+                f"{core.config.forget_every} steps (--forget-every); the hardware circuits of "
+                "the forgetting step are not built yet: evaluate it noiselessly with qrnn report"
+            )
+        super().__init__(model, x)
+        self.core = core
+        self.spec = core.config.spec
+        self.settings, self.assignment = measurement_settings(self.spec)
+        self.labels = readout_labels(self.spec)
+        with torch.no_grad():
+            self.features = model.embed(x)  # [K, T, E]
+            self.exact, _ = core(self.features)  # noiseless readouts [K, T, R]
+
+
+class ReplayProtocol(CoherentProtocol):
     """Prefix circuits re-prepared each step; θ_t from the readouts estimated at step t−1."""
 
     name = "replay"
+    semantics = "the trained model: prefixes re-prepared each step, readouts estimated from shots"
     dependent_rounds = True
 
     def __init__(self, model: SequenceModel, x: torch.Tensor) -> None:
@@ -182,11 +203,15 @@ class ReplayProtocol(HardwareProtocol):
         return torch.stack(self.angles, dim=1).numpy()  # [K, T, P]
 
 
-class DynamicProtocol(HardwareProtocol):
+class DynamicProtocol(CoherentProtocol):
     """One circuit per (sequence, setting) with mid-circuit measurement, reset and if/else
     feedforward."""
 
     name = "dynamic"
+    semantics = (
+        "a different, measured model: one-shot mid-circuit readouts and linearised if/else "
+        "feedforward"
+    )
     dynamic = True
 
     def __init__(

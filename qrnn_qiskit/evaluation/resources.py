@@ -46,7 +46,7 @@ class ResourceReport:
     two_qubit_gates: int  # summed over every executed circuit (one shot each)
     max_two_qubit_gates: int  # in the largest circuit
     circuits: int  # executed circuits (parameter rows included)
-    rounds: int  # sequential runs/jobs
+    rounds: int  # sequential rounds (a round's jobs do not wait on each other)
     shots_per_circuit: int
     total_shots: int
     qpu_seconds: float | None
@@ -58,6 +58,12 @@ class ResourceReport:
     # aer-noisy:<fake backend>: thermal relaxation charged to idle time (backends.relaxation);
     # None for other targets and in reports written before it existed
     idle_relaxation: dict | None = None
+    # jobs (IBM: one per round of a Session, several per round where a Batch's circuits exceed one
+    # job's broadcast budget); None in reports written before it existed
+    jobs: int | None = None
+    # dynamic circuits: the mid-circuit measurement instruction of the ISA circuits (measure or
+    # IBM's faster measure_2; its duration is in qpu_seconds)
+    measure_instruction: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,10 +89,20 @@ class ResourceReport:
                 f"  max depth          {self.max_depth}",
                 f"  two-qubit gates    {self.two_qubit_gates:,} in all executed circuits (max "
                 f"{self.max_two_qubit_gates} in one)",
-                f"  circuits           {self.circuits:,} in {self.rounds} sequential run(s)",
+                f"  circuits           {self.circuits:,} in {self.rounds} sequential run(s)"
+                + (
+                    f", {self.jobs} job(s)"
+                    if self.jobs is not None and self.jobs != self.rounds
+                    else ""
+                ),
                 f"  total shots        {shots}",
                 f"  est. QPU seconds   {qpu}",
             ]
+            + (
+                [f"  mid-circuit meas.  {self.measure_instruction}"]
+                if self.measure_instruction
+                else []
+            )
             + self._esp_lines()
             + self._relaxation_lines()
         )
@@ -139,9 +155,12 @@ def resource_report(
     exact: bool = False,
     calibration: dict | None = None,
     idle_relaxation: dict | None = None,
+    dependent_rounds: bool = True,
+    measure_instruction: str | None = None,
 ) -> ResourceReport:
     """Report for running ``schedule`` (per round: (template index, parameter rows)) over ``isa``
-    circuits."""
+    circuits. ``dependent_rounds=False``: the schedule's rounds are independent jobs (one
+    sequential round); no templates (the measured model on the exact target): an empty report."""
     executions = [(index, rows) for round_ in schedule for index, rows in round_]
     used = sorted({q for c in isa for q in active_qubits(c)})
     gates = [two_qubit_gates(c) for c in isa]
@@ -157,14 +176,14 @@ def resource_report(
     return ResourceReport(
         target=target,
         protocol=protocol,
-        logical_qubits=max(c.num_qubits for c in logical),
+        logical_qubits=max((c.num_qubits for c in logical), default=0),
         qubits_used=len(physical_qubits) if physical_qubits else len(used),
         physical_qubits=list(physical_qubits) if physical_qubits else None,
-        max_depth=max(depths),
+        max_depth=max(depths, default=0),
         two_qubit_gates=sum(rows * gates[i] for i, rows in executions),
-        max_two_qubit_gates=max(gates),
+        max_two_qubit_gates=max(gates, default=0),
         circuits=circuits,
-        rounds=len(schedule),
+        rounds=len(schedule) if dependent_rounds else min(1, len(schedule)),
         shots_per_circuit=shots_per,
         total_shots=circuits * shots_per,
         qpu_seconds=qpu,
@@ -172,4 +191,6 @@ def resource_report(
         esp_gates_per_step=calibration["esp_gates"] if calibration else None,
         shrink_per_step=calibration.get("shrink") if calibration else None,
         idle_relaxation=idle_relaxation,
+        jobs=len(schedule),
+        measure_instruction=measure_instruction,
     )

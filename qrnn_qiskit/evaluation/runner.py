@@ -24,18 +24,20 @@ from ..backends.targets import TargetSpec, parse_target
 from ..errors import QRNNError
 from ..fileio import atomic_write_json
 from ..formatting import status
+from ..models import MeasuredCore
 from ..training import RunDir, load_run, make_task
 from .config import EvalConfig, eval_name_suffix, sampler_options
 from .jobs import _run_rounds
+from .measured import MeasuredProtocol
 from .mitigation import make_replay, replay_shrink
 from .protocols import DynamicProtocol, HardwareProtocol, ReplayProtocol, head_outputs
 from .records import CIRCUITS, RESULT, EvalStore, _new_attempt, _warn, is_remote_plan, pending
 from .resources import ResourceReport, resource_report
 
 SEMANTICS = {
-    "replay": "the trained model: prefixes re-prepared each step, readouts estimated from shots",
-    "dynamic": "a different, measured model: one-shot mid-circuit readouts and linearised if/else "
-    "feedforward",
+    "replay": ReplayProtocol.semantics,
+    "dynamic": DynamicProtocol.semantics,
+    "measured": MeasuredProtocol.semantics,
 }
 
 
@@ -117,7 +119,7 @@ def _finish(
         "name": store.name,
         "target": parse_target(config.target, config.readout_error).label,
         "protocol": config.protocol,
-        "semantics": SEMANTICS[config.protocol],
+        "semantics": protocol.semantics,
         "config": config.to_dict(),
         "train_step": train_step,
         "samples": protocol.samples,
@@ -141,6 +143,9 @@ def _finish(
     extras = protocol.extras()
     if extras is not None:
         result["mitigation"] = extras
+    details = protocol.details()
+    if details is not None:
+        result["protocol_details"] = details
     result["layout"] = store.plan().get("layout") if store.plan() else None
     if full_length:
         with torch.no_grad():
@@ -172,8 +177,51 @@ def per_sample_metrics(task, model, x, y, noisy, exact) -> dict:
     return out
 
 
-def make_protocol(config: EvalConfig, model, x: torch.Tensor) -> HardwareProtocol:
-    """The protocol of ``config``: replay (mitigated when ``--mitigate`` asks for it) or dynamic."""
+def is_measured_run(run_dir: str | Path) -> bool:
+    """Whether the run's config.json names a measured QRNN (``--model mqrnn``), read without
+    building the model (False when it cannot be read: loading the run says what is wrong)."""
+    import json
+
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text())["config"]
+        return config["model"]["kind"] == "mqrnn"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def make_protocol(
+    config: EvalConfig, model, x: torch.Tensor, target: TargetSpec | None = None
+) -> HardwareProtocol:
+    """The protocol of ``config``: replay (mitigated when ``--mitigate`` asks for it) or dynamic;
+    a measured run (``MeasuredCore``) is evaluated as its own dynamic circuit (``MeasuredProtocol``;
+    on the exact target without circuits, jobs within the IBM broadcast budget on ibm: targets)."""
+    target = target or parse_target(config.target, config.readout_error)
+    if isinstance(model.core, MeasuredCore):
+        if config.protocol == "replay":
+            raise QRNNError(
+                "a measured run has no replay: its model is its dynamic circuit; use --protocol "
+                "dynamic (default for it)"
+            )
+        if config.coupling != "cnot" or config.corrections != -1:
+            flag = "--coupling" if config.coupling != "cnot" else "--corrections"
+            raise QRNNError(
+                f"{flag} shapes the coherent model's dynamic protocol; a measured run's circuit "
+                "is fixed by its training (its measurement and coupling are in config.json): "
+                f"drop {flag}"
+            )
+        from ..circuits.measured import JOB_BROADCAST_BUDGET
+
+        return MeasuredProtocol(
+            model,
+            x,
+            sampled=not target.exact,
+            budget=JOB_BROADCAST_BUDGET if target.kind == "ibm" else None,
+        )
+    if target.exact and config.protocol == "dynamic":
+        raise QRNNError(
+            "dynamic circuits sample mid-circuit measurements and have no exact form; "
+            "use --target aer for their ideal (shot-based) simulation"
+        )
     if config.protocol == "replay":
         return make_replay(config, model, x)
     return DynamicProtocol(model, x, config.coupling, config.corrections)
@@ -225,12 +273,7 @@ def _evaluate(
     full_length = (
         not config.max_steps or config.max_steps >= x.shape[1] and x.shape[1] == y.shape[-1]
     )
-    if target.exact and config.protocol == "dynamic":
-        raise QRNNError(
-            "dynamic circuits sample mid-circuit measurements and have no exact form; "
-            "use --target aer for their ideal (shot-based) simulation"
-        )
-    protocol = make_protocol(config, model, x)
+    protocol = make_protocol(config, model, x, target)
     executor = executor or build_executor(target, config)
     if progress:  # say what the transpiler and the layout search are doing (stderr)
         executor.status = status
@@ -294,6 +337,8 @@ def _evaluate(
         exact=executor.exact,
         calibration=replay_shrink(protocol, isa, executor),
         idle_relaxation=executor.idle_relaxation,
+        dependent_rounds=protocol.dependent_rounds,
+        measure_instruction=executor.measure_instruction if protocol.dynamic else None,
     )
     log(report.format())
     if executor.remote and not resume and confirm is not None and not confirm(report):
