@@ -106,15 +106,25 @@ class StepNoise:
     """Noise inside the exact simulation, per step: ``after_unitary`` channels on σ (after U, before
     the measurement), ``after_measure`` channels on every outcome block (the data register idling
     through the measurement window), ``confusion`` [m, 2, 2] with confusion[r, observed, true]: the
-    classical readout error of bit r (the controller and the head see the observed bits)."""
+    classical readout error of bit r (the controller and the head see the observed bits);
+    ``coupling`` [m] (weak measurement only): the parameter p_r of a two-qubit depolarizing channel
+    on (data qubit M[r], its ancilla) right after the coupling, simulated exactly as the instrument
+    ρ_o = (1 − p)·K_o ρ K_o† + (p/2)·Tr_q(ρ) ⊗ I/2 (with probability p the ancilla's bit is random
+    and the data qubit is replaced by I/2, together)."""
 
     after_unitary: Sequence[Channel] = ()
     after_measure: Sequence[Channel] = ()
     confusion: np.ndarray | None = field(default=None)
+    coupling: Sequence[float] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.after_unitary and not self.after_measure and self.confusion is None
+        return (
+            not self.after_unitary
+            and not self.after_measure
+            and self.confusion is None
+            and not any(self.coupling)
+        )
 
 
 # ------------------------------------------------------------------------------- the simulation
@@ -145,6 +155,9 @@ def apply_outcomes(rho: torch.Tensor, kraus: torch.Tensor, qubit: int, n: int) -
     b, s, d, _ = rho.shape
     hi, lo = 1 << (n - 1 - qubit), 1 << qubit
     view = rho.reshape(b, s, hi, 2, lo, hi, 2, lo)
+    if kraus.dim() == 4:  # [2 outcomes, J Kraus operators per outcome, 2, 2]: an instrument
+        out = torch.einsum("ojac,bshcltdu,ojed->boshalteu", kraus, view, kraus.conj())
+        return out.reshape(b, 2 * s, d, d)
     out = torch.einsum("oac,bshcltdu,oed->boshalteu", kraus, view, kraus.conj())
     return out.reshape(b, 2 * s, d, d)
 
@@ -212,6 +225,14 @@ class MeasuredSimulator:
                     f"readout confusion must be [m={m}, 2, 2] with columns summing to 1"
                 )
             self._confusion = torch.tensor(c, dtype=self.dtype)
+        self._coupling = None
+        if any(self.noise.coupling):
+            p = np.asarray(self.noise.coupling, dtype=float)
+            if measurement.kind != "weak":
+                raise QRNNError("coupling noise needs weak measurement (an ancilla per bit)")
+            if p.shape != (m,) or (p < 0).any() or (p > 16 / 15).any():
+                raise QRNNError(f"coupling noise must be [m={m}] depolarizing p in [0, 16/15]")
+            self._coupling = torch.tensor(p, dtype=self.real)
 
     @property
     def n_features(self) -> int:
@@ -252,7 +273,18 @@ class MeasuredSimulator:
             return projective_kraus_torch(m, self.dtype)
         if alpha is None or alpha.shape != (m,):
             raise QRNNError(f"weak measurement needs {m} coupling angles")
-        return weak_kraus_torch(alpha, self.dtype)
+        kraus = weak_kraus_torch(alpha, self.dtype)
+        if self._coupling is None:
+            return kraus
+        # the instrument with a depolarized coupling: per outcome √(1−p)·K_o and √(p/4)·|a⟩⟨b|
+        p = self._coupling.to(alpha.device)
+        keep = torch.sqrt(1 - p).to(self.dtype)[:, None, None, None] * kraus  # [m, 2, 2, 2]
+        erase = torch.zeros(4, 2, 2, dtype=self.dtype, device=alpha.device)
+        for j, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            erase[j, a, b] = 1.0
+        erase = torch.sqrt(p / 4).to(self.dtype)[:, None, None, None] * erase  # [m, 4, 2, 2]
+        erase = erase[:, None].expand(m, 2, 4, 2, 2)
+        return torch.cat([keep[:, :, None], erase], dim=2)  # [m, 2, 5, 2, 2]
 
     def outcome_masks(self, kraus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For diagonal Kraus operators (weak measurement) the outcome split is elementwise:
@@ -315,9 +347,10 @@ class MeasuredSimulator:
 
     def measurement_map(self, alpha: torch.Tensor | None, masks: bool = True) -> tuple:
         """What :meth:`step` measures with: ("masks", M_obs, M_carry) for weak measurement
-        (diagonal Kraus; ``masks=False`` forces the general path), else ("kraus", [m, 2, 2, 2])."""
+        (diagonal Kraus; ``masks=False`` forces the general path), else ("kraus", [m, 2, 2, 2]; with
+        coupling noise [m, 2, 5, 2, 2], an instrument)."""
         kraus = self.kraus(alpha)
-        if masks and self.measurement.kind == "weak":
+        if masks and self.measurement.kind == "weak" and self._coupling is None:
             return ("masks", *self.outcome_masks(kraus))
         return ("kraus", kraus)
 
