@@ -147,8 +147,18 @@ def test_device_noise_contracts_the_exact_features():
     alpha = torch.tensor([0.9, 1.2], dtype=torch.float64)
     f0, rho0 = clean.run(sets.double(), alpha)
     f1, rho1 = noisy.run(sets.double(), alpha)
+    # step 0 (nothing relaxed yet): E[(−1)^s_r] shrinks by exactly the product of the factors
+    # the channels put on ⟨Z_q⟩: 1q and 2q depolarizing after U, the coupling, the readout flips
+    record = built.record
+    for r, q in enumerate(measurement.qubits):
+        factor = (1 - record["step"]["depolarizing_1q"][str(q)]) * (
+            1 - record["step"]["depolarizing_2q"]["0,1"]
+        )
+        factor *= (1 - built.noise.coupling[r]) * (1 - 2 * record["bits"][r]["bit_flip"])
+        np.testing.assert_allclose(f1[:, 0, r].numpy(), factor * f0[:, 0, r].numpy(), rtol=1e-10)
+    # later steps: relaxation pushes ⟨Z⟩ towards +1 (not a contraction), but here the features
+    # are contracted on average (a deterministic check at these seeds)
     assert f1.abs().mean() < f0.abs().mean()
-    assert (f1.abs().mean(dim=(0, 2)) <= f0.abs().mean(dim=(0, 2)) + 1e-12).all()
     assert 0 < (f0 - f1).abs().mean() < 0.2
     trace = torch.diagonal(rho1.sum(1), dim1=-2, dim2=-1).sum(-1).real
     np.testing.assert_allclose(trace.numpy(), 1.0, atol=1e-12)
@@ -213,3 +223,28 @@ def test_projective_measurement_reads_the_data_qubit():
     assert bit["readout_physical"] == built.record["layout"]["data"][1]
     assert built.noise.coupling == () and built.record["layout"]["ancillas"] == []
     assert math.isclose(built.record["window_s"], bit["measure_s"] + bit["reset_s"])
+
+
+def test_fast_paths_equal_the_embedded_and_general_kraus_paths():
+    """Local channels equal their register-wide embedding; the coupled measurement's elementwise
+    path equals the general instrument (5 Kraus operators per outcome) path."""
+    from qrnn_qiskit.models.measured import apply_local
+
+    spec, built = _noise(3, (0, 2))
+    rho = torch.tensor(random_density_matrix(8, seed=1).data, dtype=C128)[None, None]
+    for channel in (*built.noise.after_unitary, *built.noise.after_measure):
+        local = torch.tensor(np.stack(channel.kraus), dtype=C128)
+        embedded = torch.tensor(channel.embedded(3), dtype=C128)
+        np.testing.assert_allclose(
+            apply_local(rho, local, channel.qubits, 3).numpy(),
+            apply_channel(rho, embedded).numpy(),
+            atol=1e-14,
+        )
+    measurement = MeasurementSpec(3, (0, 2))
+    sim = MeasuredSimulator(spec, measurement, C128, built.noise)
+    generator = torch.Generator().manual_seed(4)
+    sets = torch.rand(2, 4, measurement.angle_sets, spec.n_params, generator=generator).double()
+    alpha = torch.tensor([0.4, 1.1], dtype=torch.float64)
+    fast, general = sim.run(sets, alpha), sim.run(sets, alpha, masks=False)
+    for a, b in zip(fast, general, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-12)

@@ -170,6 +170,45 @@ def apply_channel(rho: torch.Tensor, kraus: torch.Tensor) -> torch.Tensor:
     return out.reshape(shape)
 
 
+def local_superop(kraus: torch.Tensor) -> torch.Tensor:
+    """The superoperator [4^k, 4^k] of Kraus operators [J, 2^k, 2^k] acting on row-major vec(ρ):
+    S[(a, b), (c, d)] = Σ_j K_j[a, c]·conj(K_j[b, d])."""
+    j, d, _ = kraus.shape
+    return torch.einsum("jac,jbd->abcd", kraus, kraus.conj()).reshape(d * d, d * d)
+
+
+def apply_superop(
+    rho: torch.Tensor, superop: torch.Tensor, qubits: Sequence[int], n: int
+) -> torch.Tensor:
+    """A channel given by its local superoperator [4^k, 4^k] on ``qubits`` (bit j of a local index
+    = ``qubits[j]``) of ρ [..., D, D], without embedding it in the register (cost ∝ 4^k·D²)."""
+    shape = rho.shape
+    view = rho.reshape(-1, *([2] * (2 * n)))  # axis 1 + (n − 1 − q): row bit q; + n: column
+    local = list(reversed(qubits))  # the local index's most significant bit first
+    rows = [1 + (n - 1 - q) for q in local]
+    cols = [1 + n + (n - 1 - q) for q in local]
+    rest = [a for a in range(1, 2 * n + 1) if a not in rows and a not in cols]
+    order = [0, *rest, *rows, *cols]
+    moved = view.permute(order)
+    out = (moved.reshape(-1, superop.shape[0]) @ superop.t()).reshape(moved.shape)
+    return out.permute([order.index(a) for a in range(2 * n + 1)]).reshape(shape)
+
+
+def apply_local(rho: torch.Tensor, kraus: torch.Tensor, qubits: Sequence[int], n: int):
+    """Σ_j K_j ρ K_j† for Kraus operators [J, 2^k, 2^k] on ``qubits`` of ρ [..., D, D]."""
+    return apply_superop(rho, local_superop(kraus), qubits, n)
+
+
+def replace_qubit(rho: torch.Tensor, qubit: int, n: int) -> torch.Tensor:
+    """Tr_q(ρ) ⊗ I/2 on ``qubit`` of blocks [B, S, D, D]."""
+    b, s, d, _ = rho.shape
+    hi, lo = 1 << (n - 1 - qubit), 1 << qubit
+    view = rho.reshape(b, s, hi, 2, lo, hi, 2, lo)
+    traced = torch.diagonal(view, dim1=3, dim2=6).sum(-1) / 2  # [b, s, hi, lo, hi, lo]
+    eye = torch.eye(2, dtype=rho.dtype, device=rho.device)
+    return torch.einsum("bshlgm,ac->bshalgcm", traced, eye).reshape(b, s, d, d)
+
+
 def apply_confusion(rho: torch.Tensor, confusion: torch.Tensor, m: int) -> torch.Tensor:
     """Outcome blocks [B, 2^m, D, D] relabelled by readout errors: observed block o gets
     Σ_true Π_r confusion[r, o_r, true_r]·ρ_true."""
@@ -215,8 +254,8 @@ class MeasuredSimulator:
         self.z_signs = 1.0 - 2.0 * bit_table(self.n, self.real)  # [D, n]
         self.fed_bits = bit_table(measurement.bits, self.real)  # [2^k, k]
         self.noise = noise or StepNoise()
-        self._after_unitary = [self._embed(c) for c in self.noise.after_unitary]
-        self._after_measure = [self._embed(c) for c in self.noise.after_measure]
+        self._after_unitary = [self._local(c) for c in self.noise.after_unitary]
+        self._after_measure = [self._local(c) for c in self.noise.after_measure]
         self._confusion = None
         if self.noise.confusion is not None:
             c = np.asarray(self.noise.confusion, dtype=float)
@@ -240,6 +279,15 @@ class MeasuredSimulator:
 
     def _embed(self, channel: Channel) -> torch.Tensor:
         return torch.tensor(channel.embedded(self.n), dtype=self.dtype)
+
+    def _local(self, channel: Channel) -> tuple[tuple[int, ...], torch.Tensor]:
+        qubits = channel.qubits
+        if any(not 0 <= q < self.n for q in qubits) or len(set(qubits)) != len(qubits):
+            raise QRNNError(f"channel qubits {list(qubits)} outside 0..{self.n - 1}")
+        return qubits, local_superop(torch.tensor(np.stack(channel.kraus), dtype=self.dtype))
+
+    def _apply(self, rho: torch.Tensor, channel: tuple) -> torch.Tensor:
+        return apply_superop(rho, channel[1], channel[0], self.n)
 
     def initial(self, batch: int) -> torch.Tensor:
         """|0…0⟩⟨0…0| as one block: [B, 1, D, D]."""
@@ -312,8 +360,8 @@ class MeasuredSimulator:
         w = self.unitaries(self.block_angles(sets, rho.shape[1]))  # Uᵀ
         # U ρ U† = Wᵀ ρ W̄, summed over the blocks
         sigma = torch.matmul(w.transpose(-1, -2), torch.matmul(rho, w.conj())).sum(dim=1)
-        for ops in self._after_unitary:
-            sigma = apply_channel(sigma, ops)
+        for channel in self._after_unitary:
+            sigma = self._apply(sigma, channel)
         return sigma
 
     def step(
@@ -330,15 +378,23 @@ class MeasuredSimulator:
             carried = sigma[:, None] * carry
         else:
             out = sigma[:, None]
+            basis = bit_table(self.n, torch.float64).long()
             for r, q in enumerate(self.measurement.qubits):
+                if measure[0] == "coupled":  # ρ_o = (1 − p)·K_o ρ K_o† + (p/2)·Tr_q(ρ) ⊗ I/2
+                    v = measure[1][r][:, basis[:, q]]  # [2 outcomes, D]
+                    mask = v[:, :, None] * v.conj()[:, None, :]
+                    p = measure[2][r]
+                    erased = (p / 2) * replace_qubit(out, q, self.n)
+                    out = torch.cat([(1 - p) * out * mask[o] + erased for o in (0, 1)], dim=1)
+                    continue
                 out = apply_outcomes(out, measure[1][r], q, self.n)
             if self._confusion is not None:
                 out = apply_confusion(out, self._confusion, m)
             probs = torch.diagonal(out, dim1=-2, dim2=-1).real.sum(-1)
             b, _, d, _ = out.shape
             carried = out.reshape(b, 1 << (m - k), 1 << k, d, d).sum(dim=1)
-        for ops in self._after_measure:
-            carried = apply_channel(carried, ops)
+        for channel in self._after_measure:
+            carried = self._apply(carried, channel)
         features = probs @ self.signs
         if self.final_z:
             z = torch.diagonal(carried.sum(1), dim1=-2, dim2=-1).real @ self.z_signs
@@ -352,6 +408,9 @@ class MeasuredSimulator:
         kraus = self.kraus(alpha)
         if masks and self.measurement.kind == "weak" and self._coupling is None:
             return ("masks", *self.outcome_masks(kraus))
+        if masks and self._coupling is not None:  # elementwise keep + local replace per bit
+            diag = torch.diagonal(weak_kraus_torch(alpha, self.dtype), dim1=-2, dim2=-1)
+            return ("coupled", diag, self._coupling.to(self.dtype))
         return ("kraus", kraus)
 
     def run(
