@@ -248,3 +248,21 @@ def test_fast_paths_equal_the_embedded_and_general_kraus_paths():
     fast, general = sim.run(sets, alpha), sim.run(sets, alpha, masks=False)
     for a, b in zip(fast, general, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-12)
+
+
+def test_a_noisy_run_that_fails_before_its_first_checkpoint_leaves_no_train_noise_json(
+    tmp_path, monkeypatch
+):
+    from qrnn_qiskit.cli import main
+    from qrnn_qiskit.errors import QRNNError
+    from qrnn_qiskit.training.trainer import Trainer
+
+    run = tmp_path / "r"
+
+    def fail(self):
+        assert (run / "train_noise.json").exists()  # written with config.json, then undone
+        raise QRNNError("failed at the first batch")
+
+    monkeypatch.setattr(Trainer, "_fit_or_explain", fail)
+    assert main([*_argv(run, 1), "--train-noise", BACKEND]) == 2
+    assert not run.exists()
