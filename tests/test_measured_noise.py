@@ -223,6 +223,22 @@ def test_projective_measurement_reads_the_data_qubit():
     assert bit["readout_physical"] == built.record["layout"]["data"][1]
     assert built.noise.coupling == () and built.record["layout"]["ancillas"] == []
     assert math.isclose(built.record["window_s"], bit["measure_s"] + bit["reset_s"])
+    spec = QRNNSpec(2, layers=1, entangler="cz_chain")
+    sim = MeasuredSimulator(spec, MeasurementSpec(2, (1,), "projective"), C128, built.noise)
+    sets = torch.rand(3, 5, 2, spec.n_params, generator=torch.Generator().manual_seed(6)).double()
+    features, rho = sim.run(sets, None)
+    clean = MeasuredSimulator(spec, MeasurementSpec(2, (1,), "projective"), C128).run(sets, None)
+    flip = bit["bit_flip"]
+    np.testing.assert_allclose(  # step 0: the gate depolarizing and the readout flip shrink Z_1
+        features[:, 0, 0].numpy(),
+        (1 - 2 * flip)
+        * (1 - built.record["step"]["depolarizing_1q"]["1"])
+        * (1 - built.record["step"]["depolarizing_2q"]["0,1"])
+        * clean[0][:, 0, 0].numpy(),
+        rtol=1e-10,
+    )
+    trace = torch.diagonal(rho.sum(1), dim1=-2, dim2=-1).sum(-1).real
+    np.testing.assert_allclose(trace.numpy(), 1.0, atol=1e-12)
 
 
 def test_fast_paths_equal_the_embedded_and_general_kraus_paths():

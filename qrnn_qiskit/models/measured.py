@@ -277,9 +277,6 @@ class MeasuredSimulator:
     def n_features(self) -> int:
         return self.measurement.m + (self.n if self.final_z else 0)
 
-    def _embed(self, channel: Channel) -> torch.Tensor:
-        return torch.tensor(channel.embedded(self.n), dtype=self.dtype)
-
     def _local(self, channel: Channel) -> tuple[tuple[int, ...], torch.Tensor]:
         qubits = channel.qubits
         if any(not 0 <= q < self.n for q in qubits) or len(set(qubits)) != len(qubits):
