@@ -106,15 +106,25 @@ class StepNoise:
     """Noise inside the exact simulation, per step: ``after_unitary`` channels on σ (after U, before
     the measurement), ``after_measure`` channels on every outcome block (the data register idling
     through the measurement window), ``confusion`` [m, 2, 2] with confusion[r, observed, true]: the
-    classical readout error of bit r (the controller and the head see the observed bits)."""
+    classical readout error of bit r (the controller and the head see the observed bits);
+    ``coupling`` [m] (weak measurement only): the parameter p_r of a two-qubit depolarizing channel
+    on (data qubit M[r], its ancilla) right after the coupling, simulated exactly as the instrument
+    ρ_o = (1 − p)·K_o ρ K_o† + (p/2)·Tr_q(ρ) ⊗ I/2 (with probability p the ancilla's bit is random
+    and the data qubit is replaced by I/2, together)."""
 
     after_unitary: Sequence[Channel] = ()
     after_measure: Sequence[Channel] = ()
     confusion: np.ndarray | None = field(default=None)
+    coupling: Sequence[float] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.after_unitary and not self.after_measure and self.confusion is None
+        return (
+            not self.after_unitary
+            and not self.after_measure
+            and self.confusion is None
+            and not any(self.coupling)
+        )
 
 
 # ------------------------------------------------------------------------------- the simulation
@@ -145,6 +155,9 @@ def apply_outcomes(rho: torch.Tensor, kraus: torch.Tensor, qubit: int, n: int) -
     b, s, d, _ = rho.shape
     hi, lo = 1 << (n - 1 - qubit), 1 << qubit
     view = rho.reshape(b, s, hi, 2, lo, hi, 2, lo)
+    if kraus.dim() == 4:  # [2 outcomes, J Kraus operators per outcome, 2, 2]: an instrument
+        out = torch.einsum("ojac,bshcltdu,ojed->boshalteu", kraus, view, kraus.conj())
+        return out.reshape(b, 2 * s, d, d)
     out = torch.einsum("oac,bshcltdu,oed->boshalteu", kraus, view, kraus.conj())
     return out.reshape(b, 2 * s, d, d)
 
@@ -155,6 +168,45 @@ def apply_channel(rho: torch.Tensor, kraus: torch.Tensor) -> torch.Tensor:
     flat = rho.reshape(-1, shape[-2], shape[-1])
     out = torch.einsum("jab,nbc,jdc->nad", kraus, flat, kraus.conj())
     return out.reshape(shape)
+
+
+def local_superop(kraus: torch.Tensor) -> torch.Tensor:
+    """The superoperator [4^k, 4^k] of Kraus operators [J, 2^k, 2^k] acting on row-major vec(ρ):
+    S[(a, b), (c, d)] = Σ_j K_j[a, c]·conj(K_j[b, d])."""
+    j, d, _ = kraus.shape
+    return torch.einsum("jac,jbd->abcd", kraus, kraus.conj()).reshape(d * d, d * d)
+
+
+def apply_superop(
+    rho: torch.Tensor, superop: torch.Tensor, qubits: Sequence[int], n: int
+) -> torch.Tensor:
+    """A channel given by its local superoperator [4^k, 4^k] on ``qubits`` (bit j of a local index
+    = ``qubits[j]``) of ρ [..., D, D], without embedding it in the register (cost ∝ 4^k·D²)."""
+    shape = rho.shape
+    view = rho.reshape(-1, *([2] * (2 * n)))  # axis 1 + (n − 1 − q): row bit q; + n: column
+    local = list(reversed(qubits))  # the local index's most significant bit first
+    rows = [1 + (n - 1 - q) for q in local]
+    cols = [1 + n + (n - 1 - q) for q in local]
+    rest = [a for a in range(1, 2 * n + 1) if a not in rows and a not in cols]
+    order = [0, *rest, *rows, *cols]
+    moved = view.permute(order)
+    out = (moved.reshape(-1, superop.shape[0]) @ superop.t()).reshape(moved.shape)
+    return out.permute([order.index(a) for a in range(2 * n + 1)]).reshape(shape)
+
+
+def apply_local(rho: torch.Tensor, kraus: torch.Tensor, qubits: Sequence[int], n: int):
+    """Σ_j K_j ρ K_j† for Kraus operators [J, 2^k, 2^k] on ``qubits`` of ρ [..., D, D]."""
+    return apply_superop(rho, local_superop(kraus), qubits, n)
+
+
+def replace_qubit(rho: torch.Tensor, qubit: int, n: int) -> torch.Tensor:
+    """Tr_q(ρ) ⊗ I/2 on ``qubit`` of blocks [B, S, D, D]."""
+    b, s, d, _ = rho.shape
+    hi, lo = 1 << (n - 1 - qubit), 1 << qubit
+    view = rho.reshape(b, s, hi, 2, lo, hi, 2, lo)
+    traced = torch.diagonal(view, dim1=3, dim2=6).sum(-1) / 2  # [b, s, hi, lo, hi, lo]
+    eye = torch.eye(2, dtype=rho.dtype, device=rho.device)
+    return torch.einsum("bshlgm,ac->bshalgcm", traced, eye).reshape(b, s, d, d)
 
 
 def apply_confusion(rho: torch.Tensor, confusion: torch.Tensor, m: int) -> torch.Tensor:
@@ -202,8 +254,8 @@ class MeasuredSimulator:
         self.z_signs = 1.0 - 2.0 * bit_table(self.n, self.real)  # [D, n]
         self.fed_bits = bit_table(measurement.bits, self.real)  # [2^k, k]
         self.noise = noise or StepNoise()
-        self._after_unitary = [self._embed(c) for c in self.noise.after_unitary]
-        self._after_measure = [self._embed(c) for c in self.noise.after_measure]
+        self._after_unitary = [self._local(c) for c in self.noise.after_unitary]
+        self._after_measure = [self._local(c) for c in self.noise.after_measure]
         self._confusion = None
         if self.noise.confusion is not None:
             c = np.asarray(self.noise.confusion, dtype=float)
@@ -212,13 +264,27 @@ class MeasuredSimulator:
                     f"readout confusion must be [m={m}, 2, 2] with columns summing to 1"
                 )
             self._confusion = torch.tensor(c, dtype=self.dtype)
+        self._coupling = None
+        if any(self.noise.coupling):
+            p = np.asarray(self.noise.coupling, dtype=float)
+            if measurement.kind != "weak":
+                raise QRNNError("coupling noise needs weak measurement (an ancilla per bit)")
+            if p.shape != (m,) or (p < 0).any() or (p > 16 / 15).any():
+                raise QRNNError(f"coupling noise must be [m={m}] depolarizing p in [0, 16/15]")
+            self._coupling = torch.tensor(p, dtype=self.real)
 
     @property
     def n_features(self) -> int:
         return self.measurement.m + (self.n if self.final_z else 0)
 
-    def _embed(self, channel: Channel) -> torch.Tensor:
-        return torch.tensor(channel.embedded(self.n), dtype=self.dtype)
+    def _local(self, channel: Channel) -> tuple[tuple[int, ...], torch.Tensor]:
+        qubits = channel.qubits
+        if any(not 0 <= q < self.n for q in qubits) or len(set(qubits)) != len(qubits):
+            raise QRNNError(f"channel qubits {list(qubits)} outside 0..{self.n - 1}")
+        return qubits, local_superop(torch.tensor(np.stack(channel.kraus), dtype=self.dtype))
+
+    def _apply(self, rho: torch.Tensor, channel: tuple) -> torch.Tensor:
+        return apply_superop(rho, channel[1], channel[0], self.n)
 
     def initial(self, batch: int) -> torch.Tensor:
         """|0…0⟩⟨0…0| as one block: [B, 1, D, D]."""
@@ -252,7 +318,18 @@ class MeasuredSimulator:
             return projective_kraus_torch(m, self.dtype)
         if alpha is None or alpha.shape != (m,):
             raise QRNNError(f"weak measurement needs {m} coupling angles")
-        return weak_kraus_torch(alpha, self.dtype)
+        kraus = weak_kraus_torch(alpha, self.dtype)
+        if self._coupling is None:
+            return kraus
+        # the instrument with a depolarized coupling: per outcome √(1−p)·K_o and √(p/4)·|a⟩⟨b|
+        p = self._coupling.to(alpha.device)
+        keep = torch.sqrt(1 - p).to(self.dtype)[:, None, None, None] * kraus  # [m, 2, 2, 2]
+        erase = torch.zeros(4, 2, 2, dtype=self.dtype, device=alpha.device)
+        for j, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            erase[j, a, b] = 1.0
+        erase = torch.sqrt(p / 4).to(self.dtype)[:, None, None, None] * erase  # [m, 4, 2, 2]
+        erase = erase[:, None].expand(m, 2, 4, 2, 2)
+        return torch.cat([keep[:, :, None], erase], dim=2)  # [m, 2, 5, 2, 2]
 
     def outcome_masks(self, kraus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For diagonal Kraus operators (weak measurement) the outcome split is elementwise:
@@ -280,8 +357,8 @@ class MeasuredSimulator:
         w = self.unitaries(self.block_angles(sets, rho.shape[1]))  # Uᵀ
         # U ρ U† = Wᵀ ρ W̄, summed over the blocks
         sigma = torch.matmul(w.transpose(-1, -2), torch.matmul(rho, w.conj())).sum(dim=1)
-        for ops in self._after_unitary:
-            sigma = apply_channel(sigma, ops)
+        for channel in self._after_unitary:
+            sigma = self._apply(sigma, channel)
         return sigma
 
     def step(
@@ -298,15 +375,23 @@ class MeasuredSimulator:
             carried = sigma[:, None] * carry
         else:
             out = sigma[:, None]
+            basis = bit_table(self.n, torch.float64).long()
             for r, q in enumerate(self.measurement.qubits):
+                if measure[0] == "coupled":  # ρ_o = (1 − p)·K_o ρ K_o† + (p/2)·Tr_q(ρ) ⊗ I/2
+                    v = measure[1][r][:, basis[:, q]]  # [2 outcomes, D]
+                    mask = v[:, :, None] * v.conj()[:, None, :]
+                    p = measure[2][r]
+                    erased = (p / 2) * replace_qubit(out, q, self.n)
+                    out = torch.cat([(1 - p) * out * mask[o] + erased for o in (0, 1)], dim=1)
+                    continue
                 out = apply_outcomes(out, measure[1][r], q, self.n)
             if self._confusion is not None:
                 out = apply_confusion(out, self._confusion, m)
             probs = torch.diagonal(out, dim1=-2, dim2=-1).real.sum(-1)
             b, _, d, _ = out.shape
             carried = out.reshape(b, 1 << (m - k), 1 << k, d, d).sum(dim=1)
-        for ops in self._after_measure:
-            carried = apply_channel(carried, ops)
+        for channel in self._after_measure:
+            carried = self._apply(carried, channel)
         features = probs @ self.signs
         if self.final_z:
             z = torch.diagonal(carried.sum(1), dim1=-2, dim2=-1).real @ self.z_signs
@@ -315,10 +400,14 @@ class MeasuredSimulator:
 
     def measurement_map(self, alpha: torch.Tensor | None, masks: bool = True) -> tuple:
         """What :meth:`step` measures with: ("masks", M_obs, M_carry) for weak measurement
-        (diagonal Kraus; ``masks=False`` forces the general path), else ("kraus", [m, 2, 2, 2])."""
+        (diagonal Kraus; ``masks=False`` forces the general path), else ("kraus", [m, 2, 2, 2]; with
+        coupling noise [m, 2, 5, 2, 2], an instrument)."""
         kraus = self.kraus(alpha)
-        if masks and self.measurement.kind == "weak":
+        if masks and self.measurement.kind == "weak" and self._coupling is None:
             return ("masks", *self.outcome_masks(kraus))
+        if masks and self._coupling is not None:  # elementwise keep + local replace per bit
+            diag = torch.diagonal(weak_kraus_torch(alpha, self.dtype), dim1=-2, dim2=-1)
+            return ("coupled", diag, self._coupling.to(self.dtype))
         return ("kraus", kraus)
 
     def run(

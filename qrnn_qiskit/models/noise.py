@@ -15,7 +15,10 @@ counter that picks λ_t (the counter rides on the state tensor), ``readouts`` (z
 
 Spec strings (``--train-noise``): ``fake_fez``, ``fake_fez:shots=4000``, ``shots=2000``,
 ``lambda=0.985,shots=4000`` (λ_t = 0.985^t), comma-separated ``key=value`` after an optional
-backend name; ``none`` for off.
+backend name; ``none`` for off. For ``--model mqrnn`` only a fake backend with dynamic circuits
+(optionally ``:level=L,seed=S``, its layout choice) applies: its calibrated channels enter the
+exact simulation (:mod:`qrnn_qiskit.models.measured_noise`); :func:`check_measured_noise` refuses
+the rest.
 """
 
 from __future__ import annotations
@@ -108,6 +111,29 @@ def parse_train_noise(text: str | None) -> TrainNoise:
     if not noise.enabled:
         raise QRNNError(f"--train-noise {text!r} adds no noise; use none")
     return noise
+
+
+def check_measured_noise(noise: TrainNoise) -> None:
+    """Refuse, in one line, ``--train-noise`` forms that make no sense for ``--model mqrnn`` (its
+    noise is a fake backend's calibrated channels inside the exact simulation: no readout shrink,
+    no shot noise) and backends without dynamic circuits."""
+    if not noise.enabled:
+        return
+    if not noise.backend or noise.shots or noise.per_step < 1.0:
+        raise QRNNError(
+            "--model mqrnn takes a fake backend alone (its calibrated channels enter the exact "
+            "simulation, e.g. fake_kingston, optionally :level=L,seed=S); shots= and lambda= "
+            "shape --model qrnn's readouts"
+        )
+    from ..backends.calibration import supports_dynamic
+    from ..backends.targets import fake_backend
+
+    device = fake_backend(noise.backend)
+    if not supports_dynamic(device.target):
+        raise QRNNError(
+            f"{device.name} has no mid-circuit measure + reset + if_else (dynamic circuits): the "
+            "measured QRNN cannot run there; use e.g. fake_kingston or fake_boston"
+        )
 
 
 def calibrate_shrink(spec, noise: TrainNoise, steps: int) -> np.ndarray:
@@ -254,6 +280,7 @@ __all__ = [
     "NoisyReadoutEngine",
     "TrainNoise",
     "calibrate_shrink",
+    "check_measured_noise",
     "noisy_engine",
     "parse_train_noise",
 ]

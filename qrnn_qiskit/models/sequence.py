@@ -13,7 +13,7 @@ from torch import nn
 from ..backends import Engine
 from ..circuits import QRNNSpec
 from .config import MODELS
-from .measured import MeasuredConfig, MeasuredCore
+from .measured import MeasuredConfig, MeasuredCore, StepNoise
 from .orthogonal import OrthogonalCore
 from .qrnn import QRNNConfig, QRNNCore
 
@@ -196,11 +196,13 @@ def build_model(
     engine: Engine | None = None,
     chrono_horizon: int | None = None,
     measured: MeasuredConfig | None = None,
+    measured_noise: StepNoise | None = None,
 ) -> SequenceModel:
     """Build a ``SequenceModel`` of the given kind (``qrnn``, ``mqrnn``, ``rnn``, ``lstm``, ``gru``,
     ``orthogonal``). A QRNN runs on ``engine`` (default: the statevector engine in ``dtype``); a
     measured QRNN takes its circuit and controller from ``qrnn`` and its measurement from
-    ``measured`` (exact density-matrix simulation in ``dtype``); an LSTM/GRU gets chrono
+    ``measured`` (exact density-matrix simulation in ``dtype``, with the channels of
+    ``measured_noise``); an LSTM/GRU gets chrono
     initialisation for ``chrono_horizon`` steps when it is given."""
     if kind not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {kind!r}")
@@ -210,7 +212,12 @@ def build_model(
     elif kind == "mqrnn":
         config = qrnn or QRNNConfig(QRNNSpec(4))
         core = MeasuredCore(
-            inputs.embed_dim, config.spec, config.controller, measured or MeasuredConfig(), dtype
+            inputs.embed_dim,
+            config.spec,
+            config.controller,
+            measured or MeasuredConfig(),
+            dtype,
+            noise=measured_noise,
         )
     else:
         if hidden_size < 1:

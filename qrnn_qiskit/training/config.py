@@ -105,7 +105,9 @@ class EngineConfig:
         "none",
         "noise-aware training: the readouts the controller and head see are shrunk like a noisy "
         "replay's and get shot noise: none, a fake backend (λ per step from its calibrations), "
-        "optionally with :shots=N, or shots=N / lambda=λ alone (e.g. fake_fez:shots=4000)",
+        "optionally with :shots=N, or shots=N / lambda=λ alone (e.g. fake_fez:shots=4000); "
+        "--model mqrnn: a fake backend with dynamic circuits (e.g. fake_kingston) whose "
+        "calibrated channels enter the exact simulation",
     )
 
     def __post_init__(self) -> None:
@@ -390,11 +392,13 @@ class TrainConfig:
             "device",
             "must be cpu for --model mqrnn (drop --device)",
         )
-        require(
-            self.engine.train_noise.strip().lower() in ("none", "off", ""),
-            "train_noise",
-            "does not apply to --model mqrnn (its noise enters the simulation as channels)",
-        )
+        if self.engine.train_noise.strip().lower() not in ("none", "off", ""):
+            from ..models.noise import check_measured_noise, parse_train_noise
+
+            try:
+                check_measured_noise(parse_train_noise(self.engine.train_noise))
+            except QRNNError as error:
+                raise ConfigError("train_noise", f"is invalid: {error}") from None
         require(
             not self.qrnn.forget_every,
             "forget_every",

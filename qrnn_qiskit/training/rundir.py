@@ -3,6 +3,7 @@
 Layout::
 
     config.json         the full config, the command line and every resume's command line
+    train_noise.json    --model mqrnn --train-noise BACKEND: the calibration numbers applied
     metrics.jsonl       one record per evaluation (append-only, fsync'ed)
     checkpoint.pt       the latest state (atomic); best.pt: the best validation state (atomic)
     test_metrics.json   cached test-split metrics of a checkpoint (qrnn report)
@@ -45,6 +46,7 @@ from .config import TrainConfig
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+TRAIN_NOISE = "train_noise.json"  # --model mqrnn --train-noise BACKEND: the applied calibration
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 TEST_METRICS = "test_metrics.json"
@@ -156,6 +158,11 @@ class RunDir:
             record["resumes"] = list(previous.get("resumes", [])) + [argv]
         atomic_write_json(self.path / CONFIG, record)
 
+    def write_train_noise(self, record: dict[str, Any]) -> None:
+        """train_noise.json: the calibration numbers of ``--model mqrnn --train-noise BACKEND``
+        (rebuilt identically on every start; a resume rewrites the same numbers)."""
+        atomic_write_json(self.path / TRAIN_NOISE, record)
+
     def check_matches(self, config: TrainConfig, saved: TrainConfig, what: str) -> None:
         """The one config-difference check: refuse unless ``config`` and ``saved`` agree on every
         option that is not resumable."""
@@ -247,7 +254,8 @@ class RunDir:
         with contextlib.suppress(OSError):
             if metrics.exists() and metrics.read_text().strip():
                 return
-        for stale in [self.path / CONFIG, metrics, self.path / LOCK, *stale_temp_files(self.path)]:
+        files = [self.path / CONFIG, self.path / TRAIN_NOISE, metrics, self.path / LOCK]
+        for stale in [*files, *stale_temp_files(self.path)]:
             with contextlib.suppress(OSError):
                 stale.unlink()
 

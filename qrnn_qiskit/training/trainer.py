@@ -388,6 +388,9 @@ class Trainer:
         if self.config is not None and writer:
             threads = {"torch": torch.get_num_threads(), "kernels": native.max_threads()}
             self.run_dir.write_config(self.config, self.argv, resume=self.resume, threads=threads)
+            record = getattr(getattr(self.model, "core", None), "noise_record", None)
+            if record is not None:  # --model mqrnn --train-noise: what the channels were built of
+                self.run_dir.write_train_noise(record)
         self.world.barrier()  # rank 0 holds the lock: the checkpoint is final for every rank
         if self.resume and not writer:
             if _signature(self.run_dir.file(CHECKPOINT)) != self._restored:

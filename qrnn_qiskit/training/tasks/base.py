@@ -140,10 +140,14 @@ def build_for_task(
     kind = config.model.kind
     if kind == "mqrnn":
         _check_measured_memory(config, task)
-        return build_model(
+        noise = _measured_noise(config)
+        model = build_model(
             "mqrnn", inputs, n_outputs, head, qrnn=qrnn_config(config, task),
             dtype=config.torch_dtype, measured=config.measured,
+            measured_noise=noise.noise if noise is not None else None,
         )  # fmt: skip
+        model.core.noise_record = noise.record if noise is not None else None
+        return model
     if kind == "qrnn":
         return build_model(
             "qrnn", inputs, n_outputs, head, qrnn=qrnn_config(config, task),
@@ -218,6 +222,27 @@ def _check_measured_memory(config: TrainConfig, task: Task | None) -> None:
             f"{format_bytes(have)} is available; use fewer qubits, fed-forward bits, a smaller "
             "batch or shorter sequences"
         )
+
+
+def _measured_noise(config: TrainConfig):
+    """``--model mqrnn --train-noise BACKEND``: the backend's calibrated channels at the layout an
+    evaluation of the run would pin (:mod:`~qrnn_qiskit.models.measured_noise`), or None."""
+    from ...models.noise import check_measured_noise, parse_train_noise
+
+    noise = parse_train_noise(config.engine.train_noise)
+    if not noise.enabled:
+        return None
+    check_measured_noise(noise)
+    from ...models.measured_noise import measured_device_noise
+
+    n = config.qrnn.spec.n_qubits
+    return measured_device_noise(
+        noise.backend,
+        config.qrnn.spec,
+        config.measured.measurement_spec(n),
+        optimization_level=noise.optimization_level,
+        seed=noise.seed,
+    )
 
 
 def _noise_aware(config: TrainConfig, engine, task: Task | None):
