@@ -128,8 +128,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.minutes is not None and not (args.minutes > 0 and args.minutes < 24 * 60):
         raise QRNNError(f"--minutes must be a number of minutes in (0, 1440), got {args.minutes}")
+    if args.samples < 1:
+        raise QRNNError(
+            f"--samples must be >= 1 (sequences run on the noisy backend), got {args.samples}"
+        )
+    if args.shots < 1:
+        raise QRNNError(f"--shots must be >= 1 (shots per circuit), got {args.shots}")
     run_demo(
         minutes=args.minutes,
+        samples=args.samples,
+        shots=args.shots,
         root=Path(args.run_root) if args.run_root else None,
         progress=args.progress,
     )
@@ -179,16 +187,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
 
     demo = sub.add_parser(
-        "demo", help="train a small QRNN and a same-size LSTM on copying memory and compare"
+        "demo",
+        help="train a small QRNN, a same-size LSTM and a measured QRNN on copying memory, compare "
+        "them, and run both QRNNs on a noisy IBM fake backend",
     )
     demo.add_argument(
         "--minutes",
         type=float,
         default=None,
-        help="override the total training budget (split equally between the two models)",
+        help="override the total training budget (split equally between the three models)",
     )
     demo.add_argument(
         "--run-root", help="folder for the demo's runs (default: runs/demo-TIMESTAMP)"
+    )
+    demo.add_argument(
+        "--samples",
+        type=int,
+        default=8,
+        help="evaluation sequences run on the noisy fake backend (default: 8)",
+    )
+    demo.add_argument(
+        "--shots", type=int, default=2000, help="shots per circuit there (default: 2000)"
     )
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     demo.set_defaults(func=cmd_demo)

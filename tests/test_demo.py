@@ -8,24 +8,34 @@ import json
 from qrnn_qiskit.cli import main
 
 
-def test_the_demo_trains_both_models_at_equal_budgets_and_replays_the_qrnn(tmp_path, capsys):
-    assert main(["demo", "--minutes", "0.04", "--run-root", str(tmp_path), "--no-progress"]) == 0
+def test_the_demo_trains_three_models_at_equal_budgets_and_runs_both_qrnns_on_a_noisy_backend(
+    tmp_path, capsys
+):
+    argv = ["demo", "--minutes", "0.04", "--samples", "2", "--shots", "100", "--no-progress"]
+    assert main([*argv, "--run-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "equal budgets of 0.0 min of training each" in out
     for row in (
         "| qrnn ",
         "| lstm ",
+        "| mqrnn ",
         "| memoryless ",
-        "aer-noisy:fake_fez, replay, --mitigate esp",
+        "| qrnn (coherent) | replay, --mitigate esp |",
+        "| mqrnn (measured) | its dynamic circuit |",
     ):
         assert row in out
     budgets = {
         kind: json.loads((tmp_path / kind / "config.json").read_text())["config"]["run"][
             "max_minutes"
         ]
-        for kind in ("qrnn", "lstm")
+        for kind in ("qrnn", "lstm", "mqrnn")
     }
-    assert budgets["qrnn"] == budgets["lstm"] > 0
-    [result_file] = (tmp_path / "qrnn" / "evals").glob("*/result.json")
-    result = json.loads(result_file.read_text())
-    assert result["config"]["target"] == "aer-noisy:fake_fez" and result["metrics"]["accuracy"] >= 0
+    assert budgets["qrnn"] == budgets["lstm"] == budgets["mqrnn"] > 0
+    for kind, protocol in (("qrnn", "replay"), ("mqrnn", "dynamic")):
+        [result_file] = (tmp_path / kind / "evals").glob("*/result.json")
+        result = json.loads(result_file.read_text())
+        assert result["config"]["target"] == "aer-noisy:fake_boston"
+        assert result["protocol"] == protocol and result["metrics"]["accuracy"] >= 0
+        assert result["resources"]["circuits"] > 0 and result["resources"]["qpu_seconds"] > 0
+    # one circuit per sequence and one round for the measured model; a round per step for replay
+    assert "| mqrnn (measured) | its dynamic circuit | 2 | 1 |" in out
