@@ -79,9 +79,8 @@ def run_demo(
     base = DEMO_CONFIG.replace(progress=progress)
     results = []
     for model in DEMO_MINUTES:
-        config = base.replace(
-            model=model, max_minutes=DEMO_MINUTES[model] * scale, **DEMO_MODEL_OPTIONS.get(model, {})
-        )
+        options = DEMO_MODEL_OPTIONS.get(model, {})
+        config = base.replace(model=model, max_minutes=DEMO_MINUTES[model] * scale, **options)
         print(
             f"\n== training {model} on copying memory (delay {config.task.delay}) for up to "
             f"{config.run.max_minutes:.1f} min -> {root / model}"
