@@ -84,3 +84,21 @@ def cache(cache_root, monkeypatch):
     builds."""
     monkeypatch.setenv("QRNN_DATA", str(cache_root))
     return cache_root
+
+
+@pytest.fixture
+def opened_modes(monkeypatch) -> list:
+    """Every runtime Session/Batch the IBM boundary opens during the test (local mode included),
+    in order: ``RuntimeBoundary.open_mode`` is wrapped, not replaced."""
+    from qrnn_qiskit.backends.ibm import RuntimeBoundary
+
+    opened: list = []
+    original = RuntimeBoundary.open_mode
+
+    def spy(self, kind, backend, mode_id=None):
+        mode = original(self, kind, backend, mode_id)
+        opened.append(mode)
+        return mode
+
+    monkeypatch.setattr(RuntimeBoundary, "open_mode", spy)
+    return opened

@@ -86,25 +86,15 @@ def test_noisy_fake_kingston_runs_with_idle_relaxation(mrun):
     assert np.isfinite(np.array(result["readouts"])).all()
 
 
-def test_ibm_local_mode_runs_the_circuits_in_a_batch(mrun, monkeypatch, tmp_path):
+def test_ibm_local_mode_runs_the_circuits_in_a_batch(mrun, monkeypatch, tmp_path, opened_modes):
     import shutil
 
     from qiskit_ibm_runtime import Batch
 
-    from qrnn_qiskit.backends.boundary import RuntimeBoundary
-
     run = tmp_path / "run"
     shutil.copytree(mrun, run)
     monkeypatch.setenv("QISKIT_IBM_CHANNEL", "local")
-    opened = []
-    original = RuntimeBoundary.open_mode
-
-    def spy(self, kind, backend, mode_id=None):
-        mode = original(self, kind, backend, mode_id)
-        opened.append(mode)
-        return mode
-
-    monkeypatch.setattr(RuntimeBoundary, "open_mode", spy)
+    opened = opened_modes
     config = EvalConfig(target="ibm:fake_manila", protocol="dynamic", samples=2, shots=4000,
                         optimization_level=1)  # fmt: skip
     result = run_evaluation(run, config, progress=False, log=quiet)

@@ -255,19 +255,11 @@ def test_a_4xx_on_submission_submits_once(run, api_error):
     assert server.submissions == 1 and server.modes[0].closed
 
 
-def test_local_mode_runs_replay_in_a_session(run, monkeypatch):
+def test_local_mode_runs_replay_in_a_session(run, monkeypatch, opened_modes):
     from qiskit_ibm_runtime import Session
 
     monkeypatch.setenv("QISKIT_IBM_CHANNEL", "local")
-    opened = []
-    original = RuntimeBoundary.open_mode
-
-    def spy(self, kind, backend, mode_id=None):
-        mode = original(self, kind, backend, mode_id)
-        opened.append(mode)
-        return mode
-
-    monkeypatch.setattr(RuntimeBoundary, "open_mode", spy)
+    opened = opened_modes
     config = EvalConfig(target="ibm:fake_manila", samples=1, shots=100, max_steps=2, twirling="off")
     result = run_evaluation(run, config, progress=False, log=quiet)
     assert result is not None and len(opened) == 1 and isinstance(opened[0], Session)
