@@ -19,7 +19,7 @@ DEMO_SHOTS = 2000
 
 def _qpu(result: dict) -> str:
     seconds = (result.get("resources") or {}).get("qpu_seconds")
-    return f"{seconds:,.0f}" if seconds is not None else "n/a"
+    return f"{seconds:,.1f}" if seconds is not None else "n/a"
 
 
 def demo_hardware_table(
