@@ -134,10 +134,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     if args.shots < 1:
         raise QRNNError(f"--shots must be >= 1 (shots per circuit), got {args.shots}")
+    from .backends.targets import parse_target
+
+    if parse_target(args.target).kind not in ("aer", "aer-noisy"):  # checked before training
+        raise QRNNError(
+            f"--target {args.target}: the demo runs an aer or aer-noisy simulator target (e.g. "
+            "aer-noisy:fake_kingston); for IBM Quantum use qrnn submit on the demo's runs"
+        )
     run_demo(
         minutes=args.minutes,
         samples=args.samples,
         shots=args.shots,
+        target=args.target,
         root=Path(args.run_root) if args.run_root else None,
         progress=args.progress,
     )
@@ -199,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--run-root", help="folder for the demo's runs (default: runs/demo-TIMESTAMP)"
+    )
+    demo.add_argument(
+        "--target",
+        default="aer-noisy:fake_boston",
+        help="the noisy simulator target of the hardware check (default: aer-noisy:fake_boston, "
+        "a Heron r3 snapshot; any aer or aer-noisy target of qrnn eval)",
     )
     demo.add_argument(
         "--samples",

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .data.copying import memoryless_baseline
-from .evaluation.demo import DEMO_SAMPLES, DEMO_SHOTS, demo_hardware_table
+from .evaluation.demo import DEMO_SAMPLES, DEMO_SHOTS, DEMO_TARGET, demo_hardware_table
 from .formatting import markdown_table
 from .training import RunResult, TrainConfig, Trainer
 
@@ -70,6 +70,7 @@ def run_demo(
     progress: bool = True,
     samples: int = DEMO_SAMPLES,
     shots: int = DEMO_SHOTS,
+    target: str = DEMO_TARGET,
 ) -> list[RunResult]:
     """Train the demo QRNN, a parameter-matched LSTM and a measured QRNN (the coherent QRNN's
     circuit and controller size, measured weakly every step, linear feedforward), print and return
@@ -97,7 +98,6 @@ def run_demo(
         "training each"
     )
     print(format_table(results, baseline))
-    demo_hardware_table(
-        root / "qrnn", root / "mqrnn", samples=samples, shots=shots, progress=progress
-    )
+    runs = (root / "qrnn", root / "mqrnn")
+    demo_hardware_table(*runs, target=target, samples=samples, shots=shots, progress=progress)
     return results
