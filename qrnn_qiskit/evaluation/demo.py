@@ -30,10 +30,10 @@ def demo_hardware_table(
     shots: int = DEMO_SHOTS,
     progress: bool = True,
 ) -> list[dict]:
-    """The coherent QRNN's replay (``--mitigate auto``: the ESP rescale on calibrated targets) and the measured QRNN's dynamic circuits on
-    ``target``, ``samples`` sequences each: one table with the noiseless and noisy accuracy, the
-    retention (95% bootstrap interval), and the circuits, sequential rounds and estimated QPU
-    seconds each protocol needs. Returns the two results."""
+    """The coherent QRNN's replay (``--mitigate auto``: the ESP rescale on calibrated targets) and
+    the measured QRNN's dynamic circuits on ``target``, ``samples`` sequences each: one table with
+    the noiseless and noisy accuracy, the retention (95% bootstrap interval), and the circuits,
+    sequential rounds and estimated QPU seconds each protocol needs. Returns the two results."""
     started = time.perf_counter()
     print(
         f"\n== hardware check on {target}: the coherent QRNN's replay beside the measured QRNN's "
