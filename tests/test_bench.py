@@ -132,7 +132,7 @@ def test_bad_input_is_one_line_before_anything_runs(tmp_path, capsys, text, extr
     assert not root.exists()
 
 
-@pytest.mark.parametrize("name", ["tiny", "table", "paper_scale"])
+@pytest.mark.parametrize("name", ["tiny", "table", "paper_scale", "measured"])
 def test_shipped_specs_check_and_plan(name, capsys):
     assert main(["bench", str(ROOT / "benchmarks" / "specs" / f"{name}.toml"), "--dry-run"]) == 0
     assert "budget per run (every model)" in capsys.readouterr().out
