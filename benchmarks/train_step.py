@@ -1,4 +1,5 @@
-"""Training-step benchmark: the QRNN against a parameter-matched LSTM at the smnist-rows shape.
+"""Training-step benchmark: the QRNN against a parameter-matched LSTM at the smnist-rows shape, and
+the measured QRNN (``--model mqrnn``) beside the QRNN at the same n.
 
     python benchmarks/train_step.py                     # n = 4, 8, 12; B = 64, T = 28, one thread
     python benchmarks/train_step.py --json out.json     # the same, and the rows as JSON
@@ -11,6 +12,13 @@ gradient clipping at 1.0 and an Adam step. The QRNN is ``qrnn train``'s default 
 hidden size is chosen by ``match_hidden_size`` to have the QRNN's parameter count. The measurements
 of one repeat are taken back to back (QRNN step, LSTM step, engine alone), so a load change on the
 machine hits all three; each figure is the median over ``--repeats``.
+
+*mqrnn* is ``qrnn train --model mqrnn --qubits n`` on the same shape: weak measurement of every
+qubit, ``--feedforward linear`` (``--mqrnn-feedforward``) of the first min(n, ``--mqrnn-bits``) bits
+(default 4: 2^4 = 16 density-matrix blocks; all 6 bits at n = 6 would be 64 blocks of 64 × 64 per
+sample and step, ~18 GB of autograd at B = 64, T = 28), the same circuit spec and controller as the
+QRNN, exact mixed-state training in complex64; measured for n <= 6 only (the model's limit), in the
+same back-to-back repeat. *mqrnn / qrnn* is its step time over the QRNN's.
 
 *engine* is the statevector engine alone over the same sequence — T forward steps with readouts,
 then T reversible backward steps (the calls the QRNN's fused pass makes) — and *share* its part of
@@ -55,6 +63,7 @@ from qrnn_qiskit.backends import StatevectorEngine, native  # noqa: E402
 from qrnn_qiskit.formatting import markdown_table  # noqa: E402
 from qrnn_qiskit.models import (  # noqa: E402
     InputSpec,
+    MeasuredConfig,
     build_model,
     count_parameters,
     match_hidden_size,
@@ -144,6 +153,16 @@ def measure(n: int, args: argparse.Namespace) -> dict:
 
     hidden = match_hidden_size(lstm_of, target)
     lstm = lstm_of(hidden)
+    mqrnn = None
+    measured = None
+    if n <= 6 and args.mqrnn_bits > 0:
+        measured = MeasuredConfig(
+            feedforward=args.mqrnn_feedforward, feedforward_bits=min(n, args.mqrnn_bits)
+        )
+        mqrnn = build_model(
+            "mqrnn", inputs, CLASSES, "last", qrnn=config.qrnn, dtype=config.torch_dtype,
+            measured=measured,
+        )  # fmt: skip
     engine = qrnn.core.engine
     if args.step_by_step:
         qrnn.core.fused = False
@@ -151,7 +170,8 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     fused = bool(getattr(qrnn.core, "fusable", lambda steps: False)(args.steps))
     x = torch.randn(args.batch, args.steps, args.features)
     y = torch.randint(0, CLASSES, (args.batch,))
-    optimisers = {m: torch.optim.Adam(m.parameters(), lr=1e-3) for m in (qrnn, lstm)}
+    models = [qrnn, lstm] + ([mqrnn] if mqrnn is not None else [])
+    optimisers = {m: torch.optim.Adam(m.parameters(), lr=1e-3) for m in models}
     angles = torch.randn(args.steps, args.batch, engine.n_params, dtype=engine.real_dtype)
     weights = torch.randn(args.steps, args.batch, engine.n_readouts, dtype=engine.real_dtype)
     calls = {
@@ -159,6 +179,8 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         "lstm": lambda: _train_step(lstm, optimisers[lstm], x, y),
         "engine": lambda: _engine_pass(engine, angles, weights),
     }
+    if mqrnn is not None:
+        calls["mqrnn"] = lambda: _train_step(mqrnn, optimisers[mqrnn], x, y)
     times: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(args.warmup):
         for call in calls.values():
@@ -186,6 +208,11 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         "cycles_per_amplitude_pass": cycles,
         "engine_over_bound": median["engine"] / bound,
         "passes": {"step": g_u, "readouts": g_r},
+        "mqrnn_params": count_parameters(mqrnn) if mqrnn is not None else None,
+        "mqrnn_feedforward": measured.feedforward if measured is not None else None,
+        "mqrnn_bits": measured.feedforward_bits if measured is not None else None,
+        "mqrnn_ms": median.get("mqrnn"),
+        "mqrnn_over_qrnn": median["mqrnn"] / median["qrnn"] if "mqrnn" in median else None,
         "ranges_ms": {k: [min(v), max(v)] for k, v in times.items()},
     }
 
@@ -194,7 +221,7 @@ def table(rows: list[dict]) -> str:
     """The rows as a Markdown table."""
     header = [
         "n", "params", "LSTM h", "QRNN ms", "LSTM ms", "QRNN / LSTM", "engine ms", "engine share",
-        "bound ms", "engine / bound",
+        "bound ms", "engine / bound", "mqrnn ms", "mqrnn / qrnn",
     ]  # fmt: skip
     body = [
         [
@@ -208,6 +235,8 @@ def table(rows: list[dict]) -> str:
             f"{100 * r['engine_share']:.0f}%",
             f"{r['bound_ms']:.2f}",
             f"{r['engine_over_bound']:.1f}×",
+            "–" if r.get("mqrnn_ms") is None else f"{r['mqrnn_ms']:.1f}",
+            "–" if r.get("mqrnn_ms") is None else f"{r['mqrnn_over_qrnn']:.1f}×",
         ]  # fmt: skip
         for r in rows
     ]
@@ -234,6 +263,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument(
         "--step-by-step", action="store_true", help="the QRNN without its fused sequence pass"
+    )
+    parser.add_argument(
+        "--mqrnn-bits",
+        type=int,
+        default=4,
+        help="measured QRNN: fed-forward bits min(n, K) (0: no measured QRNN rows)",
+    )
+    parser.add_argument(
+        "--mqrnn-feedforward", choices=("linear", "table", "none"), default="linear"
     )
     parser.add_argument("--quick", action="store_true", help="n = 4, B = 8, T = 4, 2 repeats")
     args = parser.parse_args(argv)

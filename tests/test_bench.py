@@ -132,7 +132,7 @@ def test_bad_input_is_one_line_before_anything_runs(tmp_path, capsys, text, extr
     assert not root.exists()
 
 
-@pytest.mark.parametrize("name", ["tiny", "table", "paper_scale"])
+@pytest.mark.parametrize("name", ["tiny", "table", "paper_scale", "measured"])
 def test_shipped_specs_check_and_plan(name, capsys):
     assert main(["bench", str(ROOT / "benchmarks" / "specs" / f"{name}.toml"), "--dry-run"]) == 0
     assert "budget per run (every model)" in capsys.readouterr().out
@@ -159,3 +159,36 @@ def test_chrono_is_the_default_on_long_dependency_tasks(monkeypatch):
         assert made.chrono_default == (horizon is not None), task
         if horizon:
             assert made.horizon == horizon
+
+
+def test_measured_entries_are_quantum_models_not_baselines(tmp_path, capsys):
+    """Several mqrnn entries (different --feedforward) beside two qrnn entries: the mqrnn entries
+    keep their own sizes (they are not matched to a QRNN like a classical baseline), the lstm is
+    matched to the qrnn it names, and match on an mqrnn entry is refused."""
+    from qrnn_qiskit.sweep.bench_spec import load
+
+    text = (
+        TINY.replace("[models.lstm]\n", "")
+        + "".join(
+            f'[models.mqrnn-{ff}]\nmodel = "mqrnn"\nfeedforward = "{ff}"\nqubits = 2\nlayers = 1\n'
+            for ff in ("linear", "table", "none")
+        )
+        + '[models.qrnn-nofb]\nmodel = "qrnn"\nqubits = 2\nlayers = 1\nfeedback = false\n'
+    )
+    text += '[models.lstm]\nmatch = "qrnn"\n'
+    bench = load(spec(tmp_path, text))
+    cells = {c.model: c for c in bench.cells}
+    for ff in ("linear", "table", "none"):
+        cell = cells[f"mqrnn-{ff}"]
+        assert cell.kind == "mqrnn" and cell.matched_to is None
+        assert cell.sweep.base.measured.feedforward == ff
+        assert cell.sweep.base.qrnn.controller.width == 128  # its own options, not the qrnn's
+    assert not cells["qrnn-nofb"].sweep.base.qrnn.feedback
+    assert cells["lstm"].matched_to == "qrnn"
+    assert main(["bench", spec(tmp_path, text), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "| copying | mqrnn-table | n=2, L=1, width 128, weak, feedforward table | 2 |" in out
+    assert "| copying | qrnn-nofb | n=2, L=1, width 128, no feedback | 2 |" in out
+    bad = text.replace('feedforward = "none"\n', 'feedforward = "none"\nmatch = "qrnn"\n')
+    assert main(["bench", spec(tmp_path, bad, "bad.toml"), "--dry-run"]) == 2
+    assert "match sizes classical baselines" in capsys.readouterr().err

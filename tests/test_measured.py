@@ -341,6 +341,10 @@ def test_qrnn_train_model_mqrnn_runs_and_resumes(tmp_path, capsys):
     assert config["model"]["kind"] == "mqrnn" and config["measured"]["feedforward"] == "linear"
     steps = [record["step"] for record in read_metrics(run) if "accuracy" in record]
     assert steps == [3, 5]
+    # the report (qrnn report, qrnn bench's table) names its circuit, not a hidden size
+    from qrnn_qiskit.evaluation.report import summarize
+
+    assert summarize(run, with_test=False).size == "n=2, L=1, weak, feedforward linear"
     # what it cannot do yet, refused in one line
     capsys.readouterr()
     for extra in (["--backend", "aer"], ["--coupling", "2"], ["--measure-qubits", "0,5"]):

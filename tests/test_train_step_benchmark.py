@@ -37,3 +37,8 @@ def test_quick_mode_prints_the_table_and_writes_json(tmp_path, capsys):
     assert row["passes"] == {"step": 12, "readouts": 4}
     expected = 8 * 16 * 4 * (4 * 12 + 2 * 4) * 0.5 / (report["clock_ghz"] * 1e9) * 1e3
     assert abs(row["bound_ms"] - expected) < 1e-12
+    # the measured QRNN beside it (n <= 6): linear feedforward of all 4 bits, timed in the repeat
+    assert row["mqrnn_feedforward"] == "linear" and row["mqrnn_bits"] == 4
+    assert row["mqrnn_ms"] > 0 and row["mqrnn_over_qrnn"] == row["mqrnn_ms"] / row["qrnn_ms"]
+    assert row["mqrnn_params"] > row["qrnn_params"]  # the controller writes 1 + k angle sets
+    assert "mqrnn / qrnn" in out

@@ -117,6 +117,9 @@ def summarize(run_dir: str | Path, *, with_test: bool = True) -> RunSummary:
     spec = config.qrnn.spec
     if config.model.kind == "qrnn":
         size = f"n={spec.n_qubits}, L={spec.layers}"
+    elif config.model.kind == "mqrnn":
+        m = config.measured
+        size = f"n={spec.n_qubits}, L={spec.layers}, {m.measurement}, feedforward {m.feedforward}"
     else:
         size = f"h={model.hidden_size}"
     test, tested = None, None

@@ -117,7 +117,7 @@ def _cell_row(bench: Bench, cell: Cell, study: Any) -> Row:
 def _init(config: Any, task: Any) -> str:
     """The initialisation a model of this run got (recorded in the table)."""
     kind = config.model.kind
-    if kind == "qrnn":
+    if kind in ("qrnn", "mqrnn"):
         return f"controller init scale {qrnn_config(config, task).controller.init_scale:g}"
     if kind in ("lstm", "gru"):
         horizon = chrono_horizon(config, task)

@@ -67,7 +67,9 @@ PER_RUN = {
     "schedule",
     "warmup",
 }
-MODEL_SECTIONS = ("model", "qrnn", "baseline", "engine")
+MODEL_SECTIONS = ("model", "qrnn", "measured", "baseline", "engine")
+# the quantum models: sized by their own options; every other model is a classical baseline
+QUANTUM = ("qrnn", "mqrnn")
 # options the bench sets itself, or that a run directory does not take
 NOT_GIVEN = space.NOT_SWEPT | {"progress"}
 ENTRY_KEYS = {"tasks", "match"}  # a model entry's own keys (not qrnn train options)
@@ -175,9 +177,15 @@ class Bench:
 
 def _size(cell: Cell) -> str:
     options = {**cell.sweep.train}
-    if cell.kind == "qrnn":
+    if cell.kind in QUANTUM:
         cfg = cell.sweep.base.qrnn
-        return f"n={cfg.spec.n_qubits}, L={cfg.spec.layers}, width {cfg.controller.width}"
+        size = f"n={cfg.spec.n_qubits}, L={cfg.spec.layers}, width {cfg.controller.width}"
+        if cell.kind == "mqrnn":
+            m = cell.sweep.base.measured
+            size += f", {m.measurement}, feedforward {m.feedforward}"
+        elif not cfg.feedback:
+            size += ", no feedback"
+        return size
     if options.get("hidden"):
         return f"h={options['hidden']}"
     return f"matched to {cell.matched_to}"
@@ -361,7 +369,7 @@ def parse(text: str, path: Path) -> Bench:
                     raise _fail(path, f"[models.{label}] tasks: ", f"no [tasks.{t}]")
             only[label] = listed
         if "match" in entry:
-            if options["model"] == "qrnn":
+            if options["model"] in QUANTUM:
                 raise _fail(path, f"[models.{label}] ", "match sizes classical baselines")
             match[label] = entry["match"]
         models[label] = options
@@ -374,7 +382,7 @@ def parse(text: str, path: Path) -> Bench:
             options = {**shared, **task_options, **models[model_label]}
             kind = options["model"]
             matched = None
-            if kind != "qrnn" and "hidden" not in options:
+            if kind not in QUANTUM and "hidden" not in options:
                 matched = match.get(model_label)
                 if matched is None:
                     if len(qrnns) != 1:
