@@ -387,3 +387,32 @@ def test_the_circuit_transpiles_to_an_if_else_only_heron_target():
     isa = transpile(circuit, backend, optimization_level=1, seed_transpiler=0)
     assert is_isa_circuit(isa, backend.target) == ""
     validate_measured(isa)  # still single-bit if/else, nothing measured inside a branch
+
+
+def test_template_binds_to_the_bound_circuit_and_folds_rzz_inside_branches():
+    from qrnn_qiskit.backends.fractional import RZZ_MAX, fold_template, template_values
+    from qrnn_qiskit.circuits.measured import measured_template, template_row
+
+    spec = QRNNSpec(3, layers=1, entangler="rzz_chain")
+    measurement = MeasurementSpec(3, (0, 1), "weak", "linear")
+    angles = np.random.default_rng(0).uniform(-4, 4, (3, measurement.angle_sets, spec.n_params))
+    template = measured_template(spec, measurement, 3, [0.7, 0.9])
+    row = template_row(angles)[None]
+    bound = template.assign_parameters(template_values(template, row)[0])
+    assert bound == measured_circuit(spec, measurement, angles, [0.7, 0.9])
+    folded = fold_template(template)
+    values = template_values(folded, row)[0]
+    inner = [
+        ins.operation.params[0]
+        for top in folded.data
+        if isinstance(top.operation, IfElseOp)
+        for ins in top.operation.blocks[0].data
+        if ins.operation.name == "rzz"
+    ]
+    assert inner and all(str(a).startswith("rzz_phi") for a in inner)  # branches folded too
+    concrete = folded.assign_parameters(values)
+    for top in concrete.data:
+        blocks = top.operation.blocks if isinstance(top.operation, IfElseOp) else []
+        for ins in [top] + [i for b in blocks for i in b.data]:
+            if ins.operation.name == "rzz":
+                assert 0.0 <= float(ins.operation.params[0]) <= RZZ_MAX + 1e-12

@@ -146,8 +146,12 @@ def test_broadcasts_count_bits_and_registers(mrun):
     # linear, L = 1, k = 2: 2·L·k one-bit conditions per step after the first
     per_circuit = 2 * 1 * 2 * (x.shape[1] - 1)
     protocol = MeasuredProtocol(model, x, budget=per_circuit + 1)
-    assert protocol.counts == [per_circuit] * 2 == [broadcasts(c) for c in protocol.templates]
+    # one template for both sequences (a parameter row each); each sequence counts its broadcasts
+    [template] = protocol.templates
+    assert protocol.counts == [per_circuit] * 2 == [broadcasts(template)] * 2
     assert protocol.jobs == [[0], [1]] and protocol.n_rounds == 2
+    assert protocol.schedule() == [[(0, 1)], [(0, 1)]]
+    assert [len(values) for _, values in protocol.round_pubs(0)] == [1]
     with pytest.raises(QRNNError, match="feedforward"):
         MeasuredProtocol(model, x, budget=per_circuit - 1)
 

@@ -112,3 +112,46 @@ def test_depolarizing_target_is_unchanged():
     assert executor.idle_relaxation is None and executor._noisy(isa) is isa
     (counts,) = executor.run([(isa, None)], shots=200, seed=1)
     assert np.isclose(sum(counts[0].values()), 200)
+
+
+def test_merge_delays_gives_one_delay_per_idle_interval_with_the_same_idle_time():
+    from qiskit.circuit import Delay
+
+    from qrnn_qiskit.backends.relaxation import NEGLIGIBLE_RELAXATION, _relax_delays, merge_delays
+
+    dt = 4e-9
+    circuit = QuantumCircuit(2, 1)
+    circuit.delay(16, 0, "dt")
+    circuit.sx(1)
+    circuit.barrier()
+    circuit.delay(8, 0, "dt")  # same interval of qubit 0: only qubit 1's sx and a barrier between
+    circuit.sx(0)
+    circuit.delay(16, 0, "dt")  # a new interval after qubit 0's sx
+    circuit.measure(1, 0)
+    with circuit.if_test((circuit.clbits[0], 1)):
+        circuit.delay(16, 0, "dt")
+        circuit.delay(16, 1, "dt")
+        circuit.barrier()
+        circuit.delay(16, 0, "dt")
+        circuit.x(1)
+    merged = merge_delays(circuit, dt)
+
+    def delays(c):
+        return [
+            (c.find_bit(i.qubits[0]).index, round(i.operation.duration / dt))
+            for i in c.data
+            if isinstance(i.operation, Delay)
+        ]
+
+    assert delays(merged) == [(0, 24), (0, 16)]
+    [branch] = [i.operation.blocks[0] for i in merged.data if i.operation.name == "if_else"]
+    assert sorted(delays(branch)) == [(0, 32), (1, 16)]
+    assert np.allclose(delay_seconds(merged, dt), delay_seconds(circuit, dt))
+    # an interval below NEGLIGIBLE_RELAXATION in t/T1 and t/T2 gets no channel; others one each
+    tiny = QuantumCircuit(1)
+    tiny.delay(NEGLIGIBLE_RELAXATION * 100e-6 / 2, 0, "s")
+    tiny.delay(1e-6, 0, "s")
+    relaxed = _relax_delays(merge_delays(tiny, dt), [100e-6], [100e-6], dt)
+    assert relaxed.count_ops().get("quantum_channel", 0) == 1
+    relaxed = _relax_delays(tiny, [100e-6], [100e-6], dt)
+    assert relaxed.count_ops().get("quantum_channel", 0) == 1

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterExpression, ParameterVector
+from qiskit.circuit import ControlFlowOp, ParameterExpression, ParameterVector
 from qiskit.transpiler import Target
 
 from ..errors import QRNNError
@@ -58,14 +58,23 @@ def _single_parameter(value) -> tuple | None:
     return None
 
 
+def _rzz_angles(circuit: QuantumCircuit) -> list:
+    """The parametrized RZZ angles of ``circuit``, inside control flow too."""
+    found = []
+    for ins in circuit.data:
+        op = ins.operation
+        if isinstance(op, ControlFlowOp):
+            for block in op.blocks:
+                found += _rzz_angles(block)
+        elif op.name == "rzz" and isinstance(op.params[0], ParameterExpression):
+            found.append(op.params[0])
+    return found
+
+
 def fold_template(circuit: QuantumCircuit) -> QuantumCircuit:
-    """``circuit`` with every RZZ(θ[i]) of a vector parameter replaced by its folded form (a
-    circuit without parametrized RZZ is returned unchanged)."""
-    found = [
-        _single_parameter(ins.operation.params[0])
-        for ins in circuit.data
-        if ins.operation.name == "rzz" and isinstance(ins.operation.params[0], ParameterExpression)
-    ]
+    """``circuit`` with every RZZ(θ[i]) of a vector parameter replaced by its folded form, inside
+    if/else branches too (a circuit without parametrized RZZ is returned unchanged)."""
+    found = [_single_parameter(value) for value in _rzz_angles(circuit)]
     if not found:
         return circuit
     if any(f is None for f in found):
@@ -78,19 +87,27 @@ def fold_template(circuit: QuantumCircuit) -> QuantumCircuit:
         raise QRNNError(f"{circuit.name}: RZZ angles come from several parameter vectors")
     length = found[0][2]
     phi, a, b = (ParameterVector(name, length) for name in _VECTORS)
-    out = circuit.copy_empty_like()
-    for ins in circuit.data:
-        op = ins.operation
-        if op.name == "rzz" and isinstance(op.params[0], ParameterExpression):
-            _, i, _ = _single_parameter(op.params[0])
-            c, t = ins.qubits
-            out.rx(math.pi * a[i], c)
-            out.rzz(phi[i], c, t)
-            out.rx(math.pi * a[i], c)
-            out.rz(math.pi * b[i], c)
-            out.rz(math.pi * b[i], t)
-        else:
-            out.append(op, ins.qubits, ins.clbits)
+
+    def fold(block: QuantumCircuit) -> QuantumCircuit:
+        out = block.copy_empty_like()
+        for ins in block.data:
+            op = ins.operation
+            if isinstance(op, ControlFlowOp):
+                blocks = [fold(inner) for inner in op.blocks]
+                out.append(op.replace_blocks(blocks), ins.qubits, ins.clbits)
+            elif op.name == "rzz" and isinstance(op.params[0], ParameterExpression):
+                _, i, _ = _single_parameter(op.params[0])
+                c, t = ins.qubits
+                out.rx(math.pi * a[i], c)
+                out.rzz(phi[i], c, t)
+                out.rx(math.pi * a[i], c)
+                out.rz(math.pi * b[i], c)
+                out.rz(math.pi * b[i], t)
+            else:
+                out.append(op, ins.qubits, ins.clbits)
+        return out
+
+    out = fold(circuit)
     out.metadata = {**(circuit.metadata or {}), FOLDED: next(iter(source))}
     return out
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
-from qiskit.circuit import Clbit, ControlFlowOp, IfElseOp
+from qiskit.circuit import Clbit, ControlFlowOp, IfElseOp, Parameter, ParameterVector
 from qiskit.quantum_info import Operator
 
 from ..errors import QRNNError
@@ -183,10 +183,11 @@ def measured_circuit(
     alphas: Sequence[float] | None = None,
     name: str = "mqrnn",
 ) -> QuantumCircuit:
-    """The bound dynamic circuit of one sequence. ``angles`` [T, A, P] are the host's angle sets
-    per step (A = ``measurement.angle_sets``: linear a, b_1..b_k; table c_0..c_{2^k−1}; none a);
-    ``alphas``: the coupling angle of every measured qubit (weak measurement)."""
-    angles = np.asarray(angles, dtype=float)
+    """The dynamic circuit of one sequence. ``angles`` [T, A, P] are the host's angle sets per step
+    (A = ``measurement.angle_sets``: linear a, b_1..b_k; table c_0..c_{2^k−1}; none a): numbers
+    (a bound circuit) or ``Parameter`` objects (a template, :func:`measured_template`);
+    ``alphas``: the coupling angle of every measured qubit (weak measurement), always bound."""
+    angles = np.asarray(angles, dtype=object if _symbolic(angles) else float)
     n, p, m, k = spec.n_qubits, spec.n_params, measurement.m, measurement.bits
     sets = measurement.angle_sets
     if measurement.n_qubits != n:
@@ -221,7 +222,8 @@ def measured_circuit(
         for instruction in group:
             qubits = [data[step.find_bit(q).index] for q in instruction.qubits]
             gate = type(instruction.operation)
-            circuit.append(gate(float(values[index[instruction.operation.params[0]]])), qubits)
+            value = values[index[instruction.operation.params[0]]]
+            circuit.append(gate(value if isinstance(value, Parameter) else float(value)), qubits)
 
     for t in range(steps):
         for kind, group in gate_groups(step):
@@ -254,6 +256,37 @@ def measured_circuit(
             circuit.measure(anc[r], bit(t, r))
             circuit.reset(anc[r])
     return circuit
+
+
+def _symbolic(angles) -> bool:
+    return any(isinstance(a, Parameter) for a in np.asarray(angles, dtype=object).reshape(-1))
+
+
+TEMPLATE_VECTOR = "theta"
+
+
+def measured_template(
+    spec: QRNNSpec,
+    measurement: MeasurementSpec,
+    steps: int,
+    alphas: Sequence[float] | None = None,
+    name: str = "mqrnn",
+) -> QuantumCircuit:
+    """The dynamic circuit of every sequence of ``steps`` steps as one template: the angle sets are
+    the elements of ``ParameterVector("theta", T·A·P)`` in the order of ``angles.reshape(-1)``
+    (bind a sequence with :func:`template_row`), the coupling angles ``alphas`` are bound. Sequences
+    of one run differ only in their angles, so one template is transpiled (and scheduled) once for
+    all of them. Angles a bit never selects (table feedforward at t = 0: c_1..) are not in it."""
+    shape = (steps, measurement.angle_sets, spec.n_params)
+    theta = ParameterVector(TEMPLATE_VECTOR, int(np.prod(shape)))
+    angles = np.empty(shape, dtype=object)
+    angles.reshape(-1)[:] = list(theta)
+    return measured_circuit(spec, measurement, angles, alphas, name=name)
+
+
+def template_row(angles: np.ndarray) -> np.ndarray:
+    """The parameter row of :func:`measured_template` for one sequence's angle sets [T, A, P]."""
+    return np.asarray(angles, dtype=float).reshape(-1)
 
 
 def validate_measured(circuit: QuantumCircuit, registers: bool = False) -> None:

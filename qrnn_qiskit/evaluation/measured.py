@@ -1,17 +1,21 @@
 """Evaluation of a measured QRNN (``--model mqrnn``): its own dynamic circuit, one per sequence.
 
 The measured model is defined by its dynamic circuit (``circuits.measured``), so its evaluation
-builds exactly the trained circuits: the angle sets a(x), b(x) / c(x) come from the inputs alone and
-are bound on the host (``MeasuredCore.circuit``); the bits select angles in real time. One
-measurement setting (the model fixes what is measured), one circuit per sequence, independent jobs
-in a runtime Batch. Readouts are shot averages of (−1)^{s_{t,r}} per step and measured qubit (plus
-the terminal ⟨Z_q⟩ with ``--final-z``); the head runs on the host (``head_outputs``). ``exact`` is
-the trained model's own features (``MeasuredCore``, the exact mixed-state simulation): on the
-``exact`` target no circuit runs and the readouts are those.
+runs exactly the trained circuits: the angle sets a(x), b(x) / c(x) come from the inputs alone and
+are computed on the host; the bits select angles in real time. The circuits of all sequences share
+their structure (same T, same conditions, the run's coupling angles α bound), so they are one
+parametrized template (``measured_template``) with one parameter row per sequence: transpiled, and
+on fake backends scheduled for idle relaxation, once per evaluation. One measurement setting (the
+model fixes what is measured), independent jobs in a runtime Batch. Readouts are shot averages of
+(−1)^{s_{t,r}} per step and measured qubit (plus the terminal ⟨Z_q⟩ with ``--final-z``); the head
+runs on the host (``head_outputs``). ``exact`` is the trained model's own features
+(``MeasuredCore``, the exact mixed-state simulation): on the ``exact`` target no circuit runs and
+the readouts are those.
 
-IBM jobs hold at most ``JOB_BROADCAST_BUDGET`` one-bit broadcasts; circuits are packed into jobs
-by their conditions (``circuits.measured.measured_jobs``), one job per round of the round loop —
-the rounds are independent (``dependent_rounds = False``): all are submitted before any is awaited.
+IBM jobs hold at most ``JOB_BROADCAST_BUDGET`` one-bit broadcasts; sequences (rows) are packed
+into jobs by their conditions (``circuits.measured.measured_jobs``), one job (one PUB) per round of
+the round loop — the rounds are independent (``dependent_rounds = False``): all are submitted
+before any is awaited.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ import torch
 from qiskit import ClassicalRegister
 
 from ..backends.noisy import Counts
-from ..circuits.measured import broadcasts, measured_jobs, shot_bits
+from ..circuits.measured import (
+    broadcasts,
+    measured_jobs,
+    measured_template,
+    shot_bits,
+    template_row,
+)
 from ..errors import QRNNError
 from ..models import MeasuredCore, SequenceModel
 from .protocols import HardwareProtocol
@@ -33,7 +43,8 @@ SEMANTICS = "the trained measured model: its own dynamic circuit, bits averaged 
 
 
 class MeasuredProtocol(HardwareProtocol):
-    """The measured QRNN's dynamic circuits (one per sequence), packed into jobs by ``budget``
+    """The measured QRNN's dynamic circuit (one template, a row per sequence), packed into jobs by
+    ``budget``
     (one-bit broadcasts per job; None: one job). ``sampled=False`` (the exact target): no circuits,
     the readouts are the exact simulation's."""
 
@@ -75,19 +86,31 @@ class MeasuredProtocol(HardwareProtocol):
         self.measure_instruction = "measure"
         self.jobs: list[list[int]] = []
         self.counts: list[int] = []
+        self.rows = np.zeros((self.samples, 0))
         self.estimates = np.full((self.samples, self.steps, core.output_size), np.nan)
         self._done: set[int] = set()
         if not sampled:
             self.estimates = self.exact.double().numpy().copy()
             return
-        for k in range(self.samples):
-            circuit = core.circuit(self.features[k], name=f"mqrnn_{k}")
-            if self.final_z:  # terminal projective readout of the data register (last step)
-                z = ClassicalRegister(self.n, "z")
-                circuit.add_register(z)
-                circuit.measure(circuit.qregs[0], z)
-            self.templates.append(circuit)
-        self.counts = [broadcasts(c) for c in self.templates]
+        # one template for every sequence (same T, same conditions; only the angles differ):
+        # transpiled and scheduled once; a sequence is one parameter row of it
+        with torch.no_grad():
+            sets = core.angle_sets(self.features.to(core.controller.out.weight.dtype))
+            alphas = core.alphas()
+        self.rows = np.stack([template_row(a) for a in sets.double().numpy()])  # [K, T·A·P]
+        circuit = measured_template(
+            self.spec,
+            self.measurement,
+            self.steps,
+            None if alphas is None else alphas.tolist(),
+            name="mqrnn",
+        )
+        if self.final_z:  # terminal projective readout of the data register (last step)
+            z = ClassicalRegister(self.n, "z")
+            circuit.add_register(z)
+            circuit.measure(circuit.qregs[0], z)
+        self.templates = [circuit]
+        self.counts = [broadcasts(circuit)] * self.samples  # per sequence (one circuit each)
         describe = (
             f"T = {self.steps}, {self.measurement.feedforward} feedforward of "
             f"{self.measurement.bits} bit(s)"
@@ -103,10 +126,11 @@ class MeasuredProtocol(HardwareProtocol):
         return len(self.jobs)
 
     def schedule(self) -> list[list[tuple[int, int]]]:
-        return [[(i, 1) for i in job] for job in self.jobs]
+        return [[(0, len(job))] for job in self.jobs]
 
     def round_pubs(self, r: int) -> list[tuple[int, np.ndarray | None]]:
-        return [(i, None) for i in self.jobs[r]]
+        """One PUB per job: the template with the rows of the job's sequences."""
+        return [(0, self.rows[self.jobs[r]])]
 
     def configure(self, isa: Sequence, executor: Any) -> None:
         """Record which measurement instruction the ISA circuits use (``measure_2`` where the
@@ -119,7 +143,7 @@ class MeasuredProtocol(HardwareProtocol):
         width = t * m + (n if self.final_z else 0)
         for j, i in enumerate(self.jobs[r]):
             acc, total = np.zeros(width), 0.0
-            for key, count in counts[j][0].items():
+            for key, count in counts[0][j].items():
                 acc += count * (1.0 - 2.0 * shot_bits(key, width))
                 total += count
             signs = acc / total
