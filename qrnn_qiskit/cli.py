@@ -217,11 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--samples",
         type=int,
-        default=8,
-        help="evaluation sequences run on the noisy fake backend (default: 8)",
+        default=6,
+        help="evaluation sequences run on the noisy fake backend (default: 6)",
     )
     demo.add_argument(
-        "--shots", type=int, default=2000, help="shots per circuit there (default: 2000)"
+        "--shots", type=int, default=1000, help="shots per circuit there (default: 1000)"
     )
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     demo.set_defaults(func=cmd_demo)

@@ -34,7 +34,7 @@ DEMO_CONFIG = TrainConfig.flat(
     threads=1,
 )
 # equal training budgets (wall-clock minutes each), so no model wins by training longer
-DEMO_MINUTES = {"qrnn": 1.25, "lstm": 1.25, "mqrnn": 1.25}
+DEMO_MINUTES = {"qrnn": 1.0, "lstm": 1.0, "mqrnn": 1.0}
 # per-model changes: the measured QRNN's controller writes 1 + k angle sets per step (linear
 # feedforward of k = 4 bits), so a width of 30 matches the coherent QRNN's parameters (3,199 vs
 # 3,173); the LSTM is matched by --match-params' rule
