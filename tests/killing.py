@@ -48,6 +48,9 @@ for line in sys.stdin:
                 # again here, before any command, and refuse to run otherwise
                 torch.set_num_threads(1)
                 assert torch.get_num_threads() == 1, torch.get_num_threads()
+                # the child's own hard timeout: SIGALRM ends it even if the zygote's wait never
+                # comes (the tests' waits are shorter; pytest-timeout is 600 s)
+                signal.alarm(int(request.get("alarm", 900)))
                 log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 os.dup2(log, 1)
                 os.dup2(log, 2)
