@@ -86,7 +86,7 @@ def _measured_defaults(args: argparse.Namespace) -> None:
     """A measured run (``--model mqrnn``) is evaluated as its own dynamic circuit: --protocol
     defaults to dynamic for it; the coherent dynamic protocol's --coupling/--corrections do not
     apply (one-line errors)."""
-    from .runner import is_measured_run
+    from .runner import coherent_flag_error, is_measured_run
 
     if not is_measured_run(args.run):
         return
@@ -94,11 +94,7 @@ def _measured_defaults(args: argparse.Namespace) -> None:
         args.protocol = "dynamic"
     for flag in ("--coupling", "--corrections"):
         if _given(args, flag):
-            raise QRNNError(
-                f"{flag} shapes the coherent model's dynamic protocol; a measured run's circuit "
-                "is fixed by its training (its measurement and coupling are in config.json): "
-                f"drop {flag}"
-            )
+            raise coherent_flag_error(flag)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

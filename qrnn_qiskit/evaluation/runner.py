@@ -189,6 +189,15 @@ def is_measured_run(run_dir: str | Path) -> bool:
         return False
 
 
+def coherent_flag_error(flag: str) -> QRNNError:
+    """The one-line error for a flag of the coherent model's dynamic protocol given for a measured
+    run."""
+    return QRNNError(
+        f"{flag} shapes the coherent model's dynamic protocol; a measured run's circuit is fixed "
+        f"by its training (its measurement and coupling are in config.json): drop {flag}"
+    )
+
+
 def make_protocol(
     config: EvalConfig, model, x: torch.Tensor, target: TargetSpec | None = None
 ) -> HardwareProtocol:
@@ -203,11 +212,8 @@ def make_protocol(
                 "dynamic (default for it)"
             )
         if config.coupling != "cnot" or config.corrections != -1:
-            flag = "--coupling" if config.coupling != "cnot" else "--corrections"
-            raise QRNNError(
-                f"{flag} shapes the coherent model's dynamic protocol; a measured run's circuit "
-                "is fixed by its training (its measurement and coupling are in config.json): "
-                f"drop {flag}"
+            raise coherent_flag_error(
+                "--coupling" if config.coupling != "cnot" else "--corrections"
             )
         from ..circuits.measured import JOB_BROADCAST_BUDGET
 
